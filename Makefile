@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` and `make test`. Everything else is below them.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+REVIEWS := $(VENV)/bin/reviews
+# Default data: the shared Amazon review files beside the project (never copied into it).
+DATA ?= $(wildcard ../shared/data)
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install bench stack-down clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch first and alone: pip then takes the CPU build on disk instead of a CUDA download.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m ops.demo --data "$(DATA)"
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+stack-down:
+	$(REVIEWS) stack down
+
+clean: stack-down
+	rm -rf .stack

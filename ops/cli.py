@@ -1,0 +1,58 @@
+"""``reviews``: the one entry point for every operator command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from shared.logs import configure_logging
+from shared.settings import get_settings
+
+
+def _report(name: str, message: str) -> None:
+    print(f"  {name:<22} {message}", flush=True)
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from ops.stack.manager import Stack
+
+    settings = get_settings()
+    stack = Stack(settings)
+    if args.action == "up":
+        print(f"starting the local stack in {settings.state_path}")
+        stack.up(_report)
+    elif args.action == "down":
+        print(f"stopping the local stack in {settings.state_path}")
+        stack.down(_report)
+        return 0
+    statuses = stack.status()
+    width = max(len(s.name) for s in statuses)
+    for s in statuses:
+        pid = str(s.pid) if s.pid else "-"
+        print(f"  {s.name:<{width}}  {pid:>8}  {s.detail}")
+    return 0 if all(s.answering for s in statuses) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reviews", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the local stack of real servers and workers")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(func=cmd_stack)
+
+    from ops.source.cli import add_source_commands
+
+    add_source_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(get_settings())
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

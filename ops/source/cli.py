@@ -1,0 +1,2 @@
+def add_source_commands(sub):
+    pass

