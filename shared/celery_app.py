@@ -10,6 +10,7 @@ imports torch.
 from __future__ import annotations
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue as KombuQueue
 
 from shared.queues import Queue
@@ -43,6 +44,15 @@ def create_celery(settings=None) -> Celery:
         task_send_sent_event=True,
         beat_max_loop_interval=10,
         timezone="UTC",
+        beat_schedule={
+            # Both triggers, beat and `reviews run`, lead to the same extract.run task.
+            "daily-run": {
+                "task": "extract.start",
+                "schedule": crontab(hour=settings.daily_run_hour, minute=settings.daily_run_minute),
+                "kwargs": {"trigger": "beat"},
+            },
+            "sweep-stalled-runs": {"task": "publish.sweep", "schedule": float(settings.sweep_every_s)},
+        },
     )
     return app
 

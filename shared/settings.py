@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=3600, ge=1)
     archive_retry_for_s: int = Field(default=6 * 3600, ge=0)
     source_retry_for_s: int = Field(default=600, ge=0)
+    stalled_after_s: int = Field(default=900, ge=1, description="a run with no batch activity this long is swept")
+    sweep_every_s: int = Field(default=300, ge=1)
     daily_run_hour: int = Field(default=2, ge=0, le=23)
     daily_run_minute: int = Field(default=0, ge=0, le=59)
     pseudonym_key: SecretStr = SecretStr("local-pseudonym-key")
@@ -96,6 +98,7 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=256, ge=8)
     torch_threads: int = Field(default=0, ge=0, description="0: the cores of the machine")
     quantize_int8: bool = False
+    score_cache_ttl_s: int = Field(default=30 * 86400, ge=60, description="model outputs cached by content hash")
 
     # --- API -----------------------------------------------------------------------------
     api_host: str = "127.0.0.1"

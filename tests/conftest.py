@@ -66,3 +66,11 @@ def servers() -> Iterator[Settings]:
     finally:
         Stack(settings).down()  # services too, if a test started them
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lake(servers: Settings):
+    from shared.clients import make_s3
+    from shared.lake import Lake
+
+    return Lake(make_s3(servers), servers.s3_bucket)

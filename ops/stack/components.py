@@ -189,6 +189,12 @@ def _pg_ping(ctx: Context) -> None:
         conn.close()
 
 
+def _pg_init_metadata(ctx: Context) -> None:
+    from shared.history import init_metadata_db
+
+    init_metadata_db(ctx.settings)
+
+
 # --- MongoDB wire server ----------------------------------------------------------------------
 
 
@@ -346,7 +352,8 @@ def components(settings: Settings) -> list[Component]:
     """Every component, in start order: servers first, then the services that use them."""
     servers = [
         Component("redis", "server", _redis_command, _redis_ping, port=lambda s: s.redis_port),
-        Postgres("postgres", "server", lambda ctx: [], _pg_ping, port=lambda s: s.postgres_port),
+        Postgres("postgres", "server", lambda ctx: [], _pg_ping, after_start=_pg_init_metadata,
+                 port=lambda s: s.postgres_port),  # fmt: skip
         Component("mongo", "server", _mongo_command, _mongo_ping, port=lambda s: s.mongo_port),
         Component("s3", "server", _s3_command, _s3_ping, after_start=_s3_create_bucket,
                   port=lambda s: s.s3_endpoint_port),  # fmt: skip

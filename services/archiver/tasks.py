@@ -1,1 +1,43 @@
-"""Celery tasks of this stage (thin: the work lives in plain functions)."""
+"""Archive task: upsert a raw batch into MongoDB. MongoDB down delays it, never fails the run."""
+
+from __future__ import annotations
+
+from celery import signals
+
+from services.archiver import archive
+from shared import clients
+from shared.celery_app import app
+from shared.history import Stage
+from shared.schemas import RAW
+from shared.settings import get_settings
+from shared.tasks import BatchOutcome, BatchRef, StageTask, retries_within
+
+_store: archive.ArchiveStore | None = None
+
+
+@signals.worker_init.connect
+def _open_store(**_) -> None:
+    global _store
+    _store = archive.ArchiveStore(get_settings())
+
+
+@signals.worker_shutdown.connect
+def _close_store(**_) -> None:
+    if _store is not None:
+        _store.close()
+
+
+@app.task(
+    name="archive.batch", bind=True, base=StageTask, stage=Stage.ARCHIVE,
+    max_retries=retries_within(get_settings().archive_retry_for_s),
+)  # fmt: skip
+def archive_batch(self, ref: dict) -> int:
+    ref = BatchRef(**ref)
+
+    def work() -> BatchOutcome:
+        c = clients.get()
+        table = c.lake.get_table(ref.key, RAW)
+        archived = archive.run(_store, table, ref.run_id)
+        return BatchOutcome(table.num_rows, archived, f"mongodb:{c.settings.mongo_db}.{c.settings.mongo_collection}")
+
+    return self.run_batch(ref, work).rows_out

@@ -1,1 +1,38 @@
-"""Celery tasks of this stage (thin: the work lives in plain functions)."""
+"""Classify task. The model loads once per worker process, at start, never per task:
+a missing or corrupt model fails the worker's start with a clear message."""
+
+from __future__ import annotations
+
+from celery import signals
+
+from services.classifier import stage
+from services.classifier.model import load_classifier
+from services.classifier.score_cache import RedisScoreCache
+from shared import clients
+from shared.celery_app import app
+from shared.history import Stage
+from shared.settings import get_settings
+from shared.tasks import BatchOutcome, BatchRef, StageTask, publish_if_complete
+
+_classifier = None
+
+
+@signals.worker_init.connect
+def _load_model(**_) -> None:
+    global _classifier
+    _classifier = load_classifier(get_settings())
+
+
+@app.task(name="classify.batch", bind=True, base=StageTask, stage=Stage.CLASSIFY)
+def classify_batch(self, ref: dict) -> int:
+    ref = BatchRef(**ref)
+    c = clients.get()
+
+    def work() -> BatchOutcome:
+        cache = RedisScoreCache(c.redis, c.settings.score_cache_ttl_s)
+        key, rows = stage.run(c.lake, _classifier, cache, c.settings, ref.run_id, ref.batch, ref.key)
+        return BatchOutcome(rows, rows, key)
+
+    outcome = self.run_batch(ref, work)
+    publish_if_complete(ref.run_id)
+    return outcome.rows_out

@@ -1,1 +1,70 @@
-"""Celery tasks of this stage (thin: the work lives in plain functions)."""
+"""Extract tasks: start a run (beat's daily trigger), and extract it batch by batch."""
+
+from __future__ import annotations
+
+import structlog
+
+from services.extractor.extract import connect_source, extract
+from shared import clients
+from shared.celery_app import app
+from shared.history import RunAlreadyActive, Stage
+from shared.settings import get_settings
+from shared.tasks import BatchRef, StageTask, publish_if_complete, retries_within, send
+
+log = structlog.get_logger()
+
+
+@app.task(name="extract.start", bind=True, base=StageTask, stage=Stage.EXTRACT)
+def start(self, trigger: str = "beat", params: dict | None = None) -> str:
+    """Create a run and enqueue its extraction: what beat fires every day."""
+    try:
+        run_id = clients.get().history.create_run(trigger, params)
+    except RunAlreadyActive as exc:
+        log.warning("run_already_active", run_id=exc.run_id)
+        return exc.run_id
+    send("extract.run", BatchRef(run_id, 0, ""))
+    return run_id
+
+
+@app.task(
+    name="extract.run", bind=True, base=StageTask, stage=Stage.EXTRACT,
+    # An unreachable source is retried with backoff for this long, then fails the run.
+    max_retries=retries_within(get_settings().source_retry_for_s),
+)  # fmt: skip
+def run(self, ref: dict) -> int:
+    run_id = BatchRef(**ref).run_id
+    c = clients.get()
+    structlog.contextvars.bind_contextvars(run_id=run_id, stage="extract", task_id=self.request.id)
+    c.history.start_run(run_id)
+    record = c.history.get_run(run_id)
+    if record is None or record["status"] != "running":
+        log.warning("run_not_running", status=record and record["status"])
+        return 0
+    params = record["params"]
+    done = c.history.extracted_batches(run_id)  # a retry resumes after what is already out
+    limit = params.get("limit")
+    conn = connect_source(c.settings.source_reader_dsn)
+    try:
+        for batch in extract(
+            conn, c.lake, run_id, params.get("batch_size") or c.settings.batch_size,
+            first_batch=len(done) + 1, after_id=done[-1]["cursor"] if done else 0,
+            limit=None if limit is None else limit - sum(b["rows_out"] for b in done),
+        ):  # fmt: skip
+            ref = BatchRef(run_id, batch.batch, batch.key)
+            send("archive.batch", ref)
+            send("transform.batch", ref)
+            c.history.finish_batch(
+                run_id, Stage.EXTRACT, batch.batch, rows_in=batch.rows, rows_out=batch.rows,
+                output_key=batch.key, cursor=batch.last_review_id,
+            )  # fmt: skip
+    finally:
+        conn.close()
+    done = c.history.extracted_batches(run_id)
+    rows = sum(b["rows_out"] for b in done)
+    if not done:
+        c.history.fail_run(run_id, "the source has no reviews to extract")
+        return 0
+    c.history.set_extracted(run_id, len(done), rows)
+    log.info("run_extracted", batches=len(done), rows=rows)
+    publish_if_complete(run_id)  # every batch may be classified already
+    return rows

@@ -1,1 +1,28 @@
-"""Celery tasks of this stage (thin: the work lives in plain functions)."""
+"""Transform task: clean and validate a raw batch, then announce it to the classifier."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.transformer import transform
+from shared import clients
+from shared.celery_app import app
+from shared.history import Stage
+from shared.tasks import BatchOutcome, BatchRef, StageTask, send
+
+
+@app.task(name="transform.batch", bind=True, base=StageTask, stage=Stage.TRANSFORM)
+def transform_batch(self, ref: dict) -> int:
+    ref = BatchRef(**ref)
+    c = clients.get()
+
+    def work() -> BatchOutcome:
+        key, rows, rejects = transform.run(
+            c.lake, ref.run_id, ref.batch, ref.key, c.settings.pseudonym_key.get_secret_value().encode(),
+            datetime.now(UTC),
+        )  # fmt: skip
+        return BatchOutcome(rows + rejects, rows, key, rejects)
+
+    outcome = self.run_batch(ref, work)
+    send("classify.batch", BatchRef(ref.run_id, ref.batch, outcome.output_key))
+    return outcome.rows_out

@@ -1,0 +1,47 @@
+"""The sweep: finds runs that stopped moving and re-announces what they wait for.
+
+Messages can be lost between a database commit and a broker send (a worker killed
+in between, Redis restarted without the message). Every stage is idempotent, so
+re-announcing a batch whose next step never ran is always safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from shared.history import History, Stage
+from shared.tasks import BatchRef
+
+log = structlog.get_logger()
+
+# stage -> (the stage it waits for, the task that does it)
+NEXT = {Stage.TRANSFORM: Stage.EXTRACT, Stage.ARCHIVE: Stage.EXTRACT, Stage.CLASSIFY: Stage.TRANSFORM}
+TASK = {Stage.TRANSFORM: "transform.batch", Stage.ARCHIVE: "archive.batch", Stage.CLASSIFY: "classify.batch"}
+
+
+def sweep(history: History, send: Callable[[str, BatchRef], None], stalled_after_s: int) -> list[str]:
+    """Repair every stalled run; returns what it re-announced, for the log and the tests."""
+    actions: list[str] = []
+    for run in history.stalled_runs(stalled_after_s):
+        run_id = run["run_id"]
+        if run["extracted_batches"] is None:
+            send("extract.run", BatchRef(run_id, 0, ""))
+            actions.append(f"{run_id}: extract")
+            continue
+        if run["publish_requested_at"] is not None or history.claim_publish(run_id):
+            send("publish.run", BatchRef(run_id, 0, ""))
+            actions.append(f"{run_id}: publish")
+            continue
+        batches = history.batches(run_id)
+        by_stage = {(b["stage"], b["batch_no"]): b for b in batches}
+        for stage, upstream in NEXT.items():
+            for b in (b for b in batches if b["stage"] == upstream.value and b["status"] == "succeeded"):
+                mine = by_stage.get((stage.value, b["batch_no"]))
+                if mine is None or mine["status"] in ("running", "retrying"):
+                    send(TASK[stage], BatchRef(run_id, b["batch_no"], b["output_key"]))
+                    actions.append(f"{run_id}: {stage.value} batch {b['batch_no']}")
+    for action in actions:
+        log.warning("sweep_reannounced", action=action)
+    return actions

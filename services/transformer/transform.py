@@ -1,0 +1,108 @@
+"""Transform: clean, validate, enrich and pseudonymise one raw batch.
+
+Rows that fail validation are not dropped: they go to ``rejects/`` with the
+first reason that failed them. No buyer id leaves this stage: it becomes a keyed
+pseudonym (HMAC-SHA256), stable across runs so analytics can still group by
+buyer, and useless without the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import io
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from shared.lake import Lake, cleaned_key, rejects_key
+from shared.schemas import CLEANED, RAW
+
+EARLIEST_REVIEW = pd.Timestamp("1995-01-01", tz="UTC")  # Amazon's first customer reviews
+_TAG = re.compile(r"<[^>]{0,2000}>")
+_SPACE = re.compile(r"\s+")
+# Unicode "other" categories: control, format, unassigned, private use, surrogates.
+_INVISIBLE = {"Cc", "Cf", "Cn", "Co", "Cs"}
+REJECT_COLUMNS = ["review_id", "product_id", "buyer_pseudonym", "rating", "title", "text", "reviewed_at", "reason"]
+
+
+def clean_text(value: object) -> str:
+    """Decode HTML entities (twice: the public files hold double-escaped ones), drop tags,
+    normalise unicode (NFKC) and whitespace."""
+    if not isinstance(value, str):
+        return ""
+    text = html.unescape(html.unescape(value))
+    text = _TAG.sub(" ", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in _INVISIBLE)
+    return _SPACE.sub(" ", text).strip()
+
+
+def pseudonym(buyer_id: str, key: bytes) -> str:
+    return hmac.new(key, buyer_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _reasons(df: pd.DataFrame, now: pd.Timestamp) -> pd.Series:
+    """The first failed rule per row, or None. Order matters: the earliest reason is reported."""
+    rules = [
+        ("duplicate review_id", df["review_id"].duplicated(keep="first")),
+        ("rating not in 1..5", ~df["rating"].isin([1, 2, 3, 4, 5])),
+        ("empty text", df["text"].str.len().fillna(0) == 0),
+        ("unknown product", ~df["product_known"].fillna(False).astype(bool) | (df["product_id"].fillna("") == "")),
+        ("missing buyer", df["buyer_id"].fillna("") == ""),
+        (
+            "timestamp outside 1995-01-01..now",
+            df["reviewed_at"].isna() | (df["reviewed_at"] < EARLIEST_REVIEW) | (df["reviewed_at"] > now),
+        ),
+    ]
+    reason = pd.Series([None] * len(df), index=df.index, dtype=object)
+    for name, failed in rules:
+        reason = reason.where(~(failed & reason.isna()), name)
+    return reason
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    cleaned: pa.Table
+    rejects: pd.DataFrame
+
+
+def transform(raw: pa.Table, pseudonym_key: bytes, now: datetime) -> TransformResult:
+    df = raw.to_pandas(types_mapper=pd.ArrowDtype).astype(
+        {"title": object, "text": object, "buyer_id": object, "product_id": object}
+    )
+    df["title"] = df["title"].map(clean_text)
+    df["text"] = df["text"].map(clean_text)
+    df["product_title"] = df["product_title"].map(lambda v: clean_text(v) or None, na_action="ignore")
+    now_ts = pd.Timestamp(now).tz_convert(UTC)
+    df["reviewed_at"] = pd.to_datetime(df["reviewed_at"].astype("datetime64[ms, UTC]"), utc=True)
+    reason = _reasons(df, now_ts + timedelta(days=1))
+    df["buyer_pseudonym"] = df["buyer_id"].map(lambda b: pseudonym(b, pseudonym_key) if b else "")
+
+    rejects = df.loc[reason.notna()].assign(reason=reason[reason.notna()])[REJECT_COLUMNS]
+    good = df.loc[reason.isna()].copy()
+    good["helpful_votes"] = good["helpful_votes"].fillna(0)
+    good["text_length"] = good["text"].str.len()
+    good["word_count"] = good["text"].str.split().str.len()
+    good["age_days"] = ((now_ts - good["reviewed_at"]).dt.total_seconds() / 86400).astype(np.float32)
+    cleaned = pa.Table.from_pandas(good[CLEANED.names], schema=CLEANED, preserve_index=False)
+    return TransformResult(cleaned, rejects.reset_index(drop=True))
+
+
+def run(lake: Lake, run_id: str, batch: int, raw_key: str, pseudonym_key: bytes, now: datetime) -> tuple[str, int, int]:
+    """Transform one stored raw batch; returns (cleaned key, rows out, rejects)."""
+    raw = lake.get_table(raw_key, RAW)
+    result = transform(raw, pseudonym_key, now)
+    if len(result.rejects):
+        buffer = io.StringIO()
+        result.rejects.to_csv(buffer, index=False)
+        lake.put_bytes(rejects_key(run_id, batch), buffer.getvalue().encode(), "text/csv")
+    key = cleaned_key(run_id, batch)
+    lake.put_table(key, result.cleaned)
+    return key, result.cleaned.num_rows, len(result.rejects)

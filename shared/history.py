@@ -1,0 +1,375 @@
+"""Run history in the pipeline's own PostgreSQL metadata database (as Airflow keeps its own).
+
+A *run* has an id, a trigger, parameters and a status; each stage records one
+row per batch (status, attempts, timings, rows in/out, rejects, last error).
+Celery's result backend expires results and is not history: this is.
+
+The completion barrier that fires ``publish`` exactly once also lives here: it
+is a conditional UPDATE on the run row, not a Celery chord (chords on Redis are
+known to lose callbacks with many header tasks).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+import psycopg2
+import psycopg2.extras
+import psycopg2.pool
+from psycopg2 import sql
+
+from shared.settings import Settings
+
+
+class Stage(StrEnum):
+    EXTRACT = "extract"
+    ARCHIVE = "archive"
+    TRANSFORM = "transform"
+    CLASSIFY = "classify"
+    PUBLISH = "publish"
+
+
+TRIGGERS = ("beat", "api", "cli")
+ACTIVE = ("queued", "running")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (
+    run_id                text PRIMARY KEY,
+    logical_date          date NOT NULL,
+    trigger               text NOT NULL CHECK (trigger IN ('beat', 'api', 'cli')),
+    params                jsonb NOT NULL DEFAULT '{}',
+    status                text NOT NULL DEFAULT 'queued'
+                          CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    created_at            timestamptz NOT NULL DEFAULT now(),
+    started_at            timestamptz,
+    finished_at           timestamptz,
+    extracted_batches     integer,          -- known once extraction is complete
+    source_rows           integer,
+    publish_requested_at  timestamptz,      -- set once, by the completion barrier
+    curated_key           text,
+    curated_rows          integer,
+    error                 text
+);
+-- Two triggers of the same logical run (same date) never run at once.
+CREATE UNIQUE INDEX IF NOT EXISTS run_one_active_per_date ON run (logical_date)
+    WHERE status IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS run_created_at ON run (created_at DESC);
+
+CREATE TABLE IF NOT EXISTS batch (
+    run_id       text NOT NULL REFERENCES run ON DELETE CASCADE,
+    stage        text NOT NULL CHECK (stage IN ('extract', 'archive', 'transform', 'classify', 'publish')),
+    batch_no     integer NOT NULL,          -- 0 for the run-level publish step
+    status       text NOT NULL
+                 CHECK (status IN ('running', 'succeeded', 'retrying', 'dead')),
+    attempts     integer NOT NULL DEFAULT 0, -- deliveries that started work
+    retries      integer NOT NULL DEFAULT 0, -- of which scheduled retries after a transient error
+    started_at   timestamptz,
+    finished_at  timestamptz,
+    rows_in      integer,
+    rows_out     integer,
+    rejects      integer,
+    input_key    text,
+    output_key   text,
+    cursor       bigint,                    -- extract: the last review id of the batch (resume point)
+    worker       text,
+    last_error   text,
+    PRIMARY KEY (run_id, stage, batch_no)
+);
+"""
+
+
+class RunAlreadyActive(Exception):
+    def __init__(self, run_id: str, logical_date: date):
+        super().__init__(f"run {run_id} for {logical_date} is already queued or running")
+        self.run_id = run_id
+
+
+class BatchDead(Exception):
+    """A batch exceeded its attempt limit: it is dead-lettered, not requeued again."""
+
+
+@dataclass(frozen=True)
+class BatchStart:
+    """What ``begin_batch`` decided: go on, or skip a delivery whose work is already done."""
+
+    attempts: int
+    already_done: bool
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    # Sortable by time: curated versions named after run ids sort oldest first.
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def init_metadata_db(settings: Settings) -> None:
+    """Create the metadata database, its owner role and tables; idempotent."""
+    admin = psycopg2.connect(settings.postgres_admin_dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            user, password = settings.metadata_user, settings.metadata_password.get_secret_value()
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            cur.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(user)), (password,))
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.metadata_db,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(settings.metadata_db), sql.Identifier(user)))  # fmt: skip
+    finally:
+        admin.close()
+    conn = psycopg2.connect(settings.metadata_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(SCHEMA)
+    finally:
+        conn.close()
+
+
+class History:
+    """Reads and writes run history through a small connection pool made once per process."""
+
+    def __init__(self, dsn: str, max_connections: int = 4):
+        # minconn 0: nothing connects before the first use, so a worker starts while
+        # PostgreSQL restarts and its first task retries instead of the worker crashing.
+        self._pool = psycopg2.pool.ThreadedConnectionPool(0, max_connections, dsn)
+
+    def close(self) -> None:
+        self._pool.closeall()
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg2.extras.RealDictCursor]:
+        conn = self._pool.getconn()
+        try:
+            with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                yield cur
+        finally:
+            self._pool.putconn(conn)
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def create_run(self, trigger: str, params: dict | None = None, logical_date: date | None = None) -> str:
+        logical_date = logical_date or datetime.now(UTC).date()
+        run_id = new_run_id()
+        try:
+            with self._cursor() as cur:
+                cur.execute(
+                    "INSERT INTO run (run_id, logical_date, trigger, params) VALUES (%s, %s, %s, %s)",
+                    (run_id, logical_date, trigger, psycopg2.extras.Json(params or {})),
+                )
+        except psycopg2.errors.UniqueViolation:
+            with self._cursor() as cur:
+                cur.execute(
+                    "SELECT run_id FROM run WHERE logical_date = %s AND status IN ('queued', 'running')",
+                    (logical_date,),
+                )
+                row = cur.fetchone()
+            raise RunAlreadyActive(row["run_id"] if row else "?", logical_date) from None
+        return run_id
+
+    def get_run(self, run_id: str) -> dict | None:
+        with self._cursor() as cur:
+            cur.execute("SELECT * FROM run WHERE run_id = %s", (run_id,))
+            return cur.fetchone()
+
+    def list_runs(self, limit: int = 20) -> list[dict]:
+        with self._cursor() as cur:
+            cur.execute("SELECT * FROM run ORDER BY created_at DESC LIMIT %s", (limit,))
+            return cur.fetchall()
+
+    def start_run(self, run_id: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET status = 'running', started_at = coalesce(started_at, now()) "
+                "WHERE run_id = %s AND status IN ('queued', 'running')",
+                (run_id,),
+            )
+
+    def set_extracted(self, run_id: str, batches: int, rows: int) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET extracted_batches = %s, source_rows = %s WHERE run_id = %s",
+                (batches, rows, run_id),
+            )
+
+    def claim_publish(self, run_id: str) -> bool:
+        """The completion barrier: True for exactly one caller, once every batch is classified.
+
+        Callers commit their own batch's status first and call this afterwards: the
+        last batch to commit then sees every other one, so the barrier cannot be missed,
+        and ``publish_requested_at IS NULL`` under the row lock makes it fire at most once.
+        """
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                UPDATE run SET publish_requested_at = now()
+                WHERE run_id = %(run)s AND status = 'running' AND publish_requested_at IS NULL
+                  AND extracted_batches IS NOT NULL
+                  AND extracted_batches = (SELECT count(*) FROM batch WHERE run_id = %(run)s
+                                           AND stage = 'classify' AND status = 'succeeded')
+                RETURNING run_id
+                """,
+                {"run": run_id},
+            )
+            return cur.fetchone() is not None
+
+    def finish_run(self, run_id: str, curated_key: str, curated_rows: int) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET status = 'succeeded', finished_at = now(), curated_key = %s, curated_rows = %s, "
+                "error = NULL WHERE run_id = %s",
+                (curated_key, curated_rows, run_id),
+            )
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET status = 'failed', finished_at = now(), error = %s "
+                "WHERE run_id = %s AND status IN ('queued', 'running')",
+                (error[:2000], run_id),
+            )
+
+    # --- batches ------------------------------------------------------------------------------
+
+    def begin_batch(
+        self, run_id: str, stage: Stage, batch_no: int, max_attempts: int,
+        input_key: str | None = None, worker: str | None = None,
+    ) -> BatchStart:  # fmt: skip
+        """Record a delivery starting work; dead-letter a batch that keeps dying mid-work.
+
+        Raises ``BatchDead`` once more deliveries started than ended, beyond the limit:
+        a poisoned batch (one that kills its worker) must not be requeued forever.
+        """
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO batch (run_id, stage, batch_no, status, attempts, started_at, input_key, worker)
+                VALUES (%s, %s, %s, 'running', 0, now(), %s, %s)
+                ON CONFLICT (run_id, stage, batch_no) DO NOTHING
+                """,
+                (run_id, stage.value, batch_no, input_key, worker),
+            )
+            cur.execute(
+                "SELECT status, attempts, retries FROM batch WHERE run_id = %s AND stage = %s AND batch_no = %s "
+                "FOR UPDATE",
+                (run_id, stage.value, batch_no),
+            )
+            row = cur.fetchone()
+            if row["status"] in ("succeeded", "dead"):
+                return BatchStart(row["attempts"], already_done=True)
+            attempts = row["attempts"] + 1
+            if attempts - row["retries"] > max_attempts:
+                cur.execute(
+                    "UPDATE batch SET status = 'dead', finished_at = now(), last_error = coalesce(last_error, '') || "
+                    "%s WHERE run_id = %s AND stage = %s AND batch_no = %s",
+                    (f" [dead-lettered after {attempts - 1} attempts]", run_id, stage.value, batch_no),
+                )
+                dead = True
+            else:
+                dead = False
+                cur.execute(
+                    "UPDATE batch SET status = 'running', attempts = %s, started_at = now(), finished_at = NULL, "
+                    "worker = coalesce(%s, worker), input_key = coalesce(%s, input_key) "
+                    "WHERE run_id = %s AND stage = %s AND batch_no = %s",
+                    (attempts, worker, input_key, run_id, stage.value, batch_no),
+                )
+        if dead:  # raised after the commit: the dead-letter mark must stick
+            raise BatchDead(f"{stage.value} batch {batch_no} of run {run_id}: {attempts - 1} attempts died")
+        return BatchStart(attempts, already_done=False)
+
+    def finish_batch(
+        self, run_id: str, stage: Stage, batch_no: int, *, rows_in: int, rows_out: int,
+        rejects: int = 0, output_key: str | None = None, cursor: int | None = None,
+    ) -> None:  # fmt: skip
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO batch (run_id, stage, batch_no, status, attempts, started_at)
+                VALUES (%(run)s, %(stage)s, %(n)s, 'running', 1, now())
+                ON CONFLICT (run_id, stage, batch_no) DO NOTHING;
+                UPDATE batch SET status = 'succeeded', finished_at = now(), rows_in = %(rin)s, rows_out = %(rout)s,
+                       rejects = %(rej)s, output_key = %(key)s, cursor = %(cursor)s, last_error = NULL
+                WHERE run_id = %(run)s AND stage = %(stage)s AND batch_no = %(n)s
+                """,
+                {"run": run_id, "stage": stage.value, "n": batch_no, "rin": rows_in, "rout": rows_out,
+                 "rej": rejects, "key": output_key, "cursor": cursor},
+            )  # fmt: skip
+
+    def retry_batch(self, run_id: str, stage: Stage, batch_no: int, error: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE batch SET status = 'retrying', retries = retries + 1, last_error = %s "
+                "WHERE run_id = %s AND stage = %s AND batch_no = %s",
+                (error[:2000], run_id, stage.value, batch_no),
+            )
+
+    def kill_batch(self, run_id: str, stage: Stage, batch_no: int, error: str) -> None:
+        """A permanent failure: recorded as dead, never retried."""
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO batch (run_id, stage, batch_no, status, attempts, started_at)
+                VALUES (%(run)s, %(stage)s, %(n)s, 'dead', 1, now())
+                ON CONFLICT (run_id, stage, batch_no) DO UPDATE
+                SET status = 'dead', finished_at = now(), last_error = %(err)s
+                """,
+                {"run": run_id, "stage": stage.value, "n": batch_no, "err": error[:2000]},
+            )
+
+    def extracted_batches(self, run_id: str) -> list[dict]:
+        """The run's extract batches that completed, in order (the resume point of a retry)."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT batch_no, output_key, cursor, rows_out FROM batch "
+                "WHERE run_id = %s AND stage = 'extract' AND status = 'succeeded' ORDER BY batch_no",
+                (run_id,),
+            )
+            return cur.fetchall()
+
+    def batches(self, run_id: str, stage: Stage | None = None) -> list[dict]:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT * FROM batch WHERE run_id = %s AND (%s::text IS NULL OR stage = %s) ORDER BY stage, batch_no",
+                (run_id, stage and stage.value, stage and stage.value),
+            )
+            return cur.fetchall()
+
+    def stage_summary(self, run_id: str) -> dict[str, dict]:
+        """Per stage: batches by status, rows in/out, rejects, attempts and busy seconds."""
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                SELECT stage,
+                       count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                       count(*) FILTER (WHERE status = 'running') AS running,
+                       count(*) FILTER (WHERE status = 'retrying') AS retrying,
+                       count(*) FILTER (WHERE status = 'dead') AS dead,
+                       coalesce(sum(rows_in), 0) AS rows_in, coalesce(sum(rows_out), 0) AS rows_out,
+                       coalesce(sum(rejects), 0) AS rejects, coalesce(sum(attempts), 0) AS attempts,
+                       coalesce(sum(extract(epoch FROM finished_at - started_at)), 0)::float AS busy_s,
+                       min(started_at) AS first_started, max(finished_at) AS last_finished,
+                       max(last_error) FILTER (WHERE status <> 'succeeded') AS last_error
+                FROM batch WHERE run_id = %s GROUP BY stage
+                """,
+                (run_id,),
+            )
+            return {row.pop("stage"): row for row in cur.fetchall()}
+
+    def stalled_runs(self, older_than_s: int) -> list[dict]:
+        """Running runs with no batch activity for ``older_than_s``: what the sweep repairs."""
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                SELECT r.* FROM run r
+                WHERE r.status = 'running' AND r.started_at < now() - make_interval(secs => %(s)s)
+                  AND NOT EXISTS (SELECT 1 FROM batch b WHERE b.run_id = r.run_id
+                                  AND greatest(b.started_at, b.finished_at) > now() - make_interval(secs => %(s)s))
+                """,
+                {"s": older_than_s},
+            )
+            return cur.fetchall()

@@ -1,0 +1,117 @@
+"""The data lake on S3: where each zone's objects live, and reading/writing them.
+
+Keys are derived from (run id, batch number) only, so every stage is idempotent:
+a redelivered task rewrites the same object instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LATEST_KEY = "curated/LATEST.json"
+CURATED_PREFIX = "curated/review_curated_"
+
+
+def raw_key(run_id: str, batch: int) -> str:
+    return f"raw/run={run_id}/batch={batch:05d}.parquet"
+
+
+def cleaned_key(run_id: str, batch: int) -> str:
+    return f"cleaned/run={run_id}/batch={batch:05d}.parquet"
+
+
+def rejects_key(run_id: str, batch: int) -> str:
+    return f"rejects/run={run_id}/batch={batch:05d}.csv"
+
+
+def scored_key(run_id: str, batch: int) -> str:
+    return f"scored/run={run_id}/batch={batch:05d}.parquet"
+
+
+def curated_key(run_id: str) -> str:
+    return f"{CURATED_PREFIX}{run_id}.parquet"
+
+
+@dataclass(frozen=True)
+class CuratedVersion:
+    """What the "latest" pointer says: the API serves ``key``."""
+
+    version: str  # the run id that produced it
+    key: str
+    rows: int
+    size_bytes: int
+    published_at: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> CuratedVersion:
+        return cls(**json.loads(data))
+
+
+class Lake:
+    """One bucket, through a boto3 S3 client made once per process and handed in."""
+
+    def __init__(self, s3, bucket: str):
+        self.s3 = s3
+        self.bucket = bucket
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        except self.s3.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def put_table(self, key: str, table: pa.Table) -> int:
+        """Write a table as zstd Parquet; returns the object's size."""
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        data = buffer.getvalue()
+        self.put_bytes(key, data, "application/vnd.apache.parquet")
+        return len(data)
+
+    def get_table(self, key: str, schema: pa.Schema | None = None) -> pa.Table:
+        table = pq.read_table(io.BytesIO(self.get_bytes(key)))
+        return table.select(schema.names).cast(schema) if schema is not None else table
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in chunk]})
+
+    # --- the curated "latest" pointer ----------------------------------------------------------
+
+    def latest(self) -> CuratedVersion | None:
+        try:
+            return CuratedVersion.from_json(self.get_bytes(LATEST_KEY))
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def set_latest(self, version: CuratedVersion) -> None:
+        # A single PUT replaces an S3 object atomically: readers see the old pointer or the new.
+        self.put_bytes(LATEST_KEY, version.to_json(), "application/json")
+
+    def curated_versions(self) -> list[str]:
+        """Run ids of the curated files present, oldest first (run ids sort by time)."""
+        return [k[len(CURATED_PREFIX) : -len(".parquet")] for k in self.list_keys(CURATED_PREFIX)]

@@ -1,0 +1,88 @@
+"""Run history on the real PostgreSQL: the completion barrier, attempts, one active run per date."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from shared.history import BatchDead, History, RunAlreadyActive, Stage, init_metadata_db
+
+
+def test_init_is_idempotent(servers, history):
+    init_metadata_db(servers)
+    init_metadata_db(servers)
+
+
+def test_barrier_fires_exactly_once_with_hundreds_of_concurrent_batches(history: History, logical_date):
+    # given a run of 400 batches whose classify steps finish in random order on 12 threads,
+    # while extraction is still being recorded
+    run_id = history.create_run("cli", {}, logical_date)
+    history.start_run(run_id)
+    batches = list(range(1, 401))
+    random.Random(7).shuffle(batches)
+
+    def classify(n: int) -> bool:
+        history.begin_batch(run_id, Stage.CLASSIFY, n, 3)
+        history.finish_batch(run_id, Stage.CLASSIFY, n, rows_in=10, rows_out=10, output_key=f"k{n}")
+        if n == batches[200]:  # extraction ends half-way through classification
+            history.set_extracted(run_id, len(batches), 4000)
+        return history.claim_publish(run_id)
+
+    # when every batch tries the barrier after committing its own status
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        fired = list(pool.map(classify, batches))
+
+    # then publish is claimed exactly once, and never again
+    assert sum(fired) == 1
+    assert history.claim_publish(run_id) is False
+
+
+def test_barrier_waits_for_extraction_to_finish(history: History, logical_date):
+    run_id = history.create_run("cli", {}, logical_date)
+    history.start_run(run_id)
+    history.finish_batch(run_id, Stage.CLASSIFY, 1, rows_in=1, rows_out=1)
+    assert history.claim_publish(run_id) is False  # more batches may still come
+    history.set_extracted(run_id, 1, 1)
+    assert history.claim_publish(run_id) is True
+
+
+def test_a_batch_that_keeps_dying_is_dead_lettered(history: History, logical_date):
+    # given a batch whose deliveries start and never finish (the worker dies each time)
+    run_id = history.create_run("cli", {}, logical_date)
+    for attempt in range(1, 4):
+        assert history.begin_batch(run_id, Stage.TRANSFORM, 1, max_attempts=3).attempts == attempt
+    # when it is delivered once more, then it is dead-lettered instead of processed
+    with pytest.raises(BatchDead):
+        history.begin_batch(run_id, Stage.TRANSFORM, 1, max_attempts=3)
+    (batch,) = history.batches(run_id, Stage.TRANSFORM)
+    assert batch["status"] == "dead" and "dead-lettered after 3 attempts" in batch["last_error"]
+    # and a later redelivery is told the batch is finished with, not run again
+    assert history.begin_batch(run_id, Stage.TRANSFORM, 1, max_attempts=3).already_done
+
+
+def test_scheduled_retries_do_not_count_towards_the_poison_limit(history: History, logical_date):
+    run_id = history.create_run("cli", {}, logical_date)
+    for _ in range(5):
+        history.begin_batch(run_id, Stage.ARCHIVE, 1, max_attempts=2)
+        history.retry_batch(run_id, Stage.ARCHIVE, 1, "ServerSelectionTimeoutError")
+    start = history.begin_batch(run_id, Stage.ARCHIVE, 1, max_attempts=2)
+    assert start.attempts == 6 and not start.already_done
+
+
+def test_a_finished_batch_is_not_done_twice(history: History, logical_date):
+    run_id = history.create_run("cli", {}, logical_date)
+    history.begin_batch(run_id, Stage.CLASSIFY, 1, 3)
+    history.finish_batch(run_id, Stage.CLASSIFY, 1, rows_in=5, rows_out=5, output_key="scored/x")
+    assert history.begin_batch(run_id, Stage.CLASSIFY, 1, 3).already_done
+
+
+def test_two_triggers_of_the_same_date_do_not_run_at_once(history: History, logical_date):
+    first = history.create_run("beat", {}, logical_date)
+    with pytest.raises(RunAlreadyActive) as raised:
+        history.create_run("cli", {}, logical_date)
+    assert raised.value.run_id == first
+    # once the first has ended, the date can run again
+    history.fail_run(first, "test")
+    assert history.create_run("api", {}, logical_date) != first

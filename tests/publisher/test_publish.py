@@ -1,0 +1,63 @@
+"""Publish on the real S3 server: merge, sort, atomic latest pointer, retention."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from services.publisher.publish import DuplicateReviews, publish
+from shared.lake import LATEST_KEY, curated_key, scored_key
+from shared.schemas import CURATED, SCORED
+
+
+def scored_table(rows: list[tuple[int, str, float]]) -> pa.Table:
+    """Scored rows (review id, product id, relevance), every other column a plausible value."""
+    data = []
+    for review_id, product_id, relevance in rows:
+        row = {f.name: None for f in SCORED}
+        row.update(
+            review_id=review_id, product_id=product_id, rating=4, title="t", text="x", helpful_votes=0,
+            reviewed_at=datetime(2015, 1, 1, tzinfo=UTC), buyer_pseudonym="p", category="quality",
+            category_confidence=0.5, label_scores=json.dumps({"quality": 0.5}), relevance_score=relevance,
+            relevance_text_only=relevance,
+        )  # fmt: skip
+        data.append(row)
+    return pa.Table.from_pylist(data, schema=SCORED)
+
+
+def put_batches(lake, run_id: str, batches: list[list[tuple[int, str, float]]]) -> list[str]:
+    keys = []
+    for n, rows in enumerate(batches, start=1):
+        keys.append(scored_key(run_id, n))
+        lake.put_table(keys[-1], scored_table(rows))
+    return keys
+
+
+def test_publish_merges_sorts_and_moves_latest(lake):
+    keys = put_batches(lake, "20260101T000000Z-aaaaaa", [[(1, "B", 0.2), (2, "A", 0.1)], [(3, "A", 0.9), (4, "B", 0.8)]])
+    version = publish(lake, "20260101T000000Z-aaaaaa", keys, keep=3)
+    table = lake.get_table(version.key)
+    assert table.schema.equals(CURATED)
+    assert table.column("review_id").to_pylist() == [3, 2, 4, 1]  # by product, then relevance descending
+    assert lake.latest() == version and version.rows == 4
+
+
+def test_duplicates_are_never_published_and_latest_stays(lake):
+    before = lake.latest()
+    keys = put_batches(lake, "20260102T000000Z-bbbbbb", [[(1, "A", 0.5)], [(1, "A", 0.5)]])
+    with pytest.raises(DuplicateReviews):
+        publish(lake, "20260102T000000Z-bbbbbb", keys, keep=3)
+    assert lake.latest() == before
+    assert not lake.exists(curated_key("20260102T000000Z-bbbbbb"))
+
+
+def test_only_the_newest_versions_are_kept(lake):
+    runs = [f"20260201T00000{i}Z-cccccc" for i in range(5)]
+    for run_id in runs:
+        publish(lake, run_id, put_batches(lake, run_id, [[(1, "A", 0.5)]]), keep=2)
+    kept = [v for v in lake.curated_versions() if v.startswith("20260201")]
+    assert kept == runs[-2:]
+    assert json.loads(lake.get_bytes(LATEST_KEY))["version"] == runs[-1]

@@ -1,0 +1,96 @@
+"""Transform: cleaning, validation with reasons, features, pseudonyms (plain functions)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from services.transformer.transform import clean_text, pseudonym, transform
+from shared.schemas import CLEANED, RAW
+
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def raw_row(review_id: int, **overrides) -> dict:
+    row = dict(
+        review_id=review_id, product_id="B000TEST", buyer_id=f"A{review_id}BUYER", rating=5, title="Nice",
+        text="Works well.", helpful_votes=1, total_votes=2, verified_purchase=True,
+        reviewed_at=datetime(2014, 3, 1, tzinfo=UTC), product_title="A product", product_brand="Brand",
+        product_category="Music", product_known=True,
+    )  # fmt: skip
+    row.update(overrides)
+    return row
+
+
+def run(rows: list[dict]):
+    return transform(pa.Table.from_pylist(rows, schema=RAW), b"test-key", NOW)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("Tom &amp; Jerry", "Tom & Jerry"),
+        ("double &amp;quot;escaped&amp;quot;", 'double "escaped"'),
+        ("<p>Great <b>sound</b></p><br/>really", "Great sound really"),
+        ("zero\u200bwidth and\u00a0nbsp", "zerowidth and nbsp"),
+        ("  many\n\n  spaces\t here ", "many spaces here"),
+        ("ﬁne ligature", "fine ligature"),
+        (None, ""),
+    ],
+)
+def test_clean_text(raw, clean):
+    assert clean_text(raw) == clean
+
+
+def test_each_rejected_row_has_its_reason_and_the_rest_pass():
+    result = run([
+        raw_row(1),
+        raw_row(1, text="same id again"),
+        raw_row(2, rating=0),
+        raw_row(3, rating=None),
+        raw_row(4, text="<br/>  &nbsp; "),
+        raw_row(5, product_known=False),
+        raw_row(6, reviewed_at=datetime(1990, 1, 1, tzinfo=UTC)),
+        raw_row(7, reviewed_at=datetime(2030, 1, 1, tzinfo=UTC)),
+        raw_row(8, buyer_id=""),
+        raw_row(9, text="A fine review &amp; more."),
+    ])  # fmt: skip
+    reasons = dict(zip(result.rejects["review_id"], result.rejects["reason"], strict=True))
+    assert reasons == {
+        1: "duplicate review_id",
+        2: "rating not in 1..5",
+        3: "rating not in 1..5",
+        4: "empty text",
+        5: "unknown product",
+        6: "timestamp outside 1995-01-01..now",
+        7: "timestamp outside 1995-01-01..now",
+        8: "missing buyer",
+    }
+    assert result.cleaned.column("review_id").to_pylist() == [1, 9]
+    assert result.cleaned.num_rows + len(result.rejects) == 10
+
+
+def test_features_and_schema():
+    result = run([raw_row(1, text="one two  three &amp; four", helpful_votes=None)])
+    row = result.cleaned.to_pylist()[0]
+    assert result.cleaned.schema == CLEANED
+    assert row["text"] == "one two three & four"
+    assert (row["text_length"], row["word_count"], row["helpful_votes"]) == (20, 5, 0)
+    assert row["age_days"] == pytest.approx((NOW - datetime(2014, 3, 1, tzinfo=UTC)).days)
+
+
+def test_no_buyer_id_goes_downstream():
+    result = run([raw_row(1), raw_row(2, rating=9)])
+    assert "buyer_id" not in result.cleaned.schema.names
+    assert "buyer_id" not in result.rejects.columns
+    text = result.cleaned.to_pandas().to_csv() + result.rejects.to_csv()
+    assert "A1BUYER" not in text and "A2BUYER" not in text
+    assert result.cleaned.column("buyer_pseudonym")[0].as_py() == pseudonym("A1BUYER", b"test-key")
+
+
+def test_pseudonym_is_keyed_and_stable():
+    assert pseudonym("A1", b"k1") == pseudonym("A1", b"k1")
+    assert pseudonym("A1", b"k1") != pseudonym("A1", b"k2")
+    assert pseudonym("A1", b"k1") != pseudonym("A2", b"k1")
