@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import boto3
 import redis
 from botocore.config import Config
+from celery import Celery
 
+from shared.celery_app import create_celery
 from shared.history import History
 from shared.lake import Lake
 from shared.settings import Settings
@@ -23,6 +25,7 @@ class Clients:
     lake: Lake
     history: History
     redis: redis.Redis
+    celery: Celery  # for sending tasks: the worker's own app, or one made from these settings
 
     def close(self) -> None:
         self.history.close()
@@ -46,7 +49,7 @@ def make_s3(settings: Settings, *, api: bool = False):
 _current: Clients | None = None
 
 
-def init(settings: Settings) -> Clients:
+def init(settings: Settings, celery: Celery | None = None) -> Clients:
     global _current
     if _current is None:
         _current = Clients(
@@ -54,6 +57,7 @@ def init(settings: Settings) -> Clients:
             lake=Lake(make_s3(settings), settings.s3_bucket),
             history=History(settings.metadata_dsn),
             redis=redis.Redis.from_url(settings.redis_url),
+            celery=celery or create_celery(settings),
         )
     return _current
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 LATEST_KEY = "curated/LATEST.json"
+CURATED_CHANNEL = "reviews:curated"  # Redis pub/sub: the publisher announces, the API reloads
 CURATED_PREFIX = "curated/review_curated_"
 
 

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_token: SecretStr = SecretStr("local-api-token")
+    api_reviews_per_product: int = Field(default=200, ge=1, description="filters apply to these most relevant")
+    api_reload_check_s: float = Field(default=30.0, gt=0, description="fallback poll of the latest pointer")
 
     # --- Flower --------------------------------------------------------------------------
     flower_host: str = "127.0.0.1"

@@ -133,8 +133,8 @@ def _configure_worker_logging(**_) -> None:
 
 
 @signals.worker_init.connect
-def _init_worker_clients(**_) -> None:
-    clients.init(get_settings())
+def _init_worker_clients(sender, **_) -> None:
+    clients.init(get_settings(), celery=sender.app)
 
 
 @signals.worker_shutdown.connect
@@ -144,9 +144,7 @@ def _close_worker_clients(**_) -> None:
 
 def send(task_name: str, ref: BatchRef) -> None:
     """Announce ``ref`` to the stage behind ``task_name``: by name, so no stage imports another."""
-    from shared.celery_app import app
-
-    app.send_task(task_name, args=[ref.as_message()])
+    clients.get().celery.send_task(task_name, args=[ref.as_message()])
 
 
 def publish_if_complete(run_id: str) -> bool:

@@ -1,16 +1,75 @@
-"""The API service: ``create_app()`` builds it; uvicorn runs it with ``--factory``."""
+"""The API service: ``create_app()`` builds it; uvicorn runs it with ``--factory``.
+
+The lifespan owns every client (S3 with the API's read-only credentials, Redis,
+the run-history pool, a Celery app for sending) and the task that keeps the
+served curated version fresh. The API has no MongoDB credentials at all.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aioboto3
+import redis.asyncio
+from botocore.config import Config
 from fastapi import FastAPI
 
+from services.api.errors import install_error_handler
+from services.api.metrics import ApiMetrics
+from services.api.reload import IndexHolder
+from services.api.routes import health, jobs, metrics, products, reviews
+from shared.celery_app import create_celery
+from shared.history import History
+from shared.lake import CURATED_CHANNEL
+from shared.logs import configure_logging
+from shared.settings import Settings, get_settings
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="Review intelligence API")
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "OK"}
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    session = aioboto3.Session()
+    async with session.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.api_s3_access_key_id,
+        aws_secret_access_key=settings.api_s3_secret_access_key.get_secret_value(),
+        config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 2}),
+    ) as s3:
+        app.state.s3 = s3
+        app.state.redis = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=5)
+        app.state.history = History(settings.metadata_dsn)
+        app.state.celery = create_celery(settings)
+        holder = app.state.holder = IndexHolder(s3, settings.s3_bucket, settings.api_reviews_per_product)
+        await holder.refresh()  # serve at once when a version exists; not fatal when S3 is down
+        follower = asyncio.create_task(holder.follow(app.state.redis, CURATED_CHANNEL, settings.api_reload_check_s))
+        try:
+            yield
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            await app.state.redis.aclose()
+            app.state.history.close()
+            app.state.celery.close()
 
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    app = FastAPI(
+        title="Review intelligence API",
+        summary="The most useful reviews of each product, from the newest curated version.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = ApiMetrics()
+    app.state.metrics.install(app)
+    install_error_handler(app)
+    for router in (health.router, reviews.router, products.router, jobs.router, metrics.router):
+        app.include_router(router)
     return app

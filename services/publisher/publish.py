@@ -14,9 +14,6 @@ import pyarrow.compute as pc
 from shared.lake import CuratedVersion, Lake, curated_key
 from shared.schemas import CURATED, SCORED
 
-CURATED_CHANNEL = "reviews:curated"  # Redis pub/sub: the API reloads on a message here
-
-
 class DuplicateReviews(ValueError):
     """Two scored batches hold the same review: a bug upstream, never published."""
 

@@ -24,3 +24,15 @@ def history(servers: Settings) -> Iterator[History]:
 def logical_date() -> date:
     """A date no other test's run uses: one active run per date is the rule under test elsewhere."""
     return next(_dates)
+
+
+@pytest.fixture(scope="session")
+def pipeline(servers: Settings, loaded_source, history):
+    """The session's servers plus every worker, beat, Flower and the API; clients for the test."""
+    from ops.stack.manager import Stack
+    from shared import clients
+
+    Stack(servers).up()
+    c = clients.init(servers)
+    yield c
+    clients.close()

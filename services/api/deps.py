@@ -1,0 +1,55 @@
+"""Dependencies of the routes, as ``Annotated`` aliases; everything comes from ``app.state``."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.api.errors import Forbidden, NotReady, Unauthorized
+from services.api.index import ReviewIndex
+from services.api.reload import IndexHolder
+from shared.history import History
+from shared.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_holder(request: Request) -> IndexHolder:
+    return request.app.state.holder
+
+
+def get_index(holder: Annotated[IndexHolder, Depends(get_holder)]) -> ReviewIndex:
+    # Read the reference once: the whole request then uses one version, even across a swap.
+    index = holder.index
+    if index is None:
+        raise NotReady("no curated data published yet: run the pipeline (reviews run) and retry")
+    return index
+
+
+def get_history(request: Request) -> History:
+    return request.app.state.history
+
+
+_bearer = HTTPBearer(auto_error=False, description="the API token (API_TOKEN)")
+
+
+def require_token(
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if credentials is None:
+        raise Unauthorized("a bearer token is required")
+    if not secrets.compare_digest(credentials.credentials.encode(), settings.api_token.get_secret_value().encode()):
+        raise Forbidden("the bearer token is not valid")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+HolderDep = Annotated[IndexHolder, Depends(get_holder)]
+IndexDep = Annotated[ReviewIndex, Depends(get_index)]
+HistoryDep = Annotated[History, Depends(get_history)]
+TokenDep = Depends(require_token)

@@ -1,0 +1,106 @@
+"""Response bodies, as the OpenAPI schema documents them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str
+
+
+class Health(BaseModel):
+    status: str = "OK"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    version: str | None
+    published_at: str | None
+    age_seconds: float | None
+    rows: int | None
+    products: int | None
+    redis: bool
+    s3: bool
+    reasons: list[str]
+
+
+class Review(BaseModel):
+    review_id: int
+    rating: int
+    title: str | None
+    text: str | None
+    date: date | None
+    category: str | None
+    category_confidence: float | None
+    relevance_score: float | None
+    helpful_votes: int | None
+    verified_purchase: bool | None
+
+
+class TopReviews(BaseModel):
+    product_id: str
+    product_title: str | None
+    version: str
+    count: int
+    reviews: list[Review]
+
+
+class ProductSummary(BaseModel):
+    product_id: str
+    title: str | None
+    category: str | None
+    review_count: int
+    average_rating: float
+
+
+class ProductPage(BaseModel):
+    products: list[ProductSummary]
+    next_cursor: str | None
+
+
+class JobRequest(BaseModel):
+    limit: int | None = Field(default=None, ge=1, description="extract at most this many reviews")
+    batch_size: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: str
+
+
+class StageStatus(BaseModel):
+    succeeded: int
+    running: int
+    retrying: int
+    dead: int
+    rows_in: int
+    rows_out: int
+    rejects: int
+    attempts: int
+    busy_seconds: float
+    last_error: str | None
+
+
+class Job(BaseModel):
+    job_id: str
+    status: str
+    trigger: str
+    params: dict
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    batches: int | None
+    source_rows: int | None
+    curated_rows: int | None
+    curated_key: str | None
+    error: str | None
+    stages: dict[str, StageStatus]
+
+
+class JobList(BaseModel):
+    jobs: list[Job]

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Body, Path, Query, Request
+
+from services.api.deps import HistoryDep, TokenDep
+from services.api.errors import Conflict, NotFound
+from services.api.models import ErrorBody, Job, JobAccepted, JobList, JobRequest, StageStatus
+from shared.history import History, RunAlreadyActive
+
+router = APIRouter(tags=["jobs"])
+
+
+def _job(history: History, run: dict) -> Job:
+    stages = {
+        name: StageStatus(
+            succeeded=s["succeeded"], running=s["running"], retrying=s["retrying"], dead=s["dead"],
+            rows_in=s["rows_in"], rows_out=s["rows_out"], rejects=s["rejects"], attempts=s["attempts"],
+            busy_seconds=round(s["busy_s"], 3), last_error=s["last_error"],
+        )  # fmt: skip
+        for name, s in history.stage_summary(run["run_id"]).items()
+    }
+    finished, started = run["finished_at"], run["started_at"]
+    return Job(
+        job_id=run["run_id"], status=run["status"], trigger=run["trigger"], params=run["params"],
+        created_at=run["created_at"], started_at=started, finished_at=finished,
+        duration_seconds=(finished - started).total_seconds() if finished and started else None,
+        batches=run["extracted_batches"], source_rows=run["source_rows"], curated_rows=run["curated_rows"],
+        curated_key=run["curated_key"], error=run["error"], stages=stages,
+    )  # fmt: skip
+
+
+@router.post(
+    "/jobs", status_code=202, response_model=JobAccepted, dependencies=[TokenDep],
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)  # fmt: skip
+async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
+    """Enqueue a pipeline run (the same run task as the CLI and the daily schedule)."""
+    params = (job or JobRequest()).model_dump(exclude_none=True)
+    celery = request.app.state.celery
+
+    def enqueue() -> str:
+        run_id = history.create_run("api", params)
+        celery.send_task("extract.run", args=[{"run_id": run_id, "batch": 0, "key": ""}])
+        return run_id
+
+    try:
+        run_id = await anyio.to_thread.run_sync(enqueue)
+    except RunAlreadyActive as exc:
+        raise Conflict(f"{exc}: follow it at /jobs/{exc.run_id}") from None
+    return JobAccepted(job_id=run_id, status="queued")
+
+
+@router.get("/jobs/{job_id}", response_model=Job, responses={404: {"model": ErrorBody}})
+async def get_job(history: HistoryDep, job_id: Annotated[str, Path(max_length=64)]) -> Job:
+    """A run's status per stage: batches, rows, rejects, attempts, durations, errors."""
+    def load() -> Job | None:
+        run = history.get_run(job_id)
+        return _job(history, run) if run else None
+
+    job = await anyio.to_thread.run_sync(load)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
+@router.get("/jobs", response_model=JobList)
+async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> JobList:
+    """Recent runs, newest first."""
+    def load() -> list[Job]:
+        return [_job(history, run) for run in history.list_runs(limit)]
+
+    return JobList(jobs=await anyio.to_thread.run_sync(load))

@@ -1,0 +1,126 @@
+"""The local stack: real servers and workers up, idempotent, pinged for real, all stopped by down."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ops.stack.manager import Stack, StackError
+from ops.stack.process import PidFile
+from tests.conftest import make_state_dir, stack_settings
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def reviews_cli(settings, *args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("reviews")
+    return subprocess.run([str(exe), *args], env=settings.child_env(), capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def full_stack():
+    root = make_state_dir("reviews-stack-test-")
+    settings = stack_settings(root)
+    stack = Stack(settings)
+    try:
+        started = time.monotonic()
+        stack.up()
+        print(f"cold stack up: {time.monotonic() - started:.1f}s")
+        yield stack
+    finally:
+        stack.down()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_every_component_answers_a_real_ping(full_stack: Stack):
+    statuses = full_stack.status()
+    assert {s.name for s in statuses} >= {
+        "redis", "postgres", "mongo", "s3", "worker-extract-1", "worker-archive-1", "worker-transform-1",
+        "worker-classify-1", "worker-publish-1", "beat", "flower", "api",
+    }  # fmt: skip
+    assert [s.name for s in statuses if not s.answering] == []
+    result = reviews_cli(full_stack.ctx.settings, "stack", "status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not answering" not in result.stdout and "worker-classify-1" in result.stdout
+
+
+def test_a_second_up_starts_nothing(full_stack: Stack):
+    before = {c.name: c.running(full_stack.ctx).pid for c in full_stack.components}
+    events: list[tuple[str, str]] = []
+    full_stack.up(lambda name, msg: events.append((name, msg)))
+    assert {msg for _, msg in events} == {"already running"}
+    assert {c.name: c.running(full_stack.ctx).pid for c in full_stack.components} == before
+
+
+def test_a_dead_component_leaves_a_stale_pid_file_and_up_restarts_only_it(full_stack: Stack):
+    api = next(c for c in full_stack.components if c.name == "api")
+    old = api.running(full_stack.ctx)
+    os.killpg(old.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert api.running(full_stack.ctx) is None  # the recorded process is gone: stale
+    events: list[tuple[str, str]] = []
+    full_stack.up(lambda name, msg: events.append((name, msg)))
+    restarted = {name for name, msg in events if msg.startswith("started")}
+    assert restarted == {"api"}
+    assert all(s.answering for s in full_stack.status())
+
+
+def test_a_pid_file_naming_a_reused_pid_is_stale(tmp_path):
+    # given a pid file whose pid now belongs to another process (same pid, other start time)
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        pidfile = PidFile(tmp_path / "x.pid")
+        record = pidfile.write(other.pid, ["sleep", "30"])
+        pidfile.path.write_text(pidfile.path.read_text().replace(str(record.start_time), str(record.start_time - 1)))
+        # then it is not taken for ours, and is removed
+        assert pidfile.live() is None and not pidfile.path.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_port_taken_by_someone_else_is_a_clear_error():
+    root = make_state_dir("reviews-stack-port-")
+    settings = stack_settings(root)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", settings.redis_port))
+        squatter.listen()
+        with pytest.raises(StackError, match=f"port {settings.redis_port} is in use"):
+            Stack(settings, kinds=("server",)).up()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_down_stops_every_process_it_started_and_nothing_else(full_stack: Stack):
+    bystander = subprocess.Popen(["sleep", "60"])  # not ours: must survive
+    try:
+        pids = [c.running(full_stack.ctx).pid for c in full_stack.components]
+        root = str(full_stack.ctx.root)
+        result = reviews_cli(full_stack.ctx.settings, "stack", "down")
+        assert result.returncode == 0, result.stderr
+        assert processes_mentioning(root) == []
+        assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []
+        assert bystander.poll() is None
+        status = reviews_cli(full_stack.ctx.settings, "stack", "status")
+        assert status.returncode == 1 and status.stdout.count("stopped") == len(pids)
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -1,0 +1,136 @@
+"""Whole runs on the real local stack: Celery workers per queue, Redis, PostgreSQL, MongoDB-wire, S3.
+
+The source holds real Amazon reviews (../shared/data); runs use ``limit`` to stay quick on
+two cores, with the real default model in the classify worker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+
+import pandas as pd
+import pymongo
+import pytest
+
+from ops.runs_cli import format_report, trigger_run, watch
+from ops.stack.manager import Stack
+from shared.history import Stage
+from shared.lake import CURATED_CHANNEL, raw_key
+from shared.tasks import BatchRef, send
+
+pytestmark = pytest.mark.stack
+
+RUN_TIMEOUT_S = 420
+
+
+def run_to_end(pipeline, params: dict) -> dict:
+    run_id = trigger_run(pipeline.history, "cli", params)
+    run = watch(pipeline.history, run_id, timeout_s=RUN_TIMEOUT_S, interval_s=0.5)
+    assert run["status"] == "succeeded", format_report(run, pipeline.history.stage_summary(run_id))
+    return run
+
+
+def wait_for(condition, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def extracted_ids(lake, run: dict) -> list[int]:
+    ids: list[int] = []
+    for n in range(1, run["extracted_batches"] + 1):
+        ids.extend(lake.get_table(raw_key(run["run_id"], n)).column("review_id").to_pylist())
+    return ids
+
+
+def archived(servers, ids: list[int]) -> int:
+    with pymongo.MongoClient(servers.mongo_url) as client:
+        return client[servers.mongo_db][servers.mongo_collection].count_documents({"_id": {"$in": ids}})
+
+
+def test_a_run_publishes_every_valid_review_once_and_archives_every_extracted_one(pipeline, lake, servers):
+    announcements = pipeline.redis.pubsub()
+    announcements.subscribe(CURATED_CHANNEL)
+
+    run = run_to_end(pipeline, {"limit": 700, "batch_size": 100})
+
+    summary = pipeline.history.stage_summary(run["run_id"])
+    rejects = summary["transform"]["rejects"]
+    curated = lake.get_table(run["curated_key"]).to_pandas()
+    assert run["source_rows"] == 700 and run["extracted_batches"] == 7
+    assert rejects > 0  # the chosen source rows include known-bad ones
+    assert len(curated) == run["curated_rows"] == 700 - rejects
+    assert curated["review_id"].is_unique
+    assert lake.latest().version == run["run_id"]
+    # rejects are kept with their reasons
+    reject_files = lake.list_keys(f"rejects/run={run['run_id']}/")
+    frames = [pd.read_csv(io.BytesIO(lake.get_bytes(k))) for k in reject_files]
+    reasons = pd.concat(frames)["reason"]
+    assert len(reasons) == rejects and reasons.notna().all()
+    # the new version was announced for the API
+    wait_for(lambda: any(m["type"] == "message" and json.loads(m["data"])["version"] == run["run_id"]
+                         for m in iter(lambda: announcements.get_message(timeout=0.1), None)),
+             10, "the curated announcement")  # fmt: skip
+    # archive runs beside transform; one document per extracted review, also after a re-run
+    ids = extracted_ids(lake, run)
+    wait_for(lambda: archived(servers, ids) == 700, 60, "the archive of every extracted review")
+    again = run_to_end(pipeline, {"limit": 700, "batch_size": 350})
+    wait_for(lambda: pipeline.history.stage_summary(again["run_id"]).get("archive", {}).get("succeeded") == 2,
+             60, "the second run's archive")  # fmt: skip
+    assert archived(servers, ids) == 700
+    with pymongo.MongoClient(servers.mongo_url) as client:
+        doc = client[servers.mongo_db][servers.mongo_collection].find_one({"_id": ids[0]})
+    assert doc["run_id"] == again["run_id"] and doc["buyer_id"]
+
+
+def test_two_classifier_workers_split_a_runs_batches(pipeline, servers):
+    Stack(servers.model_copy(update={"classify_workers": 2})).up()  # adds worker-classify-2 only
+    run = run_to_end(pipeline, {"limit": 400, "batch_size": 20})
+    workers = {b["worker"] for b in pipeline.history.batches(run["run_id"], Stage.CLASSIFY)}
+    assert workers == {"classify-1@reviews", "classify-2@reviews"}
+
+
+def test_killing_a_worker_mid_batch_loses_no_review_and_duplicates_none(pipeline, lake, servers):
+    stack = Stack(servers)
+    worker = next(c for c in stack.components if c.name == "worker-classify-1")
+    run_id = trigger_run(pipeline.history, "cli", {"limit": 400, "batch_size": 50})
+    # when the worker dies while it holds a classify batch
+    victim = wait_for(
+        lambda: next((b for b in pipeline.history.batches(run_id, Stage.CLASSIFY)
+                      if b["status"] == "running" and b["worker"] == "classify-1@reviews"), None),
+        120, "a classify batch running on classify-1",
+    )  # fmt: skip
+    os.killpg(worker.running(stack.ctx).pid, signal.SIGKILL)
+    stack.up()  # the operator (or a supervisor) restarts it
+    # then Redis redelivers the unacknowledged batch and the run completes
+    run = watch(pipeline.history, run_id, timeout_s=RUN_TIMEOUT_S)
+    assert run["status"] == "succeeded", format_report(run, pipeline.history.stage_summary(run_id))
+    curated = lake.get_table(run["curated_key"]).to_pandas()
+    rejects = pipeline.history.stage_summary(run_id)["transform"]["rejects"]
+    assert curated["review_id"].is_unique and len(curated) == 400 - rejects
+    redone = next(b for b in pipeline.history.batches(run_id, Stage.CLASSIFY) if b["batch_no"] == victim["batch_no"])
+    assert redone["attempts"] >= 2
+
+
+def test_a_failed_stage_fails_the_run_and_keeps_the_previous_version_latest(pipeline, lake):
+    before = lake.latest()
+    assert before is not None
+    # given a run whose only batch points at a raw object that does not exist (a poisoned reference)
+    run_id = pipeline.history.create_run("cli", {"test": "poisoned"})
+    pipeline.history.start_run(run_id)
+    pipeline.history.set_extracted(run_id, 1, 1)
+    send("transform.batch", BatchRef(run_id, 1, "raw/run=missing/batch=00001.parquet"))
+    # then the batch is dead-lettered (not retried: the same input would fail the same way)
+    run = watch(pipeline.history, run_id, timeout_s=60)
+    assert run["status"] == "failed" and "transform batch 1 failed" in run["error"]
+    (batch,) = pipeline.history.batches(run_id, Stage.TRANSFORM)
+    assert batch["status"] == "dead" and batch["retries"] == 0
+    assert lake.latest() == before
