@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 
 class AppError(Exception):
@@ -42,7 +44,27 @@ class Conflict(AppError):
     error = "conflict"
 
 
+def _allowed_methods(request: Request) -> str:
+    # Starlette answers 405 with the methods of the first route whose path matched;
+    # GET /jobs and POST /jobs are two routes, so gather the methods of all of them.
+    methods = {
+        method
+        for route in request.app.routes
+        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+        for method in route.methods
+    }
+    return ", ".join(sorted(methods))
+
+
 def install_error_handler(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _render(request: Request, exc: AppError) -> JSONResponse:
         return JSONResponse({"error": exc.error, "detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def _render_http(request: Request, exc: HTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        error = "method_not_allowed" if exc.status_code == 405 else "not_found" if exc.status_code == 404 else "http_error"
+        return JSONResponse({"error": error, "detail": str(exc.detail)}, exc.status_code, headers=headers)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shared.lake import CuratedVersion, Lake, curated_key
+from shared.lake import CURATED_CHANNEL, CuratedVersion, Lake, curated_key
 from shared.schemas import CURATED, SCORED
 
 class DuplicateReviews(ValueError):
@@ -33,6 +33,11 @@ def publish(lake: Lake, run_id: str, scored_keys: list[str], keep: int, now: dat
     lake.set_latest(version)
     prune(lake, keep, protect=version.version)
     return version
+
+
+def announce(redis, version: CuratedVersion) -> None:
+    """Tell the API a new version is latest; it also polls the pointer, so a lost message only delays."""
+    redis.publish(CURATED_CHANNEL, version.to_json())
 
 
 def prune(lake: Lake, keep: int, protect: str) -> list[str]:

@@ -8,7 +8,6 @@ from services.publisher import publish, sweep
 from shared import clients
 from shared.celery_app import app
 from shared.history import Stage
-from shared.lake import CURATED_CHANNEL
 from shared.tasks import BatchOutcome, BatchRef, StageTask, send
 
 log = structlog.get_logger()
@@ -27,7 +26,7 @@ def publish_run(self, ref: dict) -> str:
         keys = [b["output_key"] for b in c.history.batches(ref.run_id, Stage.CLASSIFY) if b["status"] == "succeeded"]
         version = publish.publish(c.lake, ref.run_id, keys, c.settings.curated_versions_kept)
         c.history.finish_run(ref.run_id, version.key, version.rows)
-        c.redis.publish(CURATED_CHANNEL, version.to_json())
+        publish.announce(c.redis, version)
         return BatchOutcome(version.rows, version.rows, version.key)
 
     return self.run_batch(ref, work).output_key

@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
-import pyarrow as pa
 import pytest
 
 from services.publisher.publish import DuplicateReviews, publish
-from shared.lake import LATEST_KEY, curated_key, scored_key
-from shared.schemas import CURATED, SCORED
-
-
-def scored_table(rows: list[tuple[int, str, float]]) -> pa.Table:
-    """Scored rows (review id, product id, relevance), every other column a plausible value."""
-    data = []
-    for review_id, product_id, relevance in rows:
-        row = {f.name: None for f in SCORED}
-        row.update(
-            review_id=review_id, product_id=product_id, rating=4, title="t", text="x", helpful_votes=0,
-            reviewed_at=datetime(2015, 1, 1, tzinfo=UTC), buyer_pseudonym="p", category="quality",
-            category_confidence=0.5, label_scores=json.dumps({"quality": 0.5}), relevance_score=relevance,
-            relevance_text_only=relevance,
-        )  # fmt: skip
-        data.append(row)
-    return pa.Table.from_pylist(data, schema=SCORED)
+from shared.lake import LATEST_KEY, curated_key
+from shared.schemas import CURATED
+from tests.factories import put_scored_batches, scored_row
 
 
 def put_batches(lake, run_id: str, batches: list[list[tuple[int, str, float]]]) -> list[str]:
-    keys = []
-    for n, rows in enumerate(batches, start=1):
-        keys.append(scored_key(run_id, n))
-        lake.put_table(keys[-1], scored_table(rows))
-    return keys
+    return put_scored_batches(lake, run_id, [[scored_row(*row) for row in rows] for rows in batches])
 
 
 def test_publish_merges_sorts_and_moves_latest(lake):

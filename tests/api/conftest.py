@@ -1,0 +1,96 @@
+"""A real uvicorn server running the API against the session's real Redis, PostgreSQL and S3.
+
+It gets a bucket, a Redis database and a metadata database of its own, so that jobs it
+enqueues are never picked up by the pipeline tests' workers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from services.api.app import create_app
+from services.publisher.publish import announce, publish
+from shared.clients import make_s3
+from shared.history import init_metadata_db
+from shared.lake import Lake
+from shared.settings import Settings
+from tests.conftest import free_port
+from tests.factories import put_scored_batches
+
+
+class ServerThread:
+    def __init__(self, settings: Settings):
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.api_port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{settings.api_port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class Publisher:
+    """Publishes curated versions the way the publish stage does: real code, real S3, real Redis."""
+
+    def __init__(self, settings: Settings):
+        self.lake = Lake(make_s3(settings), settings.s3_bucket)
+        self.redis = redis.Redis.from_url(settings.redis_url)
+
+    def publish(self, run_id: str, batches: list[list[dict]]):
+        version = publish(self.lake, run_id, put_scored_batches(self.lake, run_id, batches), keep=5)
+        announce(self.redis, version)
+        return version
+
+
+@pytest.fixture(scope="session")
+def api_settings(servers: Settings) -> Settings:
+    settings = servers.model_copy(update={
+        "s3_bucket": "api-test-lake", "redis_db": 1, "metadata_db": "api_test_metadata", "api_port": free_port(),
+        "api_reload_check_s": 1.0,
+    })  # fmt: skip
+    make_s3(settings).create_bucket(Bucket=settings.s3_bucket)
+    init_metadata_db(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def api(api_settings: Settings) -> Iterator[ServerThread]:
+    with ServerThread(api_settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def publisher(api_settings: Settings) -> Publisher:
+    return Publisher(api_settings)
+
+
+@pytest.fixture
+def client(api: ServerThread) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api.url, timeout=10) as c:
+        yield c
+
+
+def wait_until_served(client: httpx.Client, version: str, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client.get("/health/ready").json().get("version") == version:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"version {version} not served within {timeout_s}s")

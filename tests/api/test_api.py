@@ -1,0 +1,179 @@
+"""The API over HTTP, on a real uvicorn server, serving curated files published to the real S3 server.
+
+The tests of this module run in order: the first sees an empty lake.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from services.publisher.publish import announce
+from shared.lake import CuratedVersion, curated_key
+from tests.api.conftest import wait_until_served
+from tests.factories import scored_row
+
+V1 = "20260301T000000Z-111111"
+
+
+def catalogue(run_tag: str, offset: int) -> list[list[dict]]:
+    """Two batches: product P1 with six reviews of mixed categories, ratings and verified flags; P2 with one."""
+    p1 = [
+        scored_row(offset + i, "P1", relevance, title=f"{run_tag}-{i}", rating=rating, category=category,
+                   verified_purchase=verified, buyer_pseudonym="secret-pseudonym")  # fmt: skip
+        for i, (relevance, rating, category, verified) in enumerate([
+            (0.91, 5, "quality", True), (0.85, 2, "delivery", False), (0.70, 4, "quality", None),
+            (0.55, 1, "value", True), (0.30, 5, "delivery", True), (0.10, 3, "quality", False),
+        ])
+    ]  # fmt: skip
+    return [p1[:3], p1[3:] + [scored_row(offset + 99, "P2", 0.5, title=f"{run_tag}-p2", product_title="Blue Guitar")]]
+
+
+def test_before_any_publish_it_is_live_but_not_ready(client: httpx.Client):
+    assert client.get("/health").json() == {"status": "OK"}
+    ready = client.get("/health/ready")
+    assert ready.status_code == 503 and "no curated version loaded yet" in ready.json()["reasons"]
+    top = client.get("/reviews/P1/top")
+    assert top.status_code == 503 and top.json()["error"] == "not_ready"
+    assert "reviews run" in top.json()["detail"]
+
+
+def test_top_reviews_are_the_most_relevant_first(client: httpx.Client, publisher):
+    publisher.publish(V1, catalogue("v1", 1000))
+    wait_until_served(client, V1)
+    body = client.get("/reviews/P1/top", params={"limit": 3}).json()
+    assert body["version"] == V1 and body["count"] == 3
+    assert [r["review_id"] for r in body["reviews"]] == [1000, 1001, 1002]
+    scores = [r["relevance_score"] for r in body["reviews"]]
+    assert scores == sorted(scores, reverse=True)
+    assert set(body["reviews"][0]) >= {"review_id", "rating", "title", "text", "date", "category",
+                                       "category_confidence", "relevance_score"}  # fmt: skip
+    assert client.get("/reviews/P1/top").json()["count"] == 5  # default limit
+
+
+def test_filters(client: httpx.Client):
+    def ids(**params) -> list[int]:
+        return [r["review_id"] for r in client.get("/reviews/P1/top", params=params).json()["reviews"]]
+
+    assert ids(category="delivery") == [1001, 1004]
+    assert ids(min_rating=4, limit=50) == [1000, 1002, 1004]
+    assert ids(verified_only="true", limit=50) == [1000, 1003, 1004]
+    assert ids(category="delivery", verified_only="true") == [1004]
+    assert ids(category="no-such-category") == []
+
+
+def test_never_a_buyer_id_or_pseudonym(client: httpx.Client):
+    text = client.get("/reviews/P1/top", params={"limit": 50}).text
+    assert "secret-pseudonym" not in text and "buyer" not in text
+
+
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 51}, {"limit": "many"}, {"min_rating": 6}, {"min_rating": 0},
+               {"verified_only": "perhaps"}],  # fmt: skip
+)
+def test_bad_parameters_are_422(client: httpx.Client, params):
+    assert client.get("/reviews/P1/top", params=params).status_code == 422
+
+
+def test_unknown_product_is_404_with_a_json_error(client: httpx.Client):
+    response = client.get("/reviews/NOPE/top")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found" and "NOPE" in response.json()["detail"]
+
+
+def test_products_search_and_cursor(client: httpx.Client):
+    first = client.get("/products", params={"limit": 1}).json()
+    assert [p["product_id"] for p in first["products"]] == ["P1"] and first["next_cursor"] == "P1"
+    assert first["products"][0]["review_count"] == 6
+    assert first["products"][0]["average_rating"] == pytest.approx(20 / 6, abs=1e-3)
+    second = client.get("/products", params={"limit": 1, "cursor": first["next_cursor"]}).json()
+    assert [p["product_id"] for p in second["products"]] == ["P2"] and second["next_cursor"] is None
+    found = client.get("/products", params={"query": "guitar"}).json()
+    assert [p["product_id"] for p in found["products"]] == ["P2"]
+
+
+def test_jobs_need_the_token(client: httpx.Client, api_settings):
+    assert client.post("/jobs").status_code == 401
+    assert client.post("/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    auth = {"Authorization": f"Bearer {api_settings.api_token.get_secret_value()}"}
+    accepted = client.post("/jobs", headers=auth, json={"limit": 10})
+    assert accepted.status_code == 202
+    job_id = accepted.json()["job_id"]
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "queued" and job["trigger"] == "api" and job["params"] == {"limit": 10}
+    # a second trigger for the same day does not start a second run
+    again = client.post("/jobs", headers=auth)
+    assert again.status_code == 409 and job_id in again.json()["detail"]
+    assert job_id in [j["job_id"] for j in client.get("/jobs").json()["jobs"]]
+    assert client.get("/jobs/no-such-job").status_code == 404
+
+
+def test_hot_reload_under_concurrent_requests_serves_no_error_and_no_mix(client: httpx.Client, publisher, api):
+    v2, v3 = "20260302T000000Z-222222", "20260303T000000Z-333333"
+    expected = {V1: "v1", v2: "v2", v3: "v3"}
+    seen: Counter = Counter()
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=api.url, timeout=10) as c:
+            while not stop.is_set():
+                response = c.get("/reviews/P1/top", params={"limit": 50})
+                if response.status_code != 200:
+                    problems.append(f"status {response.status_code}")
+                    continue
+                body = response.json()
+                tags = {r["title"].split("-")[0] for r in body["reviews"]}
+                if tags != {expected.get(body["version"])}:
+                    problems.append(f"version {body['version']} served reviews of {tags}")
+                seen[body["version"]] += 1
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        publisher.publish(v2, catalogue("v2", 2000))
+        wait_until_served(client, v2)
+        time.sleep(0.5)
+        publisher.publish(v3, catalogue("v3", 3000))
+        wait_until_served(client, v3)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert problems == []
+    assert seen[v2] > 0 and seen[v3] > 0
+
+
+def test_a_broken_new_version_keeps_the_old_one_serving(client: httpx.Client, publisher):
+    served = client.get("/health/ready").json()["version"]
+    broken = "20260304T000000Z-444444"
+    version = CuratedVersion(broken, curated_key(broken), 7, 19, datetime.now(UTC).isoformat())
+    publisher.lake.put_bytes(version.key, b"this is not parquet")
+    publisher.lake.set_latest(version)
+    announce(publisher.redis, version)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        ready = client.get("/health/ready").json()
+        if any(broken in reason for reason in ready["reasons"]):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the broken version was not reported")
+    assert ready["version"] == served != broken
+    assert client.get("/reviews/P1/top").status_code == 200
+
+
+def test_metrics_in_prometheus_format(client: httpx.Client):
+    client.get("/reviews/P1/top")
+    text = client.get("/metrics").text
+    assert 'api_request_seconds_bucket{le="0.005",method="GET",route="/reviews/{product_id}/top"}' in text
+    assert "api_curated_version_age_seconds" in text and "api_curated_rows 7.0" in text
+    assert 'api_responses_total{route="/reviews/{product_id}/top",status="4xx"}' in text
