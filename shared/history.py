@@ -80,6 +80,13 @@ CREATE TABLE IF NOT EXISTS batch (
     last_error   text,
     PRIMARY KEY (run_id, stage, batch_no)
 );
+
+-- Right-to-erasure requests, by pseudonym only: keeping the raw buyer id of someone
+-- who asked to be forgotten would defeat the request.
+CREATE TABLE IF NOT EXISTS erasure (
+    buyer_pseudonym  text PRIMARY KEY,
+    requested_at     timestamptz NOT NULL DEFAULT now()
+);
 """
 
 
@@ -359,6 +366,15 @@ class History:
                 (run_id,),
             )
             return {row.pop("stage"): row for row in cur.fetchall()}
+
+    def add_erasure(self, buyer_pseudonym: str) -> None:
+        with self._cursor() as cur:
+            cur.execute("INSERT INTO erasure (buyer_pseudonym) VALUES (%s) ON CONFLICT DO NOTHING", (buyer_pseudonym,))
+
+    def erased_pseudonyms(self) -> frozenset[str]:
+        with self._cursor() as cur:
+            cur.execute("SELECT buyer_pseudonym FROM erasure")
+            return frozenset(row["buyer_pseudonym"] for row in cur.fetchall())
 
     def stalled_runs(self, older_than_s: int) -> list[dict]:
         """Running runs with no batch activity for ``older_than_s``: what the sweep repairs."""

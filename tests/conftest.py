@@ -74,3 +74,13 @@ def lake(servers: Settings):
     from shared.lake import Lake
 
     return Lake(make_s3(servers), servers.s3_bucket)
+
+
+@pytest.fixture(scope="session")
+def loaded_source(servers: Settings, data_dir: Path):
+    """The source database, created and loaded with every shared data file (a few seconds)."""
+    from ops.source.loader import load_paths
+    from ops.source.schema import create_source
+
+    create_source(servers)
+    return load_paths(servers, [data_dir], progress=False)

@@ -18,15 +18,20 @@ class DuplicateReviews(ValueError):
     """Two scored batches hold the same review: a bug upstream, never published."""
 
 
-def merge(tables: list[pa.Table]) -> pa.Table:
+def merge(tables: list[pa.Table], erased: frozenset[str] = frozenset()) -> pa.Table:
     table = pa.concat_tables([t.select(CURATED.names).cast(CURATED) for t in tables]) if tables else CURATED.empty_table()
+    if erased:  # an erasure requested after this run's transform still applies to its file
+        table = table.filter(pc.invert(pc.is_in(table.column("buyer_pseudonym"), pa.array(sorted(erased)))))
     if pc.count_distinct(table.column("review_id")).as_py() != table.num_rows:
         raise DuplicateReviews("the run's scored batches hold the same review twice")
     return table.sort_by([("product_id", "ascending"), ("relevance_score", "descending"), ("review_id", "ascending")])
 
 
-def publish(lake: Lake, run_id: str, scored_keys: list[str], keep: int, now: datetime | None = None) -> CuratedVersion:
-    table = merge([lake.get_table(key, SCORED) for key in scored_keys])
+def publish(
+    lake: Lake, run_id: str, scored_keys: list[str], keep: int, erased: frozenset[str] = frozenset(),
+    now: datetime | None = None,
+) -> CuratedVersion:  # fmt: skip
+    table = merge([lake.get_table(key, SCORED) for key in scored_keys], erased)
     key = curated_key(run_id)
     size = lake.put_table(key, table)
     version = CuratedVersion(run_id, key, table.num_rows, size, (now or datetime.now(UTC)).isoformat())

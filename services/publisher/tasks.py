@@ -24,7 +24,9 @@ def publish_run(self, ref: dict) -> str:
 
     def work() -> BatchOutcome:
         keys = [b["output_key"] for b in c.history.batches(ref.run_id, Stage.CLASSIFY) if b["status"] == "succeeded"]
-        version = publish.publish(c.lake, ref.run_id, keys, c.settings.curated_versions_kept)
+        version = publish.publish(
+            c.lake, ref.run_id, keys, c.settings.curated_versions_kept, c.history.erased_pseudonyms()
+        )
         c.history.finish_run(ref.run_id, version.key, version.rows)
         publish.announce(c.redis, version)
         return BatchOutcome(version.rows, version.rows, version.key)

@@ -17,11 +17,11 @@ def transform_batch(self, ref: dict) -> int:
     c = clients.get()
 
     def work() -> BatchOutcome:
-        key, rows, rejects = transform.run(
+        key, rows_in, rows_out, rejects = transform.run(
             c.lake, ref.run_id, ref.batch, ref.key, c.settings.pseudonym_key.get_secret_value().encode(),
-            datetime.now(UTC),
+            datetime.now(UTC), c.history.erased_pseudonyms(),
         )  # fmt: skip
-        return BatchOutcome(rows + rejects, rows, key, rejects)
+        return BatchOutcome(rows_in, rows_out, key, rejects)
 
     outcome = self.run_batch(ref, work)
     send("classify.batch", BatchRef(ref.run_id, ref.batch, outcome.output_key))

@@ -71,9 +71,10 @@ def _reasons(df: pd.DataFrame, now: pd.Timestamp) -> pd.Series:
 class TransformResult:
     cleaned: pa.Table
     rejects: pd.DataFrame
+    erased: int  # rows dropped on a right-to-erasure request: not rejects, never written anywhere
 
 
-def transform(raw: pa.Table, pseudonym_key: bytes, now: datetime) -> TransformResult:
+def transform(raw: pa.Table, pseudonym_key: bytes, now: datetime, erased: frozenset[str] = frozenset()) -> TransformResult:
     df = raw.to_pandas(types_mapper=pd.ArrowDtype).astype(
         {"title": object, "text": object, "buyer_id": object, "product_id": object}
     )
@@ -84,6 +85,8 @@ def transform(raw: pa.Table, pseudonym_key: bytes, now: datetime) -> TransformRe
     df["reviewed_at"] = pd.to_datetime(df["reviewed_at"].astype("datetime64[ms, UTC]"), utc=True)
     reason = _reasons(df, now_ts + timedelta(days=1))
     df["buyer_pseudonym"] = df["buyer_id"].map(lambda b: pseudonym(b, pseudonym_key) if b else "")
+    forgotten = df["buyer_pseudonym"].isin(erased)
+    df, reason = df.loc[~forgotten], reason.loc[~forgotten]
 
     rejects = df.loc[reason.notna()].assign(reason=reason[reason.notna()])[REJECT_COLUMNS]
     good = df.loc[reason.isna()].copy()
@@ -92,17 +95,20 @@ def transform(raw: pa.Table, pseudonym_key: bytes, now: datetime) -> TransformRe
     good["word_count"] = good["text"].str.split().str.len()
     good["age_days"] = ((now_ts - good["reviewed_at"]).dt.total_seconds() / 86400).astype(np.float32)
     cleaned = pa.Table.from_pandas(good[CLEANED.names], schema=CLEANED, preserve_index=False)
-    return TransformResult(cleaned, rejects.reset_index(drop=True))
+    return TransformResult(cleaned, rejects.reset_index(drop=True), int(forgotten.sum()))
 
 
-def run(lake: Lake, run_id: str, batch: int, raw_key: str, pseudonym_key: bytes, now: datetime) -> tuple[str, int, int]:
-    """Transform one stored raw batch; returns (cleaned key, rows out, rejects)."""
+def run(
+    lake: Lake, run_id: str, batch: int, raw_key: str, pseudonym_key: bytes, now: datetime,
+    erased: frozenset[str] = frozenset(),
+) -> tuple[str, int, int, int]:  # fmt: skip
+    """Transform one stored raw batch; returns (cleaned key, rows in, rows out, rejects)."""
     raw = lake.get_table(raw_key, RAW)
-    result = transform(raw, pseudonym_key, now)
+    result = transform(raw, pseudonym_key, now, erased)
     if len(result.rejects):
         buffer = io.StringIO()
         result.rejects.to_csv(buffer, index=False)
         lake.put_bytes(rejects_key(run_id, batch), buffer.getvalue().encode(), "text/csv")
     key = cleaned_key(run_id, batch)
     lake.put_table(key, result.cleaned)
-    return key, result.cleaned.num_rows, len(result.rejects)
+    return key, raw.num_rows, result.cleaned.num_rows, len(result.rejects)

@@ -1,0 +1,50 @@
+"""``reviews curated list|rollback`` and ``reviews gdpr erase``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ops.gdpr import erase_buyer
+from services.publisher.publish import announce
+from services.publisher.versions import UnknownVersion, list_versions, rollback
+from shared import clients
+from shared.settings import get_settings
+
+
+def cmd_curated(args: argparse.Namespace) -> int:
+    c = clients.init(get_settings())
+    if args.action == "list":
+        for v in list_versions(c.lake):
+            print(f"{'*' if v.latest else ' '} {v.version}  {v.size_bytes:>12,} bytes  {v.key}")
+        print("(* = latest, served by the API)")
+        return 0
+    try:
+        version = rollback(c.lake, args.to)
+    except UnknownVersion as exc:
+        print(f"error: {exc}")
+        return 2
+    announce(c.redis, version)
+    print(f"latest is now {version.version} ({version.rows} reviews); the API reloads it within seconds")
+    return 0
+
+
+def cmd_gdpr(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    c = clients.init(settings)
+    report = erase_buyer(settings, c.history, args.buyer)
+    print(f"buyer erased: {report.archived_documents_deleted} archived review document(s) deleted from MongoDB; "
+          f"pseudonym {report.buyer_pseudonym} excluded from every later curated file")  # fmt: skip
+    print("note: the source database belongs to the shop and is not changed by the pipeline")
+    return 0
+
+
+def add_lake_commands(sub: argparse._SubParsersAction) -> None:
+    curated = sub.add_parser("curated", help="curated versions: list them, or roll back the one the API serves")
+    curated.add_argument("action", choices=["list", "rollback"])
+    curated.add_argument("--to", help="the version (run id) to serve; default: the one before the latest")
+    curated.set_defaults(func=cmd_curated)
+
+    gdpr = sub.add_parser("gdpr", help="right to erasure")
+    gdpr.add_argument("action", choices=["erase"])
+    gdpr.add_argument("--buyer", required=True, help="the buyer id to forget")
+    gdpr.set_defaults(func=cmd_gdpr)

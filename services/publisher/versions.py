@@ -1,0 +1,54 @@
+"""Curated versions an operator can list and roll back to; the API follows "latest" within seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import io
+
+import pyarrow.parquet as pq
+
+from shared.lake import CuratedVersion, Lake, curated_key
+
+
+class UnknownVersion(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    key: str
+    size_bytes: int
+    latest: bool
+
+
+def list_versions(lake: Lake) -> list[VersionInfo]:
+    """Every curated file kept, newest first, with the one the API serves marked."""
+    latest = lake.latest()
+    infos = []
+    for version in reversed(lake.curated_versions()):
+        key = curated_key(version)
+        head = lake.s3.head_object(Bucket=lake.bucket, Key=key)
+        infos.append(VersionInfo(version, key, head["ContentLength"], latest is not None and latest.version == version))
+    return infos
+
+
+def rollback(lake: Lake, to: str | None = None) -> CuratedVersion:
+    """Point "latest" at ``to`` (default: the version before the one served)."""
+    versions = lake.curated_versions()
+    latest = lake.latest()
+    if to is None:
+        older = [v for v in versions if latest is None or v < latest.version]
+        if not older:
+            raise UnknownVersion("there is no older curated version to roll back to")
+        to = older[-1]
+    if to not in versions:
+        raise UnknownVersion(f"no curated version {to!r}; kept: {', '.join(reversed(versions)) or 'none'}")
+    key = curated_key(to)
+    head = lake.s3.head_object(Bucket=lake.bucket, Key=key)
+    rows = pq.read_metadata(io.BytesIO(lake.get_bytes(key))).num_rows
+    # published_at stays the file's own time: the version's age is what alerting looks at.
+    version = CuratedVersion(to, key, rows, head["ContentLength"], head["LastModified"].isoformat())
+    lake.set_latest(version)
+    return version
