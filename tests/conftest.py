@@ -58,7 +58,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Settings]:
     root = make_state_dir("reviews-test-stack-")
-    settings = stack_settings(root, batch_size=500, visibility_timeout_s=30)
+    settings = stack_settings(root, batch_size=500, visibility_timeout_s=30, max_tokens=128, stalled_after_s=60)
     stack = Stack(settings, kinds=("server",))
     try:
         stack.up()

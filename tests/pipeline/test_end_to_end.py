@@ -34,13 +34,13 @@ def run_to_end(pipeline, params: dict) -> dict:
     return run
 
 
-def wait_for(condition, timeout_s: float, what: str):
+def wait_for(condition, timeout_s: float, what: str, every_s: float = 0.5):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
-        time.sleep(0.5)
+        time.sleep(every_s)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
@@ -101,12 +101,12 @@ def test_two_classifier_workers_split_a_runs_batches(pipeline, servers):
 def test_killing_a_worker_mid_batch_loses_no_review_and_duplicates_none(pipeline, lake, servers):
     stack = Stack(servers)
     worker = next(c for c in stack.components if c.name == "worker-classify-1")
-    run_id = trigger_run(pipeline.history, "cli", {"limit": 400, "batch_size": 50})
+    run_id = trigger_run(pipeline.history, "cli", {"limit": 600, "batch_size": 150})
     # when the worker dies while it holds a classify batch
     victim = wait_for(
         lambda: next((b for b in pipeline.history.batches(run_id, Stage.CLASSIFY)
                       if b["status"] == "running" and b["worker"] == "classify-1@reviews"), None),
-        120, "a classify batch running on classify-1",
+        120, "a classify batch running on classify-1", every_s=0.05,
     )  # fmt: skip
     os.killpg(worker.running(stack.ctx).pid, signal.SIGKILL)
     stack.up()  # the operator (or a supervisor) restarts it
@@ -115,7 +115,7 @@ def test_killing_a_worker_mid_batch_loses_no_review_and_duplicates_none(pipeline
     assert run["status"] == "succeeded", format_report(run, pipeline.history.stage_summary(run_id))
     curated = lake.get_table(run["curated_key"]).to_pandas()
     rejects = pipeline.history.stage_summary(run_id)["transform"]["rejects"]
-    assert curated["review_id"].is_unique and len(curated) == 400 - rejects
+    assert curated["review_id"].is_unique and len(curated) == 600 - rejects
     redone = next(b for b in pipeline.history.batches(run_id, Stage.CLASSIFY) if b["batch_no"] == victim["batch_no"])
     assert redone["attempts"] >= 2
 

