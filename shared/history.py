@@ -310,9 +310,13 @@ class History:
     def retry_batch(self, run_id: str, stage: Stage, batch_no: int, error: str) -> None:
         with self._cursor() as cur:
             cur.execute(
-                "UPDATE batch SET status = 'retrying', retries = retries + 1, last_error = %s "
-                "WHERE run_id = %s AND stage = %s AND batch_no = %s",
-                (error[:2000], run_id, stage.value, batch_no),
+                """
+                INSERT INTO batch (run_id, stage, batch_no, status, attempts, retries, started_at, last_error)
+                VALUES (%(run)s, %(stage)s, %(n)s, 'retrying', 1, 1, now(), %(err)s)
+                ON CONFLICT (run_id, stage, batch_no) DO UPDATE
+                SET status = 'retrying', retries = batch.retries + 1, last_error = %(err)s
+                """,
+                {"run": run_id, "stage": stage.value, "n": batch_no, "err": error[:2000]},
             )
 
     def kill_batch(self, run_id: str, stage: Stage, batch_no: int, error: str) -> None:

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     postgres_port: int = 15432
     postgres_superuser: str = "postgres"
     postgres_superuser_password: SecretStr = SecretStr("local-postgres")
+    # The source usually lives on the shop's own server; empty/0: the same server as the metadata DB.
+    source_host: str = ""
+    source_port: int = 0
     source_db: str = "amazonreviews"
     source_owner_user: str = "review_owner"
     source_owner_password: SecretStr = SecretStr("local-review-owner")
@@ -140,9 +143,9 @@ class Settings(BaseSettings):
     def redis_url(self) -> str:
         return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
-    def _pg_dsn(self, user: str, password: SecretStr, db: str) -> str:
+    def _pg_dsn(self, user: str, password: SecretStr, db: str, host: str = "", port: int = 0) -> str:
         pw = quote(password.get_secret_value(), safe="")
-        return f"postgresql://{user}:{pw}@{self.postgres_host}:{self.postgres_port}/{db}"
+        return f"postgresql://{user}:{pw}@{host or self.postgres_host}:{port or self.postgres_port}/{db}"
 
     @property
     def postgres_admin_dsn(self) -> str:
@@ -150,11 +153,13 @@ class Settings(BaseSettings):
 
     @property
     def source_owner_dsn(self) -> str:
-        return self._pg_dsn(self.source_owner_user, self.source_owner_password, self.source_db)
+        return self._pg_dsn(self.source_owner_user, self.source_owner_password, self.source_db,
+                            self.source_host, self.source_port)
 
     @property
     def source_reader_dsn(self) -> str:
-        return self._pg_dsn(self.source_reader_user, self.source_reader_password, self.source_db)
+        return self._pg_dsn(self.source_reader_user, self.source_reader_password, self.source_db,
+                            self.source_host, self.source_port)
 
     @property
     def metadata_dsn(self) -> str:

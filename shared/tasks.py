@@ -8,7 +8,6 @@ the run history happens here, once, instead of try/except copies in every task.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -43,9 +42,12 @@ RETRY_BACKOFF_MAX_S = 300
 
 
 def retries_within(seconds: int) -> int:
-    """How many exponential-backoff retries (capped at RETRY_BACKOFF_MAX_S) span ``seconds``."""
-    ramp = int(math.log2(RETRY_BACKOFF_MAX_S))  # 1 + 2 + 4 + ... until the cap
-    return ramp + max(0, math.ceil((seconds - 2**ramp) / RETRY_BACKOFF_MAX_S))
+    """How many retries, backing off 1, 2, 4 ... s (capped at RETRY_BACKOFF_MAX_S), span ``seconds``."""
+    waited, retries = 0, 0
+    while waited < seconds:
+        waited += min(2**retries, RETRY_BACKOFF_MAX_S)
+        retries += 1
+    return retries
 
 
 @dataclass(frozen=True)
