@@ -45,6 +45,8 @@ def clean_text(value: object) -> str:
 
 
 def pseudonym(buyer_id: str, key: bytes) -> str:
+    if not key:
+        raise ValueError("PSEUDONYM_KEY is empty: buyer ids cannot be pseudonymised without it")
     return hmac.new(key, buyer_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 

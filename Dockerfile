@@ -1,0 +1,17 @@
+# One image for every service of the pipeline; docker-compose.yml picks the command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1
+WORKDIR /app
+
+# torch first, from the CPU index: the default index would pull several GB of CUDA.
+RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY services ./services
+COPY ops ./ops
+RUN pip install --no-cache-dir .
+
+RUN useradd --create-home --uid 10001 reviews
+USER reviews

@@ -1,0 +1,8 @@
+// Runs once, when the MongoDB volume is new: the archive's writer user, in the archive database.
+const db_ = db.getSiblingDB(process.env.MONGO_DB);
+db_.createUser({
+  user: process.env.MONGO_USER,
+  pwd: process.env.MONGO_PASSWORD,
+  roles: [{ role: "readWrite", db: process.env.MONGO_DB }],
+  mechanisms: ["SCRAM-SHA-256"],
+});

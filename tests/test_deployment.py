@@ -1,0 +1,75 @@
+"""The production compose file and .env.example agree with the settings, and hold no secret."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import SecretStr, ValidationError
+
+from shared.queues import Queue
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+FIELDS = {name.upper() for name in Settings.model_fields}
+PROJECT = {name for name, service in SERVICES.items() if service.get("image") == "review-intelligence:latest"}
+WORKERS = {"extractor": "extract", "archiver": "archive", "transformer": "transform", "classifier": "classify",
+           "publisher": "publish"}  # fmt: skip
+SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|KEY")
+
+
+def test_every_service_is_there_with_the_production_images():
+    assert set(SERVICES) >= {"redis", "postgres", "mongo", "minio", "beat", "flower", "api", *WORKERS}
+    assert SERVICES["postgres"]["image"] == "postgres:15"
+    assert SERVICES["mongo"]["image"] == "mongo:6"
+    assert SERVICES["classifier"]["deploy"]["replicas"] >= 2
+
+
+@pytest.mark.parametrize("service", sorted(PROJECT))
+def test_project_services_only_use_settings_variables(service):
+    unknown = set(SERVICES[service].get("environment", {})) - FIELDS
+    assert unknown == set(), f"{service} sets variables that are not settings: {unknown}"
+
+
+def test_each_worker_consumes_exactly_its_own_queue():
+    queues = {}
+    for service, queue in WORKERS.items():
+        command = SERVICES[service]["command"]
+        queues[service] = command[command.index("-Q") + 1]
+        assert f"services.{service}.tasks" in command
+    assert queues == WORKERS
+    assert set(queues.values()) == {q.value for q in Queue}
+
+
+def test_no_secret_literal_in_the_compose_file():
+    for name, service in SERVICES.items():
+        for variable, value in (service.get("environment") or {}).items():
+            if SECRET.search(variable) and value not in ("", None):
+                assert str(value).startswith("${"), f"{name}.{variable} holds a literal secret"
+
+
+def test_the_api_holds_no_mongodb_or_pipeline_secret():
+    env = SERVICES["api"]["environment"]
+    for variable in ("MONGO_PASSWORD", "S3_SECRET_ACCESS_KEY", "PSEUDONYM_KEY", "SOURCE_READER_PASSWORD",
+                     "POSTGRES_SUPERUSER_PASSWORD"):  # fmt: skip
+        assert env[variable] == "", variable
+    assert env["API_S3_SECRET_ACCESS_KEY"].startswith("${")
+
+
+def test_env_example_lists_every_setting():
+    names = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
+             if re.match(r"^[A-Z0-9_]+=", line)}  # fmt: skip
+    assert names == FIELDS
+
+
+def test_placeholder_secrets_are_refused_in_production():
+    with pytest.raises(ValidationError, match="PSEUDONYM_KEY") as refused:
+        Settings(environment="production")
+    assert "API_TOKEN" in str(refused.value)
+    real = {name: "s3cr3t-" + name for name, f in Settings.model_fields.items()
+            if isinstance(f.default, SecretStr) or name.endswith("access_key_id")}  # fmt: skip
+    assert Settings(environment="production", **real).environment == "production"
