@@ -70,10 +70,23 @@ def servers() -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def lake(servers: Settings):
+    """The lake the session's pipeline uses."""
     from shared.clients import make_s3
     from shared.lake import Lake
 
     return Lake(make_s3(servers), servers.s3_bucket)
+
+
+@pytest.fixture(scope="module")
+def own_lake(servers: Settings, request):
+    """A bucket of the test module's own, for tests that count what a bucket holds."""
+    from shared.clients import make_s3
+    from shared.lake import Lake
+
+    s3 = make_s3(servers)
+    bucket = "test-" + request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    s3.create_bucket(Bucket=bucket)
+    return Lake(s3, bucket)
 
 
 @pytest.fixture(scope="session")

@@ -16,28 +16,28 @@ def put_batches(lake, run_id: str, batches: list[list[tuple[int, str, float]]]) 
     return put_scored_batches(lake, run_id, [[scored_row(*row) for row in rows] for rows in batches])
 
 
-def test_publish_merges_sorts_and_moves_latest(lake):
-    keys = put_batches(lake, "20260101T000000Z-aaaaaa", [[(1, "B", 0.2), (2, "A", 0.1)], [(3, "A", 0.9), (4, "B", 0.8)]])
-    version = publish(lake, "20260101T000000Z-aaaaaa", keys, keep=3)
-    table = lake.get_table(version.key)
+def test_publish_merges_sorts_and_moves_latest(own_lake):
+    keys = put_batches(own_lake, "20260101T000000Z-aaaaaa", [[(1, "B", 0.2), (2, "A", 0.1)], [(3, "A", 0.9), (4, "B", 0.8)]])
+    version = publish(own_lake, "20260101T000000Z-aaaaaa", keys, keep=3)
+    table = own_lake.get_table(version.key)
     assert table.schema.equals(CURATED)
     assert table.column("review_id").to_pylist() == [3, 2, 4, 1]  # by product, then relevance descending
-    assert lake.latest() == version and version.rows == 4
+    assert own_lake.latest() == version and version.rows == 4
 
 
-def test_duplicates_are_never_published_and_latest_stays(lake):
-    before = lake.latest()
-    keys = put_batches(lake, "20260102T000000Z-bbbbbb", [[(1, "A", 0.5)], [(1, "A", 0.5)]])
+def test_duplicates_are_never_published_and_latest_stays(own_lake):
+    before = own_lake.latest()
+    keys = put_batches(own_lake, "20260102T000000Z-bbbbbb", [[(1, "A", 0.5)], [(1, "A", 0.5)]])
     with pytest.raises(DuplicateReviews):
-        publish(lake, "20260102T000000Z-bbbbbb", keys, keep=3)
-    assert lake.latest() == before
-    assert not lake.exists(curated_key("20260102T000000Z-bbbbbb"))
+        publish(own_lake, "20260102T000000Z-bbbbbb", keys, keep=3)
+    assert own_lake.latest() == before
+    assert not own_lake.exists(curated_key("20260102T000000Z-bbbbbb"))
 
 
-def test_only_the_newest_versions_are_kept(lake):
+def test_only_the_newest_versions_are_kept(own_lake):
     runs = [f"20260201T00000{i}Z-cccccc" for i in range(5)]
     for run_id in runs:
-        publish(lake, run_id, put_batches(lake, run_id, [[(1, "A", 0.5)]]), keep=2)
-    kept = [v for v in lake.curated_versions() if v.startswith("20260201")]
+        publish(own_lake, run_id, put_batches(own_lake, run_id, [[(1, "A", 0.5)]]), keep=2)
+    kept = [v for v in own_lake.curated_versions() if v.startswith("20260201")]
     assert kept == runs[-2:]
-    assert json.loads(lake.get_bytes(LATEST_KEY))["version"] == runs[-1]
+    assert json.loads(own_lake.get_bytes(LATEST_KEY))["version"] == runs[-1]
