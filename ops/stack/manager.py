@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ops.stack.components import Component, Context, components
+from ops.stack.process import PidFile, terminate
 from shared.settings import Settings
 
 Report = Callable[[str, str], None]
@@ -125,6 +126,14 @@ class Stack:
         return result
 
     def down(self, report: Report = lambda name, msg: None) -> None:
+        # First what the state directory recorded beyond this configuration (an extra classifier
+        # worker started with CLASSIFY_WORKERS=2, say): down stops everything `up` ever started.
+        known = {c.name for c in self.components}
+        for pidfile in sorted((self.ctx.root / "run").glob("*.pid")):
+            if pidfile.stem not in known and (record := PidFile(pidfile).live()) is not None:
+                terminate(record)
+                pidfile.unlink(missing_ok=True)
+                report(pidfile.stem, f"stopped (pid {record.pid})")
         for component in reversed(self.components):
             record = component.running(self.ctx)
             if record is None:
