@@ -26,6 +26,10 @@ demo: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Speed and memory figures, on the real local stack (never part of `make test`).
+bench: install
+	$(PY) -m bench.run
+
 stack-down:
 	$(REVIEWS) stack down
 

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     settings = get_settings()
-    configure_logging(settings)
+    configure_logging(settings, quiet=True)
     from ops.runs_cli import format_report, trigger_run, watch
     from ops.source.loader import load_paths
     from ops.source.schema import create_source

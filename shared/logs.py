@@ -10,7 +10,8 @@ import structlog
 from shared.settings import Settings
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, quiet: bool = False) -> None:
+    """``quiet``: warnings and errors only, for commands that print their own report."""
     renderer = (
         structlog.processors.JSONRenderer()
         if settings.log_format == "json"
@@ -35,6 +36,6 @@ def configure_logging(settings: Settings) -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
+    root.setLevel("WARNING" if quiet else settings.log_level)
     for noisy in ("botocore", "boto3", "aiobotocore", "urllib3", "werkzeug", "pymongo", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -8,7 +8,6 @@ Celery workers on the same servers (``Stack.up`` is idempotent, so nothing start
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,15 +15,10 @@ from pathlib import Path
 import pytest
 
 from ops.stack.manager import Stack
+from ops.stack.process import free_port
 from shared.settings import Settings
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stack_settings(root: Path, **overrides) -> Settings:

@@ -117,7 +117,7 @@ def discover(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _lines(path: Path, progress: bool) -> Iterator[tuple[int, str]]:
+def read_lines(path: Path, progress: bool) -> Iterator[tuple[int, str]]:
     """(line number, text) of a plain or gzip file, with a progress bar over the bytes on disk."""
     with open(path, "rb") as raw, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name[:40],
                                        disable=not progress, leave=False) as bar:  # fmt: skip
@@ -131,7 +131,7 @@ def _lines(path: Path, progress: bool) -> Iterator[tuple[int, str]]:
 
 
 def _sniff(path: Path) -> tuple[str, str]:
-    for _, line in _lines(path, progress=False):
+    for _, line in read_lines(path, progress=False):
         if line.strip():
             try:
                 return detect(parse_line(line), path.name)
@@ -175,7 +175,7 @@ def _load_file(conn, report: FileReport, progress: bool) -> None:
                 report.loaded += cur.rowcount
         chunk.clear()
 
-    for number, line in _lines(report.path, progress):
+    for number, line in read_lines(report.path, progress):
         report.lines = number
         if not line.strip():
             continue

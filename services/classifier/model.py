@@ -159,14 +159,16 @@ class NliClassifier:
     USEFUL = ("a detailed and specific review", "a vague and short review")
 
     def __init__(self, settings: Settings, config: LabelConfig):
-        from transformers import pipeline
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
         if not settings.nli_model:
             raise ModelLoadError("CLASSIFIER_BACKEND=nli needs NLI_MODEL: a model id or a local folder")
         _configure_torch(settings)
         try:
-            self._pipe = pipeline("zero-shot-classification", model=settings.nli_model, device=-1,
-                                  model_kwargs={"local_files_only": True})  # fmt: skip
+            # Loaded here with local_files_only: no hub is reached, an absent model fails now.
+            tokenizer = AutoTokenizer.from_pretrained(settings.nli_model, local_files_only=True)
+            model = AutoModelForSequenceClassification.from_pretrained(settings.nli_model, local_files_only=True)
+            self._pipe = pipeline("zero-shot-classification", model=model, tokenizer=tokenizer, device=-1)
         except Exception as exc:
             raise ModelLoadError(f"NLI model {settings.nli_model} could not be loaded: {exc}") from exc
         self._batch_size = settings.classify_batch_size

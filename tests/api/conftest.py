@@ -21,7 +21,7 @@ from shared.clients import make_s3
 from shared.history import init_metadata_db
 from shared.lake import Lake
 from shared.settings import Settings
-from tests.conftest import free_port
+from ops.stack.process import free_port
 from tests.factories import put_scored_batches
 
 
