@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from bench.loadgen import LoadResult, run_load
 from ops.stack.manager import Stack
 from ops.stack.process import free_port
+from ops.stack.s3_server import grant_lake
 from services.publisher.publish import announce
 from shared import clients
 from shared.clients import make_s3
@@ -94,12 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = settings.model_copy(update={"s3_bucket": "bench-api-lake", "api_port": free_port(), "redis_db": 3,
                                         "api_reload_check_s": 2.0, "log_level": "WARNING"})  # fmt: skip
-    s3 = make_s3(bench)
-    try:
-        s3.create_bucket(Bucket=bench.s3_bucket)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
-    lake = Lake(s3, bench.s3_bucket)
+    grant_lake(bench)  # the pipeline may write only granted buckets, the API read only their curated/
+    lake = Lake(make_s3(bench), bench.s3_bucket)
     lake.delete(lake.list_keys("curated/"))  # start empty: the first RSS is the API without data
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "services.api.app:create_app", "--factory",
                             "--host", "127.0.0.1", "--port", str(bench.api_port), "--no-access-log"],

@@ -9,10 +9,11 @@ imports torch.
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
 from kombu import Queue as KombuQueue
 
+from shared.logs import configure_logging
 from shared.queues import Queue
 from shared.settings import get_settings
 
@@ -55,6 +56,14 @@ def create_celery(settings=None) -> Celery:
         },
     )
     return app
+
+
+@signals.celeryd_init.connect  # a worker's first signal: what it logs while starting is JSON too
+@signals.setup_logging.connect
+def _configure_logging(**_) -> None:
+    # Connected here, where every worker and beat import it: Celery then leaves the root
+    # logger to us instead of hijacking it, and each writes JSON lines.
+    configure_logging(get_settings(), service=True)
 
 
 app = create_celery()

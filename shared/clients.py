@@ -16,7 +16,7 @@ from celery import Celery
 from shared.celery_app import create_celery
 from shared.history import History
 from shared.lake import Lake
-from shared.settings import Settings
+from shared.settings import S3Identity, Settings
 
 
 @dataclass(frozen=True)
@@ -32,18 +32,29 @@ class Clients:
         self.redis.close()
 
 
-def make_s3(settings: Settings, *, api: bool = False):
-    """A boto3 S3 client with the pipeline's credentials, or the API's read-only ones."""
-    key_id = settings.api_s3_access_key_id if api else settings.s3_access_key_id
-    secret = settings.api_s3_secret_access_key if api else settings.s3_secret_access_key
+DEFAULT_S3_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+
+
+def _aws(service: str, settings: Settings, identity: S3Identity, config: Config):
+    key_id, secret = settings.s3_credentials(identity)
     return boto3.client(
-        "s3",
+        service,
         endpoint_url=settings.s3_endpoint_url,
         region_name=settings.s3_region,
         aws_access_key_id=key_id,
-        aws_secret_access_key=secret.get_secret_value(),
-        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60),
+        aws_secret_access_key=secret,
+        config=config,
     )
+
+
+def make_s3(settings: Settings, identity: S3Identity = "pipeline", config: Config = DEFAULT_S3_CONFIG):
+    """A boto3 S3 client as the pipeline (read/write), the API (read curated/) or the administrator."""
+    return _aws("s3", settings, identity, config)
+
+
+def make_iam(settings: Settings):
+    """The local S3 server's IAM API, as its administrator (production grants through MinIO's admin API)."""
+    return _aws("iam", settings, "admin", DEFAULT_S3_CONFIG)
 
 
 _current: Clients | None = None

@@ -371,6 +371,27 @@ class History:
             )
             return {row.pop("stage"): row for row in cur.fetchall()}
 
+    def last_finished_run(self) -> dict | None:
+        """The run that ended last, succeeded or failed."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT * FROM run WHERE status IN ('succeeded', 'failed') ORDER BY finished_at DESC NULLS LAST LIMIT 1"
+            )
+            return cur.fetchone()
+
+    def archive_backlog(self) -> int:
+        """Extracted batches whose archive is still to do: not started, running or retrying."""
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                SELECT count(*) AS n FROM batch e
+                WHERE e.stage = 'extract' AND e.status = 'succeeded'
+                  AND NOT EXISTS (SELECT 1 FROM batch a WHERE a.run_id = e.run_id AND a.stage = 'archive'
+                                  AND a.batch_no = e.batch_no AND a.status IN ('succeeded', 'dead'))
+                """
+            )
+            return cur.fetchone()["n"]
+
     def add_erasure(self, buyer_pseudonym: str) -> None:
         with self._cursor() as cur:
             cur.execute("INSERT INTO erasure (buyer_pseudonym) VALUES (%s) ON CONFLICT DO NOTHING", (buyer_pseudonym,))

@@ -12,10 +12,10 @@ start-up instead of running with a published password.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-import os
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -23,13 +23,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_PREFIX = "local-"
 
+S3Identity = Literal["pipeline", "api", "admin"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
     environment: Literal["local", "production"] = "local"
     log_level: str = "INFO"
-    log_format: Literal["console", "json"] = "console"
+    # Empty: JSON lines for services (workers, beat, API: a log platform reads them),
+    # readable lines for commands a person runs.
+    log_format: Literal["console", "json"] | None = None
 
     # --- local stack -----------------------------------------------------------------
     state_dir: Path = Field(default=Path(".stack"), description="pid files, logs, server data")
@@ -63,18 +67,25 @@ class Settings(BaseSettings):
     mongo_port: int = 27018
     mongo_db: str = "review_archive"
     mongo_collection: str = "reviews"
-    # Empty user means no authentication (the local stack's default).
-    mongo_user: str = ""
-    mongo_password: SecretStr = SecretStr("")
+    # The pipeline's user: readWrite on the archive database only (SCRAM-SHA-256).
+    mongo_user: str = "archive_writer"
+    mongo_password: SecretStr = SecretStr("local-archive-writer")
+    # The server's administrator, who creates the user above; no project service gets it.
+    mongo_admin_user: str = "root"
+    mongo_admin_password: SecretStr = SecretStr("local-mongo-admin")
 
     # --- S3: the data lake ---------------------------------------------------------------
     s3_endpoint_url: str = "http://127.0.0.1:19000"
     s3_region: str = "us-east-1"
     s3_bucket: str = "review-lake"
+    # Three identities: the pipeline (read/write on the lake bucket), the API (read curated/
+    # only), the administrator who creates the bucket and grants the other two.
     s3_access_key_id: str = "local-pipeline-key"
     s3_secret_access_key: SecretStr = SecretStr("local-pipeline-secret")
     api_s3_access_key_id: str = "local-api-key"
     api_s3_secret_access_key: SecretStr = SecretStr("local-api-secret")
+    s3_admin_access_key_id: str = "local-s3-admin-key"
+    s3_admin_secret_access_key: SecretStr = SecretStr("local-s3-admin-secret")
 
     # --- pipeline ------------------------------------------------------------------------
     classify_workers: int = Field(default=1, ge=1, description="classifier worker processes in the local stack")
@@ -126,7 +137,21 @@ class Settings(BaseSettings):
     flower_user: str = "admin"
     flower_password: SecretStr = SecretStr("local-flower")
 
-    @field_validator("labels_file", mode="before")
+    # --- observability: worker metrics, and the alert rules `reviews doctor` evaluates ---------
+    metrics_host: str = "127.0.0.1"
+    # A worker serves Prometheus metrics on this port (0: none); the local stack derives
+    # one port per worker from it.
+    metrics_port: int = Field(default=19100, ge=0, le=65535)
+    api_url: str = Field(default="", description="where operator commands reach the API; empty: API_HOST:API_PORT")
+    alert_curated_max_age_h: float = Field(default=24.0, gt=0)
+    alert_api_5xx_share: float = Field(default=0.10, ge=0, le=1)
+    alert_api_window_s: int = Field(default=600, ge=10, description="the API counts recent responses this long")
+    alert_reject_share: float = Field(default=0.20, ge=0, le=1, description="of the last run's transformed rows")
+    alert_connection_errors: int = Field(default=5, ge=1, description="S3 or MongoDB errors that count as repeated")
+    alert_connection_window_s: int = Field(default=3600, ge=60, le=86400)
+    alert_size_drop_share: float = Field(default=0.5, gt=0, le=1, description="curated file smaller than the last by")
+
+    @field_validator("labels_file", "log_format", mode="before")
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         return None if value == "" else value
@@ -170,15 +195,34 @@ class Settings(BaseSettings):
     def metadata_dsn(self) -> str:
         return self._pg_dsn(self.metadata_user, self.metadata_password, self.metadata_db)
 
+    def _mongo_url(self, user: str, password: SecretStr, auth_db: str) -> str:
+        pw = quote(password.get_secret_value(), safe="")
+        return (
+            f"mongodb://{quote(user, safe='')}:{pw}@{self.mongo_host}:{self.mongo_port}/"
+            f"?authSource={auth_db}&authMechanism=SCRAM-SHA-256"
+        )
+
     @property
     def mongo_url(self) -> str:
-        if not self.mongo_user:
-            return f"mongodb://{self.mongo_host}:{self.mongo_port}/"
-        pw = quote(self.mongo_password.get_secret_value(), safe="")
-        return (
-            f"mongodb://{quote(self.mongo_user, safe='')}:{pw}@{self.mongo_host}:{self.mongo_port}/"
-            f"?authSource={self.mongo_db}&authMechanism=SCRAM-SHA-256"
-        )
+        """The archive writer, who is defined in the archive database."""
+        return self._mongo_url(self.mongo_user, self.mongo_password, self.mongo_db)
+
+    @property
+    def mongo_admin_url(self) -> str:
+        return self._mongo_url(self.mongo_admin_user, self.mongo_admin_password, "admin")
+
+    def s3_credentials(self, identity: S3Identity) -> tuple[str, str]:
+        """The access key id and secret of one of the lake's identities."""
+        key_id, secret = {
+            "pipeline": (self.s3_access_key_id, self.s3_secret_access_key),
+            "api": (self.api_s3_access_key_id, self.api_s3_secret_access_key),
+            "admin": (self.s3_admin_access_key_id, self.s3_admin_secret_access_key),
+        }[identity]
+        return key_id, secret.get_secret_value()
+
+    @property
+    def api_base_url(self) -> str:
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def s3_endpoint_port(self) -> int:

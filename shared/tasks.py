@@ -3,12 +3,16 @@
 A task unpacks a ``BatchRef``, calls its stage's plain function through
 ``StageTask.run_batch`` and announces the next stage as its last line, so a
 consumer never receives a key whose object is not written yet. Bookkeeping in
-the run history happens here, once, instead of try/except copies in every task.
+the run history happens here, once, instead of try/except copies in every task;
+so do the log context (run_id, stage, batch, task_id on every line a task logs)
+and the worker's metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import botocore.exceptions
@@ -18,9 +22,8 @@ import redis.exceptions
 import structlog
 from celery import Task, signals
 
-from shared import clients
+from shared import clients, metrics
 from shared.history import Stage
-from shared.logs import configure_logging
 from shared.settings import get_settings
 
 log = structlog.get_logger()
@@ -84,27 +87,22 @@ class StageTask(Task):
     def run_batch(self, ref: BatchRef, work: Callable[[], BatchOutcome]) -> BatchOutcome:
         """Do ``work`` for one batch once; a redelivery of finished work returns its outcome."""
         c = clients.get()
-        structlog.contextvars.bind_contextvars(
-            run_id=ref.run_id, stage=self.stage.value, batch=ref.batch, task_id=self.request.id
-        )
-        try:
-            start = c.history.begin_batch(
-                ref.run_id, self.stage, ref.batch, c.settings.max_batch_attempts,
-                input_key=ref.key, worker=self.request.hostname,
-            )  # fmt: skip
-            if start.already_done:
-                done = next(b for b in c.history.batches(ref.run_id, self.stage) if b["batch_no"] == ref.batch)
-                log.info("batch_already_done", status=done["status"])
-                return BatchOutcome(done["rows_in"] or 0, done["rows_out"] or 0, done["output_key"] or "")
-            outcome = work()
-            c.history.finish_batch(
-                ref.run_id, self.stage, ref.batch, rows_in=outcome.rows_in, rows_out=outcome.rows_out,
-                rejects=outcome.rejects, output_key=outcome.output_key,
-            )  # fmt: skip
-            log.info("batch_done", rows_in=outcome.rows_in, rows_out=outcome.rows_out, rejects=outcome.rejects)
-            return outcome
-        finally:
-            structlog.contextvars.clear_contextvars()
+        start = c.history.begin_batch(
+            ref.run_id, self.stage, ref.batch, c.settings.max_batch_attempts,
+            input_key=ref.key, worker=self.request.hostname,
+        )  # fmt: skip
+        if start.already_done:
+            done = next(b for b in c.history.batches(ref.run_id, self.stage) if b["batch_no"] == ref.batch)
+            log.info("batch_already_done", status=done["status"])
+            return BatchOutcome(done["rows_in"] or 0, done["rows_out"] or 0, done["output_key"] or "")
+        outcome = work()
+        c.history.finish_batch(
+            ref.run_id, self.stage, ref.batch, rows_in=outcome.rows_in, rows_out=outcome.rows_out,
+            rejects=outcome.rejects, output_key=outcome.output_key,
+        )  # fmt: skip
+        metrics.record_batch(self.stage.value, outcome.rows_in, outcome.rows_out, outcome.rejects)
+        log.info("batch_done", rows_in=outcome.rows_in, rows_out=outcome.rows_out, rejects=outcome.rejects)
+        return outcome
 
     @staticmethod
     def _ref(args: tuple, kwargs: dict) -> BatchRef | None:
@@ -113,30 +111,79 @@ class StageTask(Task):
 
     def on_retry(self, exc, task_id, args, kwargs, einfo) -> None:
         ref = self._ref(args, kwargs)
-        log.warning("batch_retry", stage=self.stage.value, error=repr(exc), retries=self.request.retries)
+        log.warning("batch_retry", error=repr(exc), retries=self.request.retries)
+        metrics.RETRIES.labels(self.stage.value).inc()
         if ref is not None:
-            clients.get().history.retry_batch(ref.run_id, self.stage, ref.batch, repr(exc))
+            with _bookkeeping("retry_batch"):
+                clients.get().history.retry_batch(ref.run_id, self.stage, ref.batch, repr(exc))
+        _count_connection_error(exc)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         ref = self._ref(args, kwargs)
-        log.error("batch_failed", stage=self.stage.value, error=repr(exc))
+        log.error("batch_failed", error=repr(exc))
+        _count_connection_error(exc)
         if ref is None:
             return
         history = clients.get().history
-        history.kill_batch(ref.run_id, self.stage, ref.batch, repr(exc))
-        if self.stage is not Stage.ARCHIVE:  # a missing archive never blocks the storefront
-            history.fail_run(ref.run_id, f"{self.stage.value} batch {ref.batch} failed: {exc!r}")
+        with _bookkeeping("kill_batch"):
+            history.kill_batch(ref.run_id, self.stage, ref.batch, repr(exc))
+            if self.stage is not Stage.ARCHIVE:  # a missing archive never blocks the storefront
+                history.fail_run(ref.run_id, f"{self.stage.value} batch {ref.batch} failed: {exc!r}")
 
 
-@signals.setup_logging.connect
-def _configure_worker_logging(**_) -> None:
-    # Connected, so Celery leaves the root logger to us instead of hijacking it.
-    configure_logging(get_settings())
+@contextmanager
+def _bookkeeping(what: str) -> Iterator[None]:
+    """Failure bookkeeping never raises: an error in Celery's on_retry/on_failure wedges the worker's
+    pool slot for good (the task stays "active" forever). When the run history is unreachable the
+    record is lost, the run stays "running", and the sweep repairs it once the database is back."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the worker must go on
+        log.error("bookkeeping_failed", what=what, error=repr(exc))
+
+
+def _count_connection_error(exc: BaseException) -> None:
+    target = metrics.connection_target(exc)
+    if target is None:
+        return
+    try:
+        metrics.record_connection_error(clients.get().redis, target)
+    except redis.exceptions.RedisError as err:  # never at the cost of the retry's own bookkeeping
+        log.warning("connection_error_not_counted", target=target, error=repr(err))
+
+
+def _stage_of(task: Task) -> str:
+    return task.name.split(".", 1)[0]  # tasks are named <queue>.<what>, and each queue is a stage
+
+
+# Start times of the tasks this process runs, by task id (the pool may run several at once).
+_started: dict[str, float] = {}
+
+
+@signals.task_prerun.connect
+def _task_context(task_id: str, task: Task, args: tuple, kwargs: dict, **_) -> None:
+    context = {"task_id": task_id, "stage": _stage_of(task)}
+    ref = StageTask._ref(args, kwargs)
+    if ref is not None:
+        context.update(run_id=ref.run_id, batch=ref.batch)
+    # Bound until postrun, which Celery sends after on_retry/on_failure: their lines carry it too.
+    structlog.contextvars.bind_contextvars(**context)
+    _started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _task_done(task_id: str, task: Task, state: str | None = None, **_) -> None:
+    started = _started.pop(task_id, None)
+    if started is not None:
+        outcome = (state or "unknown").lower()
+        metrics.TASK_SECONDS.labels(_stage_of(task), task.name, outcome).observe(time.perf_counter() - started)
+    structlog.contextvars.clear_contextvars()
 
 
 @signals.worker_init.connect
 def _init_worker_clients(sender, **_) -> None:
     clients.init(get_settings(), celery=sender.app)
+    metrics.serve(get_settings())
 
 
 @signals.worker_shutdown.connect

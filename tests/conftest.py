@@ -31,6 +31,7 @@ def stack_settings(root: Path, **overrides) -> Settings:
         s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
         api_port=free_port(),
         flower_port=free_port(),
+        metrics_port=free_port(),  # the workers' ports derive from it
         **overrides,
     )
 
@@ -74,13 +75,13 @@ def lake(servers: Settings):
 @pytest.fixture(scope="module")
 def own_lake(servers: Settings, request):
     """A bucket of the test module's own, for tests that count what a bucket holds."""
+    from ops.stack.s3_server import grant_lake
     from shared.clients import make_s3
     from shared.lake import Lake
 
-    s3 = make_s3(servers)
     bucket = "test-" + request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
-    s3.create_bucket(Bucket=bucket)
-    return Lake(s3, bucket)
+    grant_lake(servers.model_copy(update={"s3_bucket": bucket}))  # the pipeline may use only granted buckets
+    return Lake(make_s3(servers), bucket)
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +92,25 @@ def loaded_source(servers: Settings, data_dir: Path):
 
     create_source(servers)
     return load_paths(servers, [data_dir], progress=False)
+
+
+@pytest.fixture(scope="session")
+def history(servers: Settings) -> Iterator:
+    from shared.history import History, init_metadata_db
+
+    init_metadata_db(servers)
+    h = History(servers.metadata_dsn, max_connections=16)
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="session")
+def pipeline(servers: Settings, loaded_source, history):
+    """The session's servers plus every worker, beat, Flower and the API; clients for the test."""
+    from ops.stack.manager import Stack
+    from shared import clients
+
+    Stack(servers).up()
+    c = clients.init(servers)
+    yield c
+    clients.close()

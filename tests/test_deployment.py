@@ -37,7 +37,7 @@ def test_project_services_only_use_settings_variables(service):
 
 def test_each_worker_consumes_exactly_its_own_queue():
     queues = {}
-    for service, queue in WORKERS.items():
+    for service in WORKERS:
         command = SERVICES[service]["command"]
         queues[service] = command[command.index("-Q") + 1]
         assert f"services.{service}.tasks" in command
@@ -58,6 +58,14 @@ def test_the_api_holds_no_mongodb_or_pipeline_secret():
                      "POSTGRES_SUPERUSER_PASSWORD"):  # fmt: skip
         assert env[variable] == "", variable
     assert env["API_S3_SECRET_ACCESS_KEY"].startswith("${")
+
+
+@pytest.mark.parametrize("service", sorted(PROJECT))
+def test_only_the_init_job_holds_an_administrator_secret(service):
+    env = SERVICES[service]["environment"]
+    postgres = {"POSTGRES_SUPERUSER_PASSWORD", "SOURCE_OWNER_PASSWORD"}  # to create the source (init)
+    held = {variable for variable in ("MONGO_ADMIN_PASSWORD", "S3_ADMIN_SECRET_ACCESS_KEY", *postgres) if env[variable]}
+    assert held == (postgres if service == "init" else set())
 
 
 def test_env_example_lists_every_setting():

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops.stack.process import PidFile, PidRecord, spawn, terminate
@@ -43,8 +43,10 @@ class Context:
     def data(self, name: str) -> Path:
         return self.root / "data" / name
 
-    def child_env(self) -> dict[str, str]:
-        return self.settings.child_env()
+    def child_env(self, withheld: tuple[str, ...] = ()) -> dict[str, str]:
+        # A withheld secret is set empty, not left out: the parent's own environment must not
+        # fill it in either (the production compose file does the same).
+        return {**self.settings.child_env(), **{name.upper(): "" for name in withheld}}
 
 
 @dataclass
@@ -58,13 +60,14 @@ class Component:
     after_start: Callable[[Context], None] | None = None
     start_timeout_s: float = 30.0
     port: Callable[[Settings], int] | None = None
+    withheld: tuple[str, ...] = ()  # settings whose secrets this process must not hold
 
     def running(self, ctx: Context) -> PidRecord | None:
         return ctx.pidfile(self.name).live()
 
     def start(self, ctx: Context) -> PidRecord:
         command = self.command(ctx)
-        pid = spawn(command, ctx.log(self.name), ctx.child_env(), cwd=ctx.root)
+        pid = spawn(command, ctx.log(self.name), ctx.child_env(self.withheld), cwd=ctx.root)
         return ctx.pidfile(self.name).write(pid, command)
 
     def stop(self, ctx: Context) -> None:
@@ -198,66 +201,123 @@ def _pg_init_metadata(ctx: Context) -> None:
 # --- MongoDB wire server ----------------------------------------------------------------------
 
 
-def _mongo_command(ctx: Context) -> list[str]:
+def _until_it_answers(action: Callable[[], None], retry_on: tuple[type[Exception], ...], timeout_s: float = 30) -> None:
+    """Run ``action`` once the server just spawned listens: retry only while it cannot be reached."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return action()
+        except retry_on:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _mongo_command(ctx: Context, auth: bool = True) -> list[str]:
     s = ctx.settings
     return [
         str(Path(sys.executable).with_name("secantusd-py")),
         "--host", "127.0.0.1", "--port", str(s.mongo_port),
         "--storage-path", str(ctx.data("mongo")), "--log-level", "WARNING",
+        *(["--auth"] if auth else []),
     ]  # fmt: skip
 
 
-def _mongo_ping(ctx: Context) -> None:
+def _mongo_client(url: str):
     import pymongo
 
     ms = int(PING_TIMEOUT_S * 1000)
-    client = pymongo.MongoClient(ctx.settings.mongo_url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms)
-    try:
+    return pymongo.MongoClient(url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms)
+
+
+def _mongo_ping(ctx: Context) -> None:
+    # As the archive writer: the answer also says the pipeline's credentials work.
+    with _mongo_client(ctx.settings.mongo_url) as client:
         client.admin.command("ping")
-    finally:
-        client.close()
+
+
+def _mongo_set_user(db, user: str, password: str, roles: list[dict]) -> None:
+    """Create ``user`` in ``db``, or bring an existing one to this password and these roles."""
+    verb = "updateUser" if db.command("usersInfo", user)["users"] else "createUser"
+    db.command(verb, user, pwd=password, roles=roles, mechanisms=["SCRAM-SHA-256"])
+
+
+class Mongo(Component):
+    """SecantusDB with SCRAM-SHA-256 authentication on.
+
+    It has no localhost exception: a first user can only be created while authentication is
+    off. So the first start runs it once without ``--auth`` to create the administrator, then
+    every start runs with ``--auth``, and the administrator (re)creates the archive writer.
+    """
+
+    def _admin_created(self, ctx: Context) -> Path:
+        return ctx.data("mongo") / ".admin-created"  # inside the data: deleting the data resets it
+
+    def start(self, ctx: Context) -> PidRecord:
+        if not self._admin_created(ctx).exists():
+            self._create_admin(ctx)
+        return super().start(ctx)
+
+    def _create_admin(self, ctx: Context) -> None:
+        from pymongo.errors import ConnectionFailure
+
+        s = ctx.settings
+        command = _mongo_command(ctx, auth=False)
+        pid = spawn(command, ctx.log(self.name), ctx.child_env(), cwd=ctx.root)
+        record = ctx.pidfile(self.name).write(pid, command)  # recorded: `down` stops it if we fail here
+
+        def create() -> None:
+            with _mongo_client(f"mongodb://127.0.0.1:{s.mongo_port}/") as client:
+                _mongo_set_user(client.admin, s.mongo_admin_user, s.mongo_admin_password.get_secret_value(),
+                                [{"role": "root", "db": "admin"}])  # fmt: skip
+
+        try:
+            _until_it_answers(create, (ConnectionFailure,))
+        finally:
+            terminate(record)
+            ctx.pidfile(self.name).remove()
+        self._admin_created(ctx).touch()
+
+
+def _mongo_grant_writer(ctx: Context) -> None:
+    """As the administrator: the archive writer, readWrite on the archive database only."""
+    from pymongo.errors import ConnectionFailure
+
+    s = ctx.settings
+
+    def grant() -> None:
+        with _mongo_client(s.mongo_admin_url) as client:
+            _mongo_set_user(client[s.mongo_db], s.mongo_user, s.mongo_password.get_secret_value(),
+                            [{"role": "readWrite", "db": s.mongo_db}])  # fmt: skip
+
+    _until_it_answers(grant, (ConnectionFailure,))
 
 
 # --- S3 server ------------------------------------------------------------------------------------
 
 
 def _s3_command(ctx: Context) -> list[str]:
-    port = ctx.settings.s3_endpoint_port
-    return [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)]
-
-
-def _s3_client(ctx: Context):
-    import boto3
-    from botocore.config import Config
-
-    s = ctx.settings
-    return boto3.client(
-        "s3",
-        endpoint_url=s.s3_endpoint_url,
-        region_name=s.s3_region,
-        aws_access_key_id=s.s3_access_key_id,
-        aws_secret_access_key=s.s3_secret_access_key.get_secret_value(),
-        config=Config(connect_timeout=PING_TIMEOUT_S, read_timeout=PING_TIMEOUT_S, retries={"max_attempts": 1}),
-    )
+    # moto with IAM policy evaluation on, and the users the settings name (ops/stack/s3_server.py).
+    return [sys.executable, "-m", "ops.stack.s3_server"]
 
 
 def _s3_ping(ctx: Context) -> None:
-    _s3_client(ctx).head_bucket(Bucket=ctx.settings.s3_bucket)
+    from botocore.config import Config
+
+    from shared.clients import make_s3
+
+    config = Config(connect_timeout=PING_TIMEOUT_S, read_timeout=PING_TIMEOUT_S, retries={"max_attempts": 1})
+    # A listing, as the pipeline: the S3 action a HeadBucket needs is s3:ListBucket, but moto
+    # checks it as an action of its own that no real policy names.
+    make_s3(ctx.settings, config=config).list_objects_v2(Bucket=ctx.settings.s3_bucket, MaxKeys=1)
 
 
-def _s3_create_bucket(ctx: Context) -> None:
-    client = _s3_client(ctx)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.create_bucket(Bucket=ctx.settings.s3_bucket)
-            return
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+def _s3_grant_lake(ctx: Context) -> None:
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+    from ops.stack.s3_server import grant_lake
+
+    _until_it_answers(lambda: grant_lake(ctx.settings), (EndpointConnectionError, ConnectionClosedError))
 
 
 # --- Celery workers, beat, Flower, API -----------------------------------------------------------
@@ -280,6 +340,24 @@ def _celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "shared.celery_app", *args]
 
 
+def worker_metrics_port(settings: Settings, queue: Queue, replica: int) -> int:
+    """Where a worker of the local stack serves its metrics: its own port, derived from METRICS_PORT."""
+    if not settings.metrics_port:
+        return 0
+    return settings.metrics_port + 10 * replica + list(Queue).index(queue)  # never two alike, any replica count
+
+
+@dataclass
+class Worker(Component):
+    queue: Queue = field(kw_only=True)
+    replica: int = field(kw_only=True)
+
+    def start(self, ctx: Context) -> PidRecord:
+        # The stack's settings, but this worker's own metrics port: workers share one host here.
+        port = worker_metrics_port(ctx.settings, self.queue, self.replica)
+        return super().start(Context(ctx.settings.model_copy(update={"metrics_port": port})))
+
+
 def _worker(queue: Queue, replica: int) -> Component:
     name = f"worker-{queue.value}-{replica}"
     hostname = worker_name(queue, replica)
@@ -287,8 +365,9 @@ def _worker(queue: Queue, replica: int) -> Component:
     def command(ctx: Context) -> list[str]:
         # A thread pool of one: the task runs beside the main thread, which keeps answering
         # pings and heartbeats; no fork, so torch is safe in the classify worker.
+        # --quiet: no banner, whose plain text would break the log's one JSON object per line.
         return _celery(
-            "worker", "-Q", queue.value, "-n", hostname, "--pool", "threads", "--concurrency", "1",
+            "--quiet", "worker", "-Q", queue.value, "-n", hostname, "--pool", "threads", "--concurrency", "1",
             "--include", WORKER_MODULES[queue], "--loglevel", ctx.settings.log_level, "--without-gossip",
         )  # fmt: skip
 
@@ -303,12 +382,13 @@ def _worker(queue: Queue, replica: int) -> Component:
             app.close()
 
     timeout = 120.0 if queue is Queue.CLASSIFY else 60.0
-    return Component(name, "service", command, ping, start_timeout_s=timeout)
+    return Worker(name, "service", command, ping, start_timeout_s=timeout,
+                  port=lambda s: worker_metrics_port(s, queue, replica), queue=queue, replica=replica)  # fmt: skip
 
 
 def _beat_command(ctx: Context) -> list[str]:
     return _celery(
-        "beat", "--schedule", str(ctx.root / "data" / "celerybeat-schedule"), "--pidfile", "",
+        "--quiet", "beat", "--schedule", str(ctx.root / "data" / "celerybeat-schedule"), "--pidfile", "",
         "--scheduler", "shared.beat:HeartbeatScheduler", "--loglevel", ctx.settings.log_level,
     )  # fmt: skip
 
@@ -340,6 +420,14 @@ def _http_ping(url: str) -> None:
     response.raise_for_status()
 
 
+# The API reads the lake's curated/ files and the run history: no MongoDB credentials at all,
+# none of the pipeline's or the administrators' secrets.
+API_WITHHELD = (
+    "mongo_password", "mongo_admin_password", "s3_secret_access_key", "s3_admin_secret_access_key",
+    "pseudonym_key", "source_owner_password", "source_reader_password", "postgres_superuser_password",
+)  # fmt: skip
+
+
 def _api_command(ctx: Context) -> list[str]:
     s = ctx.settings
     return [
@@ -354,8 +442,9 @@ def components(settings: Settings) -> list[Component]:
         Component("redis", "server", _redis_command, _redis_ping, port=lambda s: s.redis_port),
         Postgres("postgres", "server", lambda ctx: [], _pg_ping, after_start=_pg_init_metadata,
                  port=lambda s: s.postgres_port),  # fmt: skip
-        Component("mongo", "server", _mongo_command, _mongo_ping, port=lambda s: s.mongo_port),
-        Component("s3", "server", _s3_command, _s3_ping, after_start=_s3_create_bucket,
+        Mongo("mongo", "server", _mongo_command, _mongo_ping, after_start=_mongo_grant_writer,
+              port=lambda s: s.mongo_port),  # fmt: skip
+        Component("s3", "server", _s3_command, _s3_ping, after_start=_s3_grant_lake,
                   port=lambda s: s.s3_endpoint_port),  # fmt: skip
     ]
     workers = [
@@ -370,6 +459,6 @@ def components(settings: Settings) -> list[Component]:
                   port=lambda s: s.flower_port),  # fmt: skip
         Component("api", "service", _api_command,
                   lambda ctx: _http_ping(f"http://{ctx.settings.api_host}:{ctx.settings.api_port}/health"),
-                  port=lambda s: s.api_port),  # fmt: skip
+                  port=lambda s: s.api_port, withheld=API_WITHHELD),  # fmt: skip
     ]
     return servers + workers + services

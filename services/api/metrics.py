@@ -1,19 +1,60 @@
-"""Prometheus metrics of the API: request latency by route, errors, what is being served."""
+"""Prometheus metrics of the API: request latency by route, errors, what is being served.
+
+Besides the usual counters, the API keeps its responses of the last few minutes
+(``ALERT_API_WINDOW_S``) and shows them as two gauges: ``reviews doctor`` reads the
+5xx rate over that window from one scrape, without a Prometheus server to compute
+``rate()`` over the counters.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Probes and scrapes are not storefront traffic: a readiness 503 is the health alert's business.
+OPERATIONAL_ROUTES = frozenset({"/health", "/health/ready", "/metrics"})
+
+
+class RecentResponses:
+    """Responses and 5xx of the last ``window_s`` seconds, in buckets of ``bucket_s`` (the window's edge).
+
+    Only the event loop touches it (the middleware adds, a scrape reads), so it needs no lock.
+    """
+
+    def __init__(self, window_s: int, bucket_s: int = 10, clock: Callable[[], float] = time.monotonic):
+        self._buckets_in_window = max(1, window_s // bucket_s)
+        self._bucket_s = bucket_s
+        self._clock = clock
+        self._buckets: deque[list[int]] = deque()  # [bucket number, responses, 5xx], oldest first
+
+    def _now(self) -> int:
+        return int(self._clock() // self._bucket_s)
+
+    def add(self, server_error: bool) -> None:
+        now = self._now()
+        if not self._buckets or self._buckets[-1][0] != now:
+            self._buckets.append([now, 0, 0])
+            while self._buckets[0][0] <= now - self._buckets_in_window:
+                self._buckets.popleft()
+        self._buckets[-1][1] += 1
+        self._buckets[-1][2] += server_error
+
+    def totals(self) -> tuple[int, int]:
+        """(responses, 5xx) within the window."""
+        oldest = self._now() - self._buckets_in_window
+        kept = [b for b in self._buckets if b[0] > oldest]
+        return sum(b[1] for b in kept), sum(b[2] for b in kept)
 
 
 class ApiMetrics:
     """One registry per app: two apps in one process (tests) never share counters."""
 
-    def __init__(self) -> None:
+    def __init__(self, window_s: int) -> None:
         self.registry = CollectorRegistry()
         self.latency = Histogram("api_request_seconds", "Request latency by route", ["route", "method"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
@@ -24,6 +65,13 @@ class ApiMetrics:
                                  registry=self.registry)  # fmt: skip
         self.rows_served = Gauge("api_curated_rows", "Reviews in the curated version served", registry=self.registry)
         self.loads = Gauge("api_curated_loads", "Curated versions loaded since start", registry=self.registry)
+        self.recent = RecentResponses(window_s)
+        recent = Gauge("api_recent_responses", f"Responses in the last {window_s} s, probes and scrapes excluded",
+                       registry=self.registry)  # fmt: skip
+        recent.set_function(lambda: self.recent.totals()[0])
+        recent_5xx = Gauge("api_recent_5xx", f"5xx responses in the last {window_s} s, probes and scrapes excluded",
+                           registry=self.registry)  # fmt: skip
+        recent_5xx.set_function(lambda: self.recent.totals()[1])
 
     def install(self, app: FastAPI) -> None:
         @app.middleware("http")
@@ -41,3 +89,5 @@ class ApiMetrics:
                 self.responses.labels(name, f"{status // 100}xx").inc()
                 if status >= 500:
                     self.errors.labels(name).inc()
+                if name not in OPERATIONAL_ROUTES:
+                    self.recent.add(status >= 500)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from celery import signals
+from prometheus_client import REGISTRY
 
 from services.archiver import archive
 from shared import clients
 from shared.celery_app import app
 from shared.history import Stage
+from shared.metrics import ScrapedGauge
 from shared.schemas import RAW
 from shared.settings import get_settings
 from shared.tasks import BatchOutcome, BatchRef, StageTask, retries_within
@@ -19,6 +21,11 @@ _store: archive.ArchiveStore | None = None
 def _open_store(**_) -> None:
     global _store
     _store = archive.ArchiveStore(get_settings())
+    # The archive trails the pipeline by design (MongoDB down only delays it): how far, on each scrape.
+    REGISTRY.register(ScrapedGauge(
+        "pipeline_archive_backlog_batches", "Extracted batches not archived yet (pending, running or retrying)",
+        lambda: clients.get().history.archive_backlog(),
+    ))  # fmt: skip
 
 
 @signals.worker_shutdown.connect

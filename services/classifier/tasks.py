@@ -20,6 +20,10 @@ _classifier = None
 @signals.worker_init.connect
 def _load_model(**_) -> None:
     global _classifier
+    from transformers.utils import logging as transformers_logging
+
+    # The worker's log is one JSON object per line: no progress bar while the weights load.
+    transformers_logging.disable_progress_bar()
     _classifier = load_classifier(get_settings())
 
 

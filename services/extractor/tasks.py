@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from services.extractor.extract import connect_source, extract
-from shared import clients
+from shared import clients, metrics
 from shared.celery_app import app
 from shared.history import RunAlreadyActive, Stage
 from shared.settings import get_settings
@@ -34,7 +34,6 @@ def start(self, trigger: str = "beat", params: dict | None = None) -> str:
 def run(self, ref: dict) -> int:
     run_id = BatchRef(**ref).run_id
     c = clients.get()
-    structlog.contextvars.bind_contextvars(run_id=run_id, stage="extract", task_id=self.request.id)
     c.history.start_run(run_id)
     record = c.history.get_run(run_id)
     if record is None or record["status"] != "running":
@@ -57,6 +56,7 @@ def run(self, ref: dict) -> int:
                 run_id, Stage.EXTRACT, batch.batch, rows_in=batch.rows, rows_out=batch.rows,
                 output_key=batch.key, cursor=batch.last_review_id,
             )  # fmt: skip
+            metrics.record_batch(Stage.EXTRACT.value, batch.rows, batch.rows, rejects=0)
     finally:
         conn.close()
     done = c.history.extracted_batches(run_id)

@@ -15,13 +15,14 @@ import pytest
 import redis
 import uvicorn
 
+from ops.stack.process import free_port
+from ops.stack.s3_server import grant_lake
 from services.api.app import create_app
 from services.publisher.publish import announce, publish
 from shared.clients import make_s3
 from shared.history import init_metadata_db
 from shared.lake import Lake
 from shared.settings import Settings
-from ops.stack.process import free_port
 from tests.factories import put_scored_batches
 
 
@@ -65,7 +66,7 @@ def api_settings(servers: Settings) -> Settings:
         "s3_bucket": "api-test-lake", "redis_db": 1, "metadata_db": "api_test_metadata", "api_port": free_port(),
         "api_reload_check_s": 1.0,
     })  # fmt: skip
-    make_s3(settings).create_bucket(Bucket=settings.s3_bucket)
+    grant_lake(settings)  # the pipeline writes it, the API reads its curated/
     init_metadata_db(settings)
     return settings
 

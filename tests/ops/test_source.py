@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
-from decimal import Decimal
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg2
@@ -31,7 +31,10 @@ def query(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:
         "INSERT INTO buyer (buyer_id) VALUES ('intruder')",
         "UPDATE review SET rating = 1",
         "DELETE FROM review",
+        "TRUNCATE review",
         "CREATE TABLE intruder (id int)",
+        "ALTER TABLE review ADD COLUMN intruder int",
+        "DROP TABLE review",
     ],
 )
 def test_the_pipeline_role_cannot_write(servers, loaded_source, statement):
@@ -66,12 +69,14 @@ def test_the_shared_data_loads_with_every_quirk(servers, loaded_source):
     assert query(dsn, "SELECT count(*) FROM review WHERE source_format = '2018'") == [(UNIQUE_2018_REVIEWS,)]
     assert by_name["Appliances_5.json.gz"].loaded == 205
     # cell phones have no metadata file: stub products keep the foreign keys whole
-    assert query(dsn, """SELECT count(DISTINCT p.product_id), bool_or(p.has_metadata) FROM review r
-                          JOIN product p USING (product_id) WHERE r.source_file LIKE '%Cell_Phones%'""") == [(325, False)]
+    cell_phones = """SELECT count(DISTINCT p.product_id), bool_or(p.has_metadata) FROM review r
+                     JOIN product p USING (product_id) WHERE r.source_file LIKE '%Cell_Phones%'"""
+    assert query(dsn, cell_phones) == [(325, False)]
     # votes written "1,234" parse; 2014 keeps the total votes, 2018 the verified flag
     assert query(dsn, "SELECT max(helpful_votes) FROM review WHERE source_format = '2018'")[0][0] >= 1000
     assert query(dsn, "SELECT count(*) FROM review WHERE source_format = '2014' AND total_votes IS NULL") == [(0,)]
-    assert query(dsn, "SELECT count(*) FROM review WHERE source_format = '2018' AND verified_purchase IS NULL") == [(0,)]
+    unknown_verified = "SELECT count(*) FROM review WHERE source_format = '2018' AND verified_purchase IS NULL"
+    assert query(dsn, unknown_verified) == [(0,)]
     # missing text is kept (the pipeline rejects it with a reason), not dropped here
     assert query(dsn, "SELECT count(*) FROM review WHERE text IS NULL")[0][0] > 0
 

@@ -1,0 +1,112 @@
+"""The local S3 server: moto, evaluating IAM policies on every request, and the lake's grants.
+
+moto authenticates and authorizes requests against its IAM users' policies once
+``INITIAL_NO_AUTH_ACTION_COUNT`` requests have passed; this launcher sets it to 0, so from the
+first request on an unsigned request, an unknown key or a wrong secret is refused, and a known
+key may do only what its user's policies allow.
+
+moto's IAM API only draws random access keys. So the launcher registers the three users
+in-process, before it serves, with the keys the settings name: the settings stay the one source
+of configuration, as in production, where MinIO's users are made from the same variables
+(docker-compose.yml, ``minio-init``). The grants go through the IAM API as the administrator
+(``grant_lake``): for the lake bucket when the stack starts, and for a bucket of a test's own.
+
+    python -m ops.stack.s3_server     # run by `reviews stack up`, configured by the environment
+"""
+
+from __future__ import annotations
+
+import json
+
+from shared.clients import make_iam, make_s3
+from shared.settings import S3Identity, Settings, get_settings
+
+USERS: dict[S3Identity, str] = {"admin": "lake-admin", "pipeline": "lake-pipeline", "api": "lake-api"}
+
+# The administrator creates buckets and grants the other two; no project process runs as it.
+ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "Administer", "Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}],
+}
+
+
+def pipeline_policy(bucket: str) -> dict:
+    """Read and write objects of the lake bucket, nothing else: no other bucket, no bucket settings.
+
+    One statement on both the bucket and its objects: moto checks a multi-object delete as
+    s3:DeleteObject on the bucket itself (AWS and MinIO ignore an object action on a bucket).
+    Production uses the same document: deploy/pipeline-s3-policy.json.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadWriteTheLake",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            }
+        ],
+    }
+
+
+def api_policy(bucket: str) -> dict:
+    """Read curated/ only. Production uses the same document: deploy/api-s3-policy.json."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadCuratedOnly",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/curated/*"],
+            },
+            {
+                # Without ListBucket, a missing key answers 403 instead of 404 (AWS, MinIO).
+                "Sid": "CheckTheBucket",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+                "Condition": {"StringLike": {"s3:prefix": ["curated/*"]}},
+            },
+        ],
+    }
+
+
+def grant_lake(settings: Settings) -> None:
+    """As the administrator: create ``settings.s3_bucket`` if needed, and grant the pipeline and
+    the API their access to it (a policy per bucket, rewritten each time: idempotent)."""
+    bucket = settings.s3_bucket
+    s3 = make_s3(settings, "admin")
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    iam = make_iam(settings)
+    for identity, policy in (("pipeline", pipeline_policy), ("api", api_policy)):
+        iam.put_user_policy(UserName=USERS[identity], PolicyName=f"lake-{bucket}",
+                            PolicyDocument=json.dumps(policy(bucket)))  # fmt: skip
+
+
+def serve(settings: Settings) -> None:
+    """Register the three users with the settings' keys, turn enforcement on, serve until SIGTERM."""
+    import moto.settings
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import iam_backends
+    from moto.server import main
+
+    iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for identity, user_name in USERS.items():
+        key_id, secret = settings.s3_credentials(identity)
+        user = iam.create_user(settings.s3_region, user_name)
+        key = user.create_access_key(prefix="AKIA")
+        # The one step moto's API does not offer: a key of our choosing instead of a random one.
+        key.access_key_id, key.secret_access_key = key_id, secret
+        iam.access_keys[key_id] = key
+    iam.put_user_policy(USERS["admin"], "administer", json.dumps(ADMIN_POLICY))
+    moto.settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    main(["-H", "127.0.0.1", "-p", str(settings.s3_endpoint_port)])
+
+
+if __name__ == "__main__":
+    serve(get_settings())

@@ -1,0 +1,202 @@
+"""``reviews doctor``'s rules on the real servers: each one ok, and critical when its alert holds.
+
+Each test gets a system of its own (a metadata database, a bucket, an API on its own port,
+a Redis database): a rule about "the last run" must not see another test's runs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg2
+import pytest
+import redis
+from psycopg2 import sql
+
+from ops import doctor
+from ops.stack.process import free_port
+from ops.stack.s3_server import grant_lake
+from services.publisher.publish import publish
+from services.publisher.versions import rollback
+from shared.clients import make_s3
+from shared.history import History, Stage, init_metadata_db, new_run_id
+from shared.lake import Lake
+from shared.metrics import record_connection_error
+from shared.settings import Settings
+from tests.api.conftest import ServerThread, wait_until_served
+from tests.factories import put_scored_batches, scored_row
+
+pytestmark = pytest.mark.stack
+
+
+@dataclass(frozen=True)
+class System:
+    settings: Settings
+    history: History
+    lake: Lake
+    redis: redis.Redis
+
+    @property
+    def api_url(self) -> str:
+        return self.settings.api_base_url
+
+    def publish(self, reviews: int, at: datetime | None = None) -> str:
+        """A curated version of ``reviews`` distinct reviews, published ``at`` (default: now)."""
+        at = at or datetime.now(UTC)
+        run_id = new_run_id(at)
+        rows = [scored_row(i, f"P{i % 7}", 0.5, text=f"review {i} {secrets.token_hex(40)}") for i in range(reviews)]
+        publish(self.lake, run_id, put_scored_batches(self.lake, run_id, [rows]), keep=5, now=at)
+        return run_id
+
+    def finished_run(self, day: int, rows: int = 100, rejects: int = 0, error: str | None = None) -> str:
+        """A run that transformed ``rows`` with ``rejects``, then succeeded (or failed with ``error``)."""
+        run_id = self.history.create_run("cli", {}, date(2001, 1, day))
+        self.history.start_run(run_id)
+        self.history.finish_batch(run_id, Stage.TRANSFORM, 1, rows_in=rows, rows_out=rows - rejects, rejects=rejects)
+        if error:
+            self.history.fail_run(run_id, error)
+        else:
+            self.history.finish_run(run_id, "curated/x.parquet", rows - rejects)
+        return run_id
+
+
+@pytest.fixture
+def system(servers: Settings) -> Iterator[System]:
+    suffix = secrets.token_hex(3)
+    settings = servers.model_copy(update={
+        "s3_bucket": f"doctor-{suffix}", "metadata_db": f"doctor_{suffix}", "redis_db": 2,
+        "api_port": free_port(), "api_reload_check_s": 1.0,
+    })  # fmt: skip
+    grant_lake(settings)
+    init_metadata_db(settings)
+    history = History(settings.metadata_dsn)
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        yield System(settings, history, Lake(make_s3(settings), settings.s3_bucket), client)
+    finally:
+        history.close()
+        client.close()
+        admin = psycopg2.connect(servers.postgres_admin_dsn)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(settings.metadata_db)))
+        admin.close()
+
+
+@pytest.fixture
+def http(system: System) -> Iterator[httpx.Client]:
+    """A client of the system's API (the rules take full URLs, so it serves them too)."""
+    with httpx.Client(base_url=system.api_url, timeout=10) as client:
+        yield client
+
+
+def test_api_health_is_critical_unless_the_api_answers_ready(system, http):
+    with ServerThread(system.settings):
+        not_ready = doctor.api_health(http, system.api_url)
+        version = system.publish(50)
+        wait_until_served(http, version)
+        ready = doctor.api_health(http, system.api_url)
+    gone = doctor.api_health(http, system.api_url)
+    assert not_ready.severity == "critical" and "503" in not_ready.value and "no curated version" in not_ready.value
+    assert ready.severity == "ok" and version in ready.value
+    assert gone.severity == "critical" and "unreachable" in gone.value
+
+
+def test_api_5xx_rate_counts_the_storefronts_responses_of_the_window(system, http):
+    with ServerThread(system.settings):
+        for _ in range(3):  # readiness probes answer 503 before a version is served: not counted
+            http.get(f"{system.api_url}/health/ready")
+        quiet = doctor.api_5xx_rate(http, system.api_url, 0.10, 600)
+        for _ in range(2):
+            assert http.get(f"{system.api_url}/products").status_code == 503
+        failing = doctor.api_5xx_rate(http, system.api_url, 0.10, 600)
+        wait_until_served(http, system.publish(50))
+        for _ in range(20):
+            assert http.get(f"{system.api_url}/products").status_code == 200
+        recovered = doctor.api_5xx_rate(http, system.api_url, 0.10, 600)
+    assert quiet.severity == "ok" and "no requests" in quiet.value
+    assert failing.severity == "critical" and failing.value == "100.0% (2 of 2)"
+    assert recovered.severity == "ok" and recovered.value == "9.1% (2 of 22)"
+
+
+def test_last_run_and_reject_share_judge_the_last_finished_run(system):
+    # given no run yet: nothing to judge
+    assert doctor.last_run(system.history).severity == "warning"
+    assert doctor.reject_share(system.history, 0.2).severity == "ok"
+    # a run that succeeded with few rejects
+    first = system.finished_run(1, rows=100, rejects=5)
+    assert doctor.last_run(system.history).severity == "ok"
+    assert doctor.reject_share(system.history, 0.2).value == f"5.0% (5 of 100, run {first})"
+    # then one that failed
+    system.finished_run(2, error="transform batch 1 failed: boom")
+    failed = doctor.last_run(system.history)
+    assert failed.severity == "critical" and "failed" in failed.value and "boom" in failed.value
+    # then one that succeeded but rejected a third of its rows
+    system.finished_run(3, rows=90, rejects=30)
+    assert doctor.last_run(system.history).severity == "ok"
+    rejects = doctor.reject_share(system.history, 0.2)
+    assert rejects.severity == "critical" and rejects.value.startswith("33.3% (30 of 90")
+
+
+def test_curated_age_and_size_drop_judge_the_served_version(system):
+    now = datetime.now(UTC)
+    assert doctor.curated_age(system.lake, 24).severity == "critical"  # nothing published
+    # a version of yesterday's yesterday
+    system.publish(400, at=now - timedelta(hours=30))
+    stale = doctor.curated_age(system.lake, 24)
+    assert stale.severity == "critical" and stale.value.startswith("30.0 h")
+    assert doctor.curated_size_drop(system.lake, 0.5).severity == "ok"  # nothing to compare with
+    # a fresh one of the same size
+    fresh = system.publish(400, at=now - timedelta(minutes=2))
+    assert doctor.curated_age(system.lake, 24).severity == "ok"
+    assert doctor.curated_size_drop(system.lake, 0.5).severity == "ok"
+    # one that lost most of its input
+    system.publish(20)
+    dropped = doctor.curated_size_drop(system.lake, 0.5)
+    assert dropped.severity == "critical" and dropped.value.startswith("-")
+    # rolled back: the version served is judged against the one before it
+    rollback(system.lake, to=fresh)
+    assert doctor.curated_size_drop(system.lake, 0.5).severity == "ok"
+
+
+def test_connection_errors_are_critical_when_repeated_within_the_window(system):
+    now = datetime(2001, 9, 9, tzinfo=UTC).timestamp()  # a time of this test's own in the shared Redis
+    for _ in range(5):  # long ago: outside the window
+        record_connection_error(system.redis, "s3", now=now - 7200)
+    for _ in range(4):
+        record_connection_error(system.redis, "mongodb", now=now - 120)
+    below = doctor.connection_errors(system.redis, 5, 3600, now=now)
+    record_connection_error(system.redis, "mongodb", now=now)
+    repeated = doctor.connection_errors(system.redis, 5, 3600, now=now)
+    assert below.severity == "ok" and below.value == "s3 0, mongodb 4 in the last 3600 s"
+    assert repeated.severity == "critical" and "mongodb 5" in repeated.value
+
+
+def test_reviews_doctor_prints_every_rule_and_exits_1_on_a_critical_one(system, http):
+    def reviews_doctor() -> subprocess.CompletedProcess:
+        exe = Path(sys.executable).with_name("reviews")
+        return subprocess.run([str(exe), "doctor"], env=system.settings.child_env(), capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+
+    # given a healthy system: a fresh version served, a successful run, no errors
+    with ServerThread(system.settings):
+        wait_until_served(http, system.publish(100))
+        system.finished_run(1, rows=100, rejects=2)
+        healthy = reviews_doctor()
+        system.finished_run(2, error="classify batch 3 failed: boom")
+        unhealthy = reviews_doctor()
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    rules = ("api_health", "api_5xx_rate", "last_run", "curated_age", "curated_size_drop", "reject_share",
+             "connection_errors")  # fmt: skip
+    for rule in rules:
+        assert f"OK        {rule}" in healthy.stdout
+    assert "7 rules: 0 critical, 0 warning" in healthy.stdout
+    assert unhealthy.returncode == 1
+    assert "CRITICAL  last_run" in unhealthy.stdout and "boom" in unhealthy.stdout

@@ -1,0 +1,238 @@
+"""Least privilege, proven by refusals on the real servers: MongoDB users, S3 identities, secrets.
+
+(The PostgreSQL read-only role is proven in tests/ops/test_source.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymongo
+import pytest
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from pydantic import SecretStr
+from pymongo.errors import OperationFailure
+
+from ops.stack.process import free_port
+from ops.stack.s3_server import api_policy, grant_lake, pipeline_policy
+from services.publisher.publish import publish
+from shared.clients import make_iam, make_s3
+from shared.lake import Lake
+from shared.settings import Settings
+from tests.factories import put_scored_batches, scored_row
+
+ROOT = Path(__file__).resolve().parents[2]
+UNAUTHORIZED, AUTHENTICATION_FAILED = 13, 18
+
+
+def s3_refusal(call) -> ClientError:
+    with pytest.raises(ClientError) as refused:
+        call()
+    return refused.value
+
+
+def s3_error(call) -> str:
+    return s3_refusal(call).response["Error"]["Code"]
+
+
+# --- MongoDB --------------------------------------------------------------------------------------
+
+
+def test_mongodb_refuses_an_unauthenticated_write(servers: Settings):
+    with pymongo.MongoClient(f"mongodb://{servers.mongo_host}:{servers.mongo_port}/") as anonymous:
+        with pytest.raises(OperationFailure) as refused:
+            anonymous[servers.mongo_db][servers.mongo_collection].insert_one({"_id": "anonymous"})
+    assert refused.value.code == UNAUTHORIZED
+
+
+def test_mongodb_refuses_a_wrong_password(servers: Settings):
+    wrong = servers.model_copy(update={"mongo_password": SecretStr("not-the-password")})
+    with pymongo.MongoClient(wrong.mongo_url, serverSelectionTimeoutMS=5000) as client:
+        with pytest.raises(OperationFailure) as refused:
+            client[servers.mongo_db][servers.mongo_collection].find_one()
+    assert refused.value.code == AUTHENTICATION_FAILED
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        pytest.param(lambda c, s: c["elsewhere"]["intrusions"].insert_one({"a": 1}), id="write-another-database"),
+        pytest.param(lambda c, s: c.admin["intrusions"].insert_one({"a": 1}), id="write-the-admin-database"),
+        pytest.param(lambda c, s: c[s.mongo_db].command("createUser", "intruder", pwd="x", roles=["readWrite"]),
+                     id="create-a-user"),  # fmt: skip
+        pytest.param(lambda c, s: c[s.mongo_db].command("grantRolesToUser", s.mongo_user,
+                                                        roles=[{"role": "root", "db": "admin"}]),
+                     id="grant-itself-root"),  # fmt: skip
+        pytest.param(lambda c, s: c[s.mongo_db].command("dropDatabase"), id="drop-the-archive"),
+    ],
+)
+def test_the_archive_writer_writes_the_archive_and_nothing_else(servers: Settings, attempt):
+    with pymongo.MongoClient(servers.mongo_url) as writer:
+        archive = writer[servers.mongo_db][servers.mongo_collection]
+        archive.replace_one({"_id": "least-privilege-probe"}, {"buyer_id": "probe"}, upsert=True)  # it can write
+        archive.delete_one({"_id": "least-privilege-probe"})
+        with pytest.raises(OperationFailure) as refused:
+            attempt(writer, servers)
+    assert refused.value.code == UNAUTHORIZED
+
+
+API_PROBE = """
+import json, sys
+from fastapi.testclient import TestClient
+from services.api.app import create_app
+with TestClient(create_app()) as client:
+    ready = client.get("/health/ready")
+drivers = sorted(m for m in sys.modules if m.split(".")[0] in ("pymongo", "motor"))
+print(json.dumps({"status": ready.status_code, "version": ready.json()["version"], "mongo_drivers": drivers}))
+"""
+
+
+def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(servers: Settings):
+    # given a lake with a curated version, and the API's settings stripped of every MongoDB
+    # credential and of the pipeline's and the administrator's S3 secrets, MongoDB's port dead
+    lake_settings = servers.model_copy(update={"s3_bucket": "least-privilege-api"})
+    grant_lake(lake_settings)
+    lake = Lake(make_s3(lake_settings), lake_settings.s3_bucket)
+    run_id = "20260301T000000Z-lpapi1"
+    version = publish(lake, run_id, put_scored_batches(lake, run_id, [[scored_row(1, "P", 0.5)]]), keep=1)
+    api = lake_settings.model_copy(update={
+        "mongo_user": "", "mongo_password": SecretStr(""), "mongo_admin_user": "",
+        "mongo_admin_password": SecretStr(""), "mongo_port": free_port(),
+        "s3_secret_access_key": SecretStr(""), "s3_admin_secret_access_key": SecretStr(""),
+    })  # fmt: skip
+    # when the API starts in a process of its own
+    result = subprocess.run([sys.executable, "-c", API_PROBE], env=api.child_env(), cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    # then it is ready on that version, read with its own keys, and never loaded a MongoDB driver
+    assert (probe["status"], probe["version"]) == (200, version.version)
+    assert probe["mongo_drivers"] == [], "the API has no code path to MongoDB"
+
+
+# --- S3 --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lake_objects(servers: Settings) -> Iterator[dict[str, str]]:
+    """One object in raw/ and one in curated/ of the stack's lake bucket, written by the pipeline."""
+    s3 = make_s3(servers)
+    keys = {"raw": "raw/run=least-privilege/batch=00001.parquet", "curated": "curated/least-privilege.json"}
+    for key in keys.values():
+        s3.put_object(Bucket=servers.s3_bucket, Key=key, Body=b"{}")
+    yield keys
+    s3.delete_objects(Bucket=servers.s3_bucket, Delete={"Objects": [{"Key": k} for k in keys.values()]})
+
+
+def test_the_pipeline_reads_writes_lists_and_deletes_in_the_lake(servers: Settings):
+    s3, bucket, key = make_s3(servers), servers.s3_bucket, "scored/run=least-privilege/batch=00001.parquet"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"x"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]] == [key]
+    assert s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key}]}).get("Errors", []) == []
+
+
+def test_the_pipeline_has_no_other_bucket_and_cannot_make_one(servers: Settings):
+    admin, pipeline, elsewhere = make_s3(servers, "admin"), make_s3(servers), "least-privilege-elsewhere"
+    admin.create_bucket(Bucket=elsewhere)
+    admin.put_object(Bucket=elsewhere, Key="k", Body=b"x")
+    assert s3_error(lambda: pipeline.get_object(Bucket=elsewhere, Key="k")) == "AccessDenied"
+    assert s3_error(lambda: pipeline.put_object(Bucket=elsewhere, Key="k", Body=b"")) == "AccessDenied"
+    assert s3_error(lambda: pipeline.create_bucket(Bucket="least-privilege-mine")) == "AccessDenied"
+    assert s3_error(lambda: pipeline.list_buckets()) == "AccessDenied"
+
+
+def test_the_api_reads_curated_and_nothing_else(servers: Settings, lake_objects):
+    api, bucket = make_s3(servers, "api"), servers.s3_bucket
+    assert api.get_object(Bucket=bucket, Key=lake_objects["curated"])["Body"].read() == b"{}"
+    assert s3_error(lambda: api.get_object(Bucket=bucket, Key=lake_objects["raw"])) == "AccessDenied"
+    assert s3_error(lambda: api.put_object(Bucket=bucket, Key=lake_objects["curated"], Body=b"x")) == "AccessDenied"
+    assert s3_error(lambda: api.put_object(Bucket=bucket, Key="raw/intruder", Body=b"x")) == "AccessDenied"
+    assert s3_error(lambda: api.delete_object(Bucket=bucket, Key=lake_objects["curated"])) == "AccessDenied"
+    # a multi-object delete answers 200 and refuses each key
+    errors = api.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": lake_objects["curated"]}]})["Errors"]
+    assert [e["Code"] for e in errors] == ["AccessDenied"]
+    assert make_s3(servers).get_object(Bucket=bucket, Key=lake_objects["curated"])["Body"].read() == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("forged", "code"),
+    [
+        ({"s3_access_key_id": "nobody"}, "InvalidAccessKeyId"),
+        ({"s3_secret_access_key": SecretStr("not-the-secret")}, "SignatureDoesNotMatch"),
+    ],
+)
+def test_s3_refuses_unknown_keys_and_wrong_secrets(servers: Settings, lake_objects, forged, code):
+    s3 = make_s3(servers.model_copy(update=forged))
+    assert s3_error(lambda: s3.get_object(Bucket=servers.s3_bucket, Key=lake_objects["curated"])) == code
+
+
+def test_s3_refuses_unsigned_requests(servers: Settings, lake_objects):
+    anonymous = make_s3(servers, config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}))
+    bucket = servers.s3_bucket
+    read = s3_refusal(lambda: anonymous.get_object(Bucket=bucket, Key=lake_objects["curated"]))
+    assert read.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # moto's IAM check fails on the missing Authorization header (a 500, not a 403): refused all the same
+    write = s3_refusal(lambda: anonymous.put_object(Bucket=bucket, Key="raw/anonymous", Body=b"x"))
+    assert write.response["ResponseMetadata"]["HTTPStatusCode"] >= 400
+    assert s3_error(lambda: make_s3(servers).head_object(Bucket=bucket, Key="raw/anonymous")) == "404"
+
+
+@pytest.mark.parametrize("identity", ["pipeline", "api"])
+def test_neither_the_pipeline_nor_the_api_can_grant_itself_more(servers: Settings, identity):
+    key_id, secret = servers.s3_credentials(identity)
+    # its own keys, in the administrator's place
+    iam = make_iam(servers.model_copy(update={"s3_admin_access_key_id": key_id,
+                                              "s3_admin_secret_access_key": SecretStr(secret)}))  # fmt: skip
+    with pytest.raises(ClientError) as refused:
+        iam.put_user_policy(UserName="lake-api", PolicyName="more", PolicyDocument=json.dumps(pipeline_policy("*")))
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_production_grants_the_documents_the_local_stack_enforces():
+    bucket = "review-lake"  # the bucket the production documents name
+    assert json.loads((ROOT / "deploy" / "pipeline-s3-policy.json").read_text()) == pipeline_policy(bucket)
+    assert json.loads((ROOT / "deploy" / "api-s3-policy.json").read_text()) == api_policy(bucket)
+
+
+# --- secrets -----------------------------------------------------------------------------------------
+
+SECRET_SETTING = re.compile(r"(password|_token|_key|key_id)$")
+# Shapes of real credentials: an AWS access key id, a private key.
+REAL_SECRET = re.compile(rb"AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def test_every_secret_default_is_a_local_placeholder():
+    defaults = {name: field.default for name, field in Settings.model_fields.items() if SECRET_SETTING.search(name)}
+    values = {name: d.get_secret_value() if isinstance(d, SecretStr) else d for name, d in defaults.items()}
+    assert {name for name, value in values.items() if not str(value).startswith("local-")} == set()
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if re.match(r"^[A-Z0-9_]+=", line))  # fmt: skip
+    assert {name.lower(): example[name.upper()] for name in values} == values
+
+
+def test_no_credential_is_committed():
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    found = [path for path in tracked.decode().split("\0")
+             if path and (ROOT / path).is_file() and REAL_SECRET.search((ROOT / path).read_bytes())]  # fmt: skip
+    assert found == []
+
+
+@pytest.mark.stack
+def test_the_local_stack_starts_the_api_without_mongodb_or_pipeline_secrets(pipeline, servers: Settings):
+    from ops.stack.components import API_WITHHELD
+    from ops.stack.manager import Stack
+
+    api = next(c for c in Stack(servers).components if c.name == "api").running(Stack(servers).ctx)
+    environ = dict(
+        item.split("=", 1) for item in Path(f"/proc/{api.pid}/environ").read_text().split("\0") if "=" in item
+    )
+    assert {name.upper(): environ[name.upper()] for name in API_WITHHELD} == {name.upper(): "" for name in API_WITHHELD}
+    assert environ["API_S3_SECRET_ACCESS_KEY"] == servers.api_s3_secret_access_key.get_secret_value()
