@@ -6,8 +6,11 @@ REVIEWS := $(VENV)/bin/reviews
 # Default data: the shared Amazon review files beside the project (never copied into it).
 DATA ?= $(wildcard ../shared/data)
 STAMP := $(VENV)/.installed
+# The storefront's browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: demo test install bench stack-down clean
+.PHONY: demo test install browser bench stack-down clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -20,10 +23,16 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# Only when missing. A failed install does not stop `make test`: the browser tests then fail, saying so.
+$(CHROMIUM):
+	-$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+
+browser: $(CHROMIUM)
+
 demo: install
 	$(PY) -m ops.demo --data "$(DATA)"
 
-test: install
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Speed and memory figures, on the real local stack (never part of `make test`).

@@ -3,6 +3,7 @@
 The lifespan owns every client (S3 with the API's read-only credentials, Redis,
 the run-history pool, a Celery app for sending) and the task that keeps the
 served curated version fresh. The API has no MongoDB credentials at all.
+It also serves the storefront mockup (``/shop``), a static page that calls the API.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from services.api.errors import install_error_handler
 from services.api.metrics import ApiMetrics
 from services.api.reload import IndexHolder
 from services.api.routes import health, jobs, metrics, products, reviews
+from services.api.shop import install_storefront
 from shared.celery_app import create_celery
 from shared.history import History
 from shared.lake import CURATED_CHANNEL
@@ -59,7 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings)
+    configure_logging(settings, service=True)
     app = FastAPI(
         title="Review intelligence API",
         summary="The most useful reviews of each product, from the newest curated version.",
@@ -67,9 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.metrics = ApiMetrics()
+    app.state.metrics = ApiMetrics(settings.alert_api_window_s)
     app.state.metrics.install(app)
     install_error_handler(app)
     for router in (health.router, reviews.router, products.router, jobs.router, metrics.router):
         app.include_router(router)
+    install_storefront(app)
     return app
