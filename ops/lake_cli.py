@@ -1,4 +1,4 @@
-"""``reviews curated list|rollback`` and ``reviews gdpr erase``."""
+"""``reviews lake``, ``reviews curated list|rollback`` and ``reviews gdpr erase``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,25 @@ from ops.gdpr import erase_buyer
 from services.publisher.publish import announce
 from services.publisher.versions import UnknownVersion, list_versions, rollback
 from shared import clients
+from shared.lake import ZONES, curated_key
 from shared.settings import get_settings
+
+
+def cmd_lake(args: argparse.Namespace) -> int:
+    c = clients.init(get_settings())
+    scope = f"run={args.run}" if args.run else "every run"
+    print(f"bucket {c.lake.bucket}, {scope}")
+    for zone in ZONES:
+        if zone == "curated":
+            prefix = curated_key(args.run) if args.run else "curated/"
+        else:
+            prefix = f"{zone}/run={args.run}/" if args.run else f"{zone}/"
+        objects, size = c.lake.usage(prefix)
+        print(f"  {zone:<8} {objects:>7,} objects {size:>14,} bytes   s3://{c.lake.bucket}/{prefix}")
+    latest = c.lake.latest()
+    print(f"latest: {latest.version} ({latest.rows:,} reviews, published {latest.published_at})" if latest
+          else "latest: none published yet")  # fmt: skip
+    return 0
 
 
 def cmd_curated(args: argparse.Namespace) -> int:
@@ -39,6 +57,10 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
 
 
 def add_lake_commands(sub: argparse._SubParsersAction) -> None:
+    lake = sub.add_parser("lake", help="what the data lake holds, zone by zone")
+    lake.add_argument("--run", help="only this run's objects")
+    lake.set_defaults(func=cmd_lake)
+
     curated = sub.add_parser("curated", help="curated versions: list them, or roll back the one the API serves")
     curated.add_argument("action", choices=["list", "rollback"])
     curated.add_argument("--to", help="the version (run id) to serve; default: the one before the latest")

@@ -18,6 +18,10 @@ CURATED_CHANNEL = "reviews:curated"  # Redis pub/sub: the publisher announces, t
 CURATED_PREFIX = "curated/review_curated_"
 
 
+# The lake's zones, in the order data flows through them.
+ZONES = ("raw", "rejects", "cleaned", "scored", "curated")
+
+
 def raw_key(run_id: str, batch: int) -> str:
     return f"raw/run={run_id}/batch={batch:05d}.parquet"
 
@@ -95,6 +99,15 @@ class Lake:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return sorted(keys)
+
+    def usage(self, prefix: str) -> tuple[int, int]:
+        """How many objects, and how many bytes, lie under ``prefix``."""
+        objects = size = 0
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                objects += 1
+                size += obj["Size"]
+        return objects, size
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):

@@ -66,5 +66,5 @@ def install_error_handler(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request)
-        error = "method_not_allowed" if exc.status_code == 405 else "not_found" if exc.status_code == 404 else "http_error"
+        error = {405: "method_not_allowed", 404: "not_found"}.get(exc.status_code, "http_error")
         return JSONResponse({"error": error, "detail": str(exc.detail)}, exc.status_code, headers=headers)

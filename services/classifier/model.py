@@ -108,7 +108,8 @@ class EmbeddingClassifier:
             raise ModelLoadError(f"model at {path} could not be loaded: {exc}") from exc
         model.eval()
         if settings.quantize_int8:
-            model = self._torch.ao.quantization.quantize_dynamic(model, {self._torch.nn.Linear}, dtype=self._torch.qint8)
+            torch = self._torch
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self._model = model
         self._batch_size = settings.classify_batch_size
         self._max_tokens = settings.max_tokens

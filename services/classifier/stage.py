@@ -12,7 +12,9 @@ from shared.schemas import CLEANED, SCORED
 from shared.settings import Settings
 
 
-def run(lake: Lake, classifier, cache, settings: Settings, run_id: str, batch: int, cleaned_key: str) -> tuple[str, int]:
+def run(
+    lake: Lake, classifier, cache, settings: Settings, run_id: str, batch: int, cleaned_key: str
+) -> tuple[str, int]:
     """Score one stored cleaned batch; returns (scored key, rows)."""
     cleaned = lake.get_table(cleaned_key, CLEANED).to_pandas()
     scored = score_batch(cleaned, classifier, settings, now=datetime.now(UTC), cache=cache)

@@ -14,12 +14,15 @@ import pyarrow.compute as pc
 from shared.lake import CURATED_CHANNEL, CuratedVersion, Lake, curated_key
 from shared.schemas import CURATED, SCORED
 
+
 class DuplicateReviews(ValueError):
     """Two scored batches hold the same review: a bug upstream, never published."""
 
 
 def merge(tables: list[pa.Table], erased: frozenset[str] = frozenset()) -> pa.Table:
-    table = pa.concat_tables([t.select(CURATED.names).cast(CURATED) for t in tables]) if tables else CURATED.empty_table()
+    table = (
+        pa.concat_tables([t.select(CURATED.names).cast(CURATED) for t in tables]) if tables else CURATED.empty_table()
+    )
     if erased:  # an erasure requested after this run's transform still applies to its file
         table = table.filter(pc.invert(pc.is_in(table.column("buyer_pseudonym"), pa.array(sorted(erased)))))
     if pc.count_distinct(table.column("review_id")).as_py() != table.num_rows:

@@ -76,7 +76,9 @@ class TransformResult:
     erased: int  # rows dropped on a right-to-erasure request: not rejects, never written anywhere
 
 
-def transform(raw: pa.Table, pseudonym_key: bytes, now: datetime, erased: frozenset[str] = frozenset()) -> TransformResult:
+def transform(
+    raw: pa.Table, pseudonym_key: bytes, now: datetime, erased: frozenset[str] = frozenset()
+) -> TransformResult:
     df = raw.to_pandas(types_mapper=pd.ArrowDtype).astype(
         {"title": object, "text": object, "buyer_id": object, "product_id": object}
     )

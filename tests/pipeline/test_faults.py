@@ -12,9 +12,9 @@ import pytest
 
 from ops.runs_cli import format_report, trigger_run, watch
 from ops.stack.manager import Stack
+from ops.stack.process import free_port
 from shared.celery_app import create_celery
 from shared.history import Stage
-from ops.stack.process import free_port
 from tests.pipeline.test_end_to_end import archived, extracted_ids, run_to_end, wait_for
 
 pytestmark = pytest.mark.stack

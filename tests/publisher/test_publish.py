@@ -17,7 +17,8 @@ def put_batches(lake, run_id: str, batches: list[list[tuple[int, str, float]]]) 
 
 
 def test_publish_merges_sorts_and_moves_latest(own_lake):
-    keys = put_batches(own_lake, "20260101T000000Z-aaaaaa", [[(1, "B", 0.2), (2, "A", 0.1)], [(3, "A", 0.9), (4, "B", 0.8)]])
+    batches = [[(1, "B", 0.2), (2, "A", 0.1)], [(3, "A", 0.9), (4, "B", 0.8)]]
+    keys = put_batches(own_lake, "20260101T000000Z-aaaaaa", batches)
     version = publish(own_lake, "20260101T000000Z-aaaaaa", keys, keep=3)
     table = own_lake.get_table(version.key)
     assert table.schema.equals(CURATED)
