@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import redis
 import pyarrow as pa
 import pyarrow.compute as pc
+import redis
 
 from bench.loadgen import LoadResult, run_load
 from ops.stack.manager import Stack

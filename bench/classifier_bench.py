@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     agreement = float((a[:, :k].argmax(1) == b[:, :k].argmax(1)).mean())
     ea, eb = fp32.encode(texts), int8.encode(texts)
     cosine = float((ea * eb).sum(1).mean())
-    print(f"\n| model | reviews/s | top label agrees with fp32 | embedding cosine to fp32 |\n|---|---|---|---|")
+    print("\n| model | reviews/s | top label agrees with fp32 | embedding cosine to fp32 |\n|---|---|---|---|")
     for name in ("fp32", "int8"):
         s = speeds[name]
         agree, cos = ("100%", "1.000") if name == "fp32" else (f"{agreement:.1%}", f"{cosine:.3f}")

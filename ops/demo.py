@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     flower = f"http://{settings.flower_host}:{settings.flower_port}"
     print(f"""
 ==> the stack is running (state, logs: {settings.state_path})
+  storefront    {api}/shop/
   API docs      {api}/docs
   health        {api}/health
   Flower        {flower}   (user {settings.flower_user}, password from FLOWER_PASSWORD)
@@ -80,6 +81,8 @@ next:
   .venv/bin/reviews stack status        every component, pinged
   .venv/bin/reviews runs                run history; `reviews runs RUN_ID` for one run's stages
   .venv/bin/reviews run                 another run, with progress per stage
+  .venv/bin/reviews doctor              the alert rules, each with its value
+  .venv/bin/reviews logs --run RUN_ID   one run's events from every component's log
   .venv/bin/reviews stack down          stop everything the stack started""")
     return 0 if run["status"] == "succeeded" else 1
 

@@ -8,39 +8,15 @@ Celery workers on the same servers (``Stack.up`` is idempotent, so nothing start
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ops.stack.manager import Stack
-from ops.stack.process import free_port
+from ops.stack.manager import Stack, make_state_dir, stack_settings
 from shared.settings import Settings
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def stack_settings(root: Path, **overrides) -> Settings:
-    """Settings for a stack of our own under ``root``, on ports nobody else uses."""
-    return Settings(
-        state_dir=root,
-        redis_port=free_port(),
-        postgres_port=free_port(),
-        mongo_port=free_port(),
-        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-        api_port=free_port(),
-        flower_port=free_port(),
-        metrics_port=free_port(),  # the workers' ports derive from it
-        **overrides,
-    )
-
-
-def make_state_dir(prefix: str) -> Path:
-    # Not under pytest's tmp_path: that is private to root, and PostgreSQL runs as another user.
-    root = Path(tempfile.mkdtemp(prefix=prefix))
-    root.chmod(0o755)
-    return root
 
 
 @pytest.fixture(scope="session")

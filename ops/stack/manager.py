@@ -8,12 +8,14 @@ a stale pid file is discarded. ``status`` pings every component for real.
 from __future__ import annotations
 
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ops.stack.components import Component, Context, components
-from ops.stack.process import PidFile, terminate
+from ops.stack.process import PidFile, free_port, terminate
 from shared.settings import Settings
 
 Report = Callable[[str, str], None]
@@ -140,3 +142,27 @@ class Stack:
                 continue
             component.stop(self.ctx)
             report(component.name, f"stopped (pid {record.pid})")
+
+
+def stack_settings(root: Path, **overrides) -> Settings:
+    """Settings for a stack of our own under ``root``, on ports nobody else uses."""
+    return Settings(
+        state_dir=root,
+        redis_port=free_port(),
+        postgres_port=free_port(),
+        mongo_port=free_port(),
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        api_port=free_port(),
+        flower_port=free_port(),
+        metrics_port=free_port(),  # the workers' ports derive from it
+        **overrides,
+    )
+
+
+def make_state_dir(prefix: str) -> Path:
+    """A fresh state directory for a private stack (tests, benchmarks), readable by PostgreSQL's user.
+
+    Not under pytest's tmp_path: that is private to root, and PostgreSQL runs as another user."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    return root

@@ -19,8 +19,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from ops.stack.manager import Stack
-from tests.conftest import make_state_dir, stack_settings
+from ops.stack.manager import Stack, make_state_dir, stack_settings
 
 pytestmark = pytest.mark.stack
 

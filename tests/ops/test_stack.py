@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.stack.manager import Stack, StackError
+from ops.stack.manager import Stack, StackError, make_state_dir, stack_settings
 from ops.stack.process import PidFile
-from tests.conftest import make_state_dir, stack_settings
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -92,8 +92,12 @@ def test_a_run_publishes_every_valid_review_once_and_archives_every_extracted_on
 
 
 def test_two_classifier_workers_split_a_runs_batches(pipeline, servers):
-    Stack(servers.model_copy(update={"classify_workers": 2})).up()  # adds worker-classify-2 only
-    run = run_to_end(pipeline, {"limit": 400, "batch_size": 20})
+    two = Stack(servers.model_copy(update={"classify_workers": 2}))
+    two.up()  # adds worker-classify-2 only
+    try:
+        run = run_to_end(pipeline, {"limit": 400, "batch_size": 20})
+    finally:  # later tests count what classify-1 does
+        next(c for c in two.components if c.name == "worker-classify-2").stop(two.ctx)
     workers = {b["worker"] for b in pipeline.history.batches(run["run_id"], Stage.CLASSIFY)}
     assert workers == {"classify-1@reviews", "classify-2@reviews"}
 

@@ -16,11 +16,15 @@ import pytest
 from ops.runs_cli import format_report, trigger_run, watch
 from ops.stack.manager import Stack
 from ops.stack.process import free_port
+from services.publisher.sweep import sweep
 from shared.history import Stage
+from shared.tasks import send
 from tests.pipeline.test_end_to_end import RUN_TIMEOUT_S, extracted_ids, run_to_end, wait_for
 from tests.pipeline.test_faults import component
 
 pytestmark = pytest.mark.stack
+
+SWEEP_STALLED_AFTER_S = 10
 
 
 def assert_every_valid_review_once(pipeline, lake, run: dict) -> None:
@@ -143,12 +147,12 @@ def test_redis_restarted_mid_run_loses_no_review(pipeline, lake, servers):
     finally:
         stack.up()
 
-    # then the run completes, with the sweep re-announcing whatever was in flight; the sweep is
-    # fired here as beat fires it, without waiting for its schedule
+    # then the run completes, with the sweep re-announcing whatever was lost in flight; the sweep
+    # runs here as beat runs it, only with a shorter stall threshold than the session's
     def ended() -> dict | None:
-        pipeline.celery.send_task("publish.sweep")
+        sweep(pipeline.history, send, stalled_after_s=SWEEP_STALLED_AFTER_S)
         run = pipeline.history.get_run(run_id)
         return run if run["status"] in ("succeeded", "failed") else None
 
-    run = wait_for(ended, RUN_TIMEOUT_S, "the run to end", every_s=max(servers.stalled_after_s / 4, 1))
+    run = wait_for(ended, RUN_TIMEOUT_S, "the run to end", every_s=SWEEP_STALLED_AFTER_S)
     assert_every_valid_review_once(pipeline, lake, run)
