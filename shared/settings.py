@@ -113,12 +113,12 @@ class Settings(BaseSettings):
     torch_threads: int = Field(default=0, ge=0, description="0: the cores of the machine")
     quantize_int8: bool = False
     # The relevance score: a weighted mean of components in [0, 1] (docs/relevance.md).
-    weight_model: float = Field(default=0.35, ge=0)
+    weight_model: float = Field(default=0.15, ge=0)
     weight_substance: float = Field(default=0.25, ge=0)
     weight_votes: float = Field(default=0.25, ge=0)
     weight_verified: float = Field(default=0.05, ge=0)
     weight_recency: float = Field(default=0.10, ge=0)
-    substance_words: float = Field(default=80.0, gt=0, description="words at which substance reaches 63%")
+    substance_words: float = Field(default=150.0, gt=0, description="words at which substance reaches 63%")
     votes_prior: float = Field(default=5.0, ge=0, description="votes a fully exposed review is expected to have")
     exposure_days: float = Field(default=180.0, gt=0, description="time over which a review gathers its votes")
     recency_half_life_days: float = Field(default=730.0, gt=0)

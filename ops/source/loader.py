@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,7 @@ class FileReport:
 @dataclass
 class LoadReport:
     files: list[FileReport] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def reviews_loaded(self) -> int:
@@ -99,6 +101,9 @@ class LoadReport:
             lines.append(f"  malformed {path}:{line}: {reason}")
         if len(bad) > show_malformed:
             lines.append(f"  ... and {len(bad) - show_malformed} more malformed lines")
+        reviews = sum(f.lines for f in self.files if f.kind == "review")
+        lines.append(f"  {reviews:,} review lines read, {self.reviews_loaded:,} new reviews loaded in "
+                     f"{self.seconds:.1f}s ({reviews / max(self.seconds, 1e-9):,.0f} review lines/s)")  # fmt: skip
         return "\n".join(lines)
 
 
@@ -206,6 +211,7 @@ def load_paths(settings: Settings, paths: list[Path], progress: bool = True) -> 
         kind, generation = _sniff(path)
         reports.append(FileReport(path, kind, generation))
     reports.sort(key=lambda r: r.kind != "meta")  # stable: reviews keep the order given
+    started = time.monotonic()
     conn = psycopg2.connect(settings.source_owner_dsn, application_name="reviews-loader")
     try:
         with conn, conn.cursor() as cur:
@@ -217,4 +223,4 @@ def load_paths(settings: Settings, paths: list[Path], progress: bool = True) -> 
                      malformed=len(report.malformed))  # fmt: skip
     finally:
         conn.close()
-    return LoadReport(reports)
+    return LoadReport(reports, time.monotonic() - started)

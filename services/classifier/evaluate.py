@@ -2,7 +2,8 @@
 
     python -m services.classifier.evaluate FILE_OR_FOLDER... [--min-reviews 10] [--min-voted 2]
 
-For every product with at least ``min_reviews`` reviews of which at least
+For every product of the evaluation half (the products the usefulness probe was not fitted
+on, services/classifier/probe.py) with at least ``min_reviews`` reviews of which at least
 ``min_voted`` have a helpful vote, each ranking's NDCG@5 is computed against the
 graded relevance ``log2(1 + helpful votes)`` (a log, so one viral review does not
 decide the product alone), then averaged over products. Reviews are read straight
@@ -23,6 +24,7 @@ import pandas as pd
 from ops.source.formats import Malformed, detect, parse_line, to_review
 from ops.source.loader import discover, read_lines
 from services.classifier.model import Classifier, load_classifier
+from services.classifier.probe import in_training_half
 from services.classifier.scoring import score_batch
 from services.transformer.transform import clean_text
 from shared.settings import Settings, get_settings
@@ -53,6 +55,7 @@ def read_reviews(paths: list[Path]) -> pd.DataFrame:
 
 
 def eligible(df: pd.DataFrame, min_reviews: int, min_voted: int) -> pd.DataFrame:
+    df = df[~df["product_id"].map(in_training_half)]
     stats = df.groupby("product_id")["helpful_votes"].agg(n="size", voted=lambda v: int((v > 0).sum()))
     keep = stats[(stats["n"] >= min_reviews) & (stats["voted"] >= min_voted)].index
     return df[df["product_id"].isin(keep)].reset_index(drop=True)
@@ -109,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no product has enough reviews with helpful votes", file=sys.stderr)
         return 1
     results = evaluate(df, load_classifier(settings), settings)
-    print(f"{df['product_id'].nunique()} products, {len(df)} reviews; NDCG@{K} against log2(1 + helpful votes)\n")
+    print(f"{df['product_id'].nunique()} products of the evaluation half, {len(df)} reviews; "
+          f"NDCG@{K} against log2(1 + helpful votes)\n")  # fmt: skip
     print(f"| ranking | NDCG@{K} |\n|---|---|")
     for name, value in sorted(results.items(), key=lambda kv: -kv[1]):
         print(f"| {name} | {value:.4f} |")

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 import yaml
 
+from services.classifier.probe import Probe
 from shared.settings import Settings
 
 DEFAULT_LABELS = Path(__file__).with_name("labels.yaml")
@@ -34,6 +35,9 @@ class LabelConfig:
     informative: list[str]
     uninformative: list[str]
     temperature: float
+    # A usefulness probe fitted to real helpful votes (services/classifier/probe.py), for the
+    # embedding backend; without one, usefulness is zero-shot similarity to the sentences above.
+    probe: Path | None = None
 
     @classmethod
     def load(cls, path: Path | None) -> LabelConfig:
@@ -45,6 +49,7 @@ class LabelConfig:
                 informative=list(data["usefulness"]["informative"]),
                 uninformative=list(data["usefulness"]["uninformative"]),
                 temperature=float(data.get("temperature", 0.05)),
+                probe=path.parent / data["usefulness"]["probe"] if data["usefulness"].get("probe") else None,
             )
         except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
             raise ModelLoadError(f"labels file {path} is unreadable or incomplete: {exc!r}") from exc
@@ -76,6 +81,15 @@ def _neutral(rows: np.ndarray, n_labels: int) -> np.ndarray:
     rows[:, :n_labels] = 1.0 / n_labels
     rows[:, n_labels] = 0.0
     return rows
+
+
+def _load_probe(path: Path | None) -> Probe | None:
+    if path is None:
+        return None
+    try:
+        return Probe.load(path)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelLoadError(f"usefulness probe {path} is missing or unreadable: {exc!r}") from exc
 
 
 def _configure_torch(settings: Settings):
@@ -119,8 +133,10 @@ class EmbeddingClassifier:
         self._label_vectors /= np.linalg.norm(self._label_vectors, axis=1, keepdims=True)
         self._informative = self.encode(config.informative).mean(axis=0)
         self._uninformative = self.encode(config.uninformative).mean(axis=0)
+        self._probe = _load_probe(config.probe)
+        probe_digest = self._probe.digest() if self._probe else "zero-shot"
         self.fingerprint = hashlib.sha1(
-            f"emb|{path}|{config.digest()}|{self._max_tokens}|{settings.quantize_int8}".encode()
+            f"emb|{path}|{config.digest()}|{probe_digest}|{self._max_tokens}|{settings.quantize_int8}".encode()
         ).hexdigest()[:16]
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -146,8 +162,11 @@ class EmbeddingClassifier:
             return result
         vectors = self.encode(texts)
         result[:, :n_labels] = _softmax(vectors @ self._label_vectors.T / self._temperature)
-        margin = vectors @ self._informative - vectors @ self._uninformative
-        result[:, n_labels] = 1 / (1 + np.exp(-margin / self._temperature))
+        if self._probe is not None:
+            result[:, n_labels] = self._probe.usefulness(vectors)
+        else:
+            margin = vectors @ self._informative - vectors @ self._uninformative
+            result[:, n_labels] = 1 / (1 + np.exp(-margin / self._temperature))
         blank = _no_words(texts)
         result[blank] = _neutral(result[blank], n_labels)
         return result

@@ -10,7 +10,9 @@ rel_verified   1 verified purchase, 0 not, 0.5 unknown (the 2014 data has no fla
 rel_recency    0.5 ** (age / RECENCY_HALF_LIFE_DAYS)
 
 relevance_score     all five, weighted by the WEIGHT_* settings
-relevance_text_only the same without votes (weights re-normalised): the cold-start score of a new review
+relevance_text_only what the text alone says, rel_model and rel_substance (weights re-normalised): the
+                    cold-start score of a new review, which has no votes, and whose recency and purchase
+                    flag say nothing about what it is worth reading
 """
 
 from __future__ import annotations
@@ -59,8 +61,11 @@ def infer_cached(classifier: Classifier, texts: list[str], cache: ScoreCache | N
 
 
 def weights(settings: Settings, text_only: bool = False) -> np.ndarray:
-    w = np.array([settings.weight_model, settings.weight_substance, 0.0 if text_only else settings.weight_votes,
+    """In the order of COMPONENTS, summing to 1."""
+    w = np.array([settings.weight_model, settings.weight_substance, settings.weight_votes,
                   settings.weight_verified, settings.weight_recency], dtype=np.float64)  # fmt: skip
+    if text_only:
+        w[2:] = 0.0
     if w.sum() <= 0:
         raise ValueError("the relevance weights sum to zero")
     return w / w.sum()

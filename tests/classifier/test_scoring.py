@@ -25,7 +25,7 @@ def frame(**columns) -> pd.DataFrame:
 
 
 def test_components_by_hand():
-    row = components(frame(word_count=80, helpful_votes=3, age_days=180.0, verified_purchase=True),
+    row = components(frame(word_count=150, helpful_votes=3, age_days=180.0, verified_purchase=True),
                      np.array([0.4]), SETTINGS).iloc[0]  # fmt: skip
     exposure = 1 - math.exp(-1)
     assert row["rel_model"] == pytest.approx(0.4)
@@ -41,10 +41,10 @@ def test_votes_count_more_on_a_new_review_and_verified_unknown_is_neutral():
     assert components(frame(), np.array([0.0]), SETTINGS).iloc[0]["rel_verified"] == 0.5
 
 
-def test_weights_are_normalised_and_text_only_drops_votes():
+def test_weights_are_normalised_and_text_only_keeps_only_the_text_components():
     assert weights(SETTINGS).sum() == pytest.approx(1)
     text_only = weights(SETTINGS, text_only=True)
-    assert text_only[2] == 0 and text_only.sum() == pytest.approx(1)
+    assert list(text_only[2:]) == [0, 0, 0] and text_only.sum() == pytest.approx(1)  # votes, verified, recency
     with pytest.raises(ValueError):
         weights(Settings(weight_model=0, weight_substance=0, weight_votes=0, weight_verified=0, weight_recency=0))
 
