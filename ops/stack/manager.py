@@ -34,10 +34,18 @@ class StackError(RuntimeError):
     pass
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+def _port_in_use(port: int, grace_s: float = 5.0) -> bool:
+    """Whether something listens on ``port``, after ``grace_s`` for it to go: a process of ours
+    that was just killed still holds its sockets for a moment after its pid file says it is gone."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return False
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.1)
 
 
 def _ping(component: Component, ctx: Context) -> str | None:
