@@ -113,6 +113,7 @@ def test_killing_a_worker_mid_batch_loses_no_review_and_duplicates_none(pipeline
         120, "a classify batch running on classify-1", every_s=0.05,
     )  # fmt: skip
     os.killpg(worker.running(stack.ctx).pid, signal.SIGKILL)
+    wait_for(lambda: worker.running(stack.ctx) is None, 30, "the killed worker to be gone", every_s=0.05)
     stack.up()  # the operator (or a supervisor) restarts it
     # then Redis redelivers the unacknowledged batch and the run completes
     run = watch(pipeline.history, run_id, timeout_s=RUN_TIMEOUT_S)

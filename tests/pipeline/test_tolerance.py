@@ -87,18 +87,22 @@ class Gate:
         self._listener.close()
 
 
-def test_postgres_stopped_during_extract_is_retried_and_the_run_succeeds_when_it_returns(pipeline, lake, servers):
+def outage(servers, name: str, seconds: float) -> None:
+    """Stop one server of the session's stack for ``seconds``, then bring it back as an operator would."""
     stack = Stack(servers)
-    postgres = component(stack, "postgres")
+    component(stack, name).stop(stack.ctx)
+    try:
+        time.sleep(seconds)
+    finally:
+        stack.up()
+
+
+def test_postgres_stopped_during_extract_is_retried_and_the_run_succeeds_when_it_returns(pipeline, lake, servers):
     # given a run whose extraction takes many small batches
     run_id = trigger_run(pipeline.history, "cli", {"limit": 1500, "batch_size": 10})
     wait_for(lambda: len(pipeline.history.batches(run_id, Stage.EXTRACT)) >= 3, 120, "extraction to start", 0.05)
     # when PostgreSQL (source and run history) goes away mid-extraction, then comes back
-    postgres.stop(stack.ctx)
-    try:
-        time.sleep(5)
-    finally:
-        stack.up()
+    outage(servers, "postgres", 5)
     # then the run completes with every valid review exactly once
     run = watch(pipeline.history, run_id, timeout_s=RUN_TIMEOUT_S)
     assert_every_valid_review_once(pipeline, lake, run)
@@ -136,16 +140,10 @@ def test_an_s3_write_error_is_retried_and_the_previous_version_stays_served(pipe
 
 
 def test_redis_restarted_mid_run_loses_no_review(pipeline, lake, servers):
-    stack = Stack(servers)
-    redis = component(stack, "redis")
     run_id = trigger_run(pipeline.history, "cli", {"limit": 400, "batch_size": 20})
     wait_for(lambda: len(pipeline.history.batches(run_id, Stage.CLASSIFY)) >= 2, 180, "classification to start", 0.1)
     # when the broker restarts mid-run (its append-only file keeps the queued messages)
-    redis.stop(stack.ctx)
-    try:
-        time.sleep(3)
-    finally:
-        stack.up()
+    outage(servers, "redis", 3)
 
     # then the run completes, with the sweep re-announcing whatever was lost in flight; the sweep
     # runs here as beat runs it, only with a shorter stall threshold than the session's
