@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops.stack.components import Component, Context, components
-from ops.stack.process import PidFile, free_port, terminate
+from ops.stack.process import PidFile, free_port, free_port_block, terminate
 from shared.settings import Settings
 
 Report = Callable[[str, str], None]
@@ -162,7 +162,7 @@ def stack_settings(root: Path, **overrides) -> Settings:
         s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
         api_port=free_port(),
         flower_port=free_port(),
-        metrics_port=free_port(),  # the workers' ports derive from it
+        metrics_port=free_port_block(40),  # each worker's port derives from it (up to 3 replicas a queue)
         **overrides,
     )
 

@@ -7,8 +7,10 @@ exactly the processes it started and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -124,3 +126,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_port_block(span: int) -> int:
+    """The first of ``span`` consecutive loopback ports nobody uses now.
+
+    Drawn below the kernel's ephemeral range (32768 and up), where the local ends of outgoing
+    connections would otherwise take ports of the block between now and the moment they are bound.
+    """
+    rng = random.Random()
+    while True:
+        base = rng.randrange(20000, 32000 - span)
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + span):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
