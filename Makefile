@@ -37,7 +37,7 @@ test: install browser
 
 # Speed and memory figures, on the real local stack (never part of `make test`).
 bench: install
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(if $(ONLY),--only $(ONLY))
 
 stack-down:
 	$(REVIEWS) stack down

@@ -1,13 +1,18 @@
-"""``make bench``: runs every benchmark on the real local stack and writes BENCHMARKS.md.
+"""``make bench``: runs the benchmarks on the real local stack and writes BENCHMARKS.md.
 
 Benchmarks are never part of ``make test``: speed targets live here, as medians of
 repeated runs with their min–max, because this machine is shared and noisy.
+
+``make bench ONLY=classifier_bench,api_bench`` re-runs those modules only and replaces their
+sections of BENCHMARKS.md, keeping the others as they were measured.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "BENCHMARKS.md"
 BENCHMARKS = [
     ("Pipeline end to end: source load, full / 10x / 1%-new runs per stage, 1 vs 2 classifier workers",
      "bench.pipeline_bench"),
@@ -23,27 +29,56 @@ BENCHMARKS = [
 ]
 
 
-def main() -> int:
-    sections = []
-    failed = 0
+def run_one(title: str, module: str) -> tuple[str, bool]:
+    command = f".venv/bin/python -m {module}"
+    print(f"==> {title}\n    {command}", flush=True)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    print(result.stdout, flush=True)
+    if result.returncode != 0:
+        print(result.stderr[-3000:], file=sys.stderr)
+    body = result.stdout if result.returncode == 0 else f"FAILED (exit {result.returncode})\n\n{result.stderr[-2000:]}"
+    measured = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    return f"## {title}\n\n`{command}` ({elapsed:.0f} s, measured {measured})\n\n{body.strip()}\n", result.returncode == 0
+
+
+def previous_sections() -> dict[str, str]:
+    """The sections of the current BENCHMARKS.md, by the module their command line names."""
+    if not OUTPUT.exists():
+        return {}
+    sections = {}
+    for chunk in re.split(r"(?m)^(?=## )", OUTPUT.read_text())[1:]:
+        found = re.search(r"-m (bench\.\w+)", chunk)
+        if found:
+            sections[found.group(1)] = chunk.rstrip() + "\n"
+    return sections
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--only", default="", help="comma-separated modules (e.g. api_bench): re-run only those")
+    args = parser.parse_args(argv)
+    only = {f"bench.{name.strip().removeprefix('bench.')}" for name in args.only.split(",") if name.strip()}
+    unknown = only - {module for _, module in BENCHMARKS}
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(sorted(unknown))}; known: "
+                     f"{', '.join(m.removeprefix('bench.') for _, m in BENCHMARKS)}")  # fmt: skip
+    kept = previous_sections()
+    sections, failed = [], 0
     for title, module in BENCHMARKS:
-        command = f".venv/bin/python -m {module}"
-        print(f"==> {title}\n    {command}", flush=True)
-        started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True)
-        elapsed = time.monotonic() - started
-        print(result.stdout, flush=True)
-        if result.returncode != 0:
-            failed += 1
-            print(result.stderr[-3000:], file=sys.stderr)
-        body = result.stdout if result.returncode == 0 else f"FAILED (exit {result.returncode})\n\n{result.stderr[-2000:]}"
-        sections.append(f"## {title}\n\n`{command}` ({elapsed:.0f} s)\n\n{body.strip()}\n")
-    header = (f"# Benchmarks\n\nWritten by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        if only and module not in only:
+            sections.append(kept.get(module, f"## {title}\n\nNot measured yet: `make bench ONLY={module[6:]}`.\n"))
+            continue
+        section, ok = run_one(title, module)
+        sections.append(section)
+        failed += not ok
+    header = (f"# Benchmarks\n\nWritten by `make bench`; each section says when it was measured. Machine: "
               f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
               f"{platform.python_version()}. Figures are medians of repeated runs with min–max; the machine is "
               f"shared, so compare ratios measured in the same run rather than absolute numbers.\n")  # fmt: skip
-    (ROOT / "BENCHMARKS.md").write_text(header + "\n" + "\n".join(sections))
-    print(f"wrote {ROOT / 'BENCHMARKS.md'}")
+    OUTPUT.write_text(header + "\n" + "\n".join(sections))
+    print(f"wrote {OUTPUT}")
     return 1 if failed else 0
 
 
