@@ -9,7 +9,7 @@ from datetime import datetime
 from tqdm import tqdm
 
 from shared import clients
-from shared.history import History, RunAlreadyActive, Stage, init_metadata_db
+from shared.history import History, RunAlreadyActive, Stage, Watermark, init_metadata_db, plan_of, watermark_of
 from shared.settings import get_settings
 from shared.tasks import BatchRef, send
 
@@ -58,6 +58,7 @@ def format_report(run: dict, summary: dict[str, dict]) -> str:
     wall = (run["finished_at"] - run["started_at"]).total_seconds() if run["finished_at"] and run["started_at"] else 0
     lines.append(f"  source rows {run['source_rows']}, curated rows {run['curated_rows']}, "
                  f"curated file {run['curated_key']}, end to end {wall:.1f}s")  # fmt: skip
+    lines.extend(_plan_lines(run))
     lines.append(f"  {'stage':<10}{'batches':>8}{'rows in':>9}{'rows out':>9}{'rejects':>8}{'attempts':>9}"
                  f"{'busy s':>9}{'wall s':>8}  state")  # fmt: skip
     for stage in Stage:
@@ -74,6 +75,23 @@ def format_report(run: dict, summary: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _watermark(value: Watermark | None) -> str:
+    return f"{value.updated_at.isoformat()} / review {value.review_id}" if value else "-"
+
+
+def _plan_lines(run: dict) -> list[str]:
+    """How the run read the source (mode, watermarks) and what its version changed."""
+    plan = plan_of(run)
+    if plan is None:
+        return []
+    lines = [f"  mode {plan.mode} ({plan.reason}); read changes after {_watermark(plan.since)}; "
+             f"the next run reads after {_watermark(watermark_of(run))}"]  # fmt: skip
+    if run["changes"]:
+        changes = ", ".join(f"{value:,} {name.replace('_', ' ')}" for name, value in run["changes"].items())
+        lines.append(f"  changes: {changes}")
+    return lines
+
+
 def cmd_history_init(args: argparse.Namespace) -> int:
     settings = get_settings()
     init_metadata_db(settings)
@@ -84,6 +102,8 @@ def cmd_history_init(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     c = clients.init(get_settings())
     params = {k: v for k, v in (("limit", args.limit), ("batch_size", args.batch_size)) if v is not None}
+    if args.full:
+        params["full"] = True
     try:
         run_id = trigger_run(c.history, "cli", params)
     except RunAlreadyActive as exc:
@@ -119,6 +139,8 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     history.set_defaults(func=cmd_history_init)
 
     run = sub.add_parser("run", help="trigger a pipeline run and show its progress per stage")
+    run.add_argument("--full", action="store_true",
+                     help="read and score every review, not only what changed since the served version")
     run.add_argument("--limit", type=int, help="extract at most this many reviews (a smoke run)")
     run.add_argument("--batch-size", type=int, help="reviews per batch (default: BATCH_SIZE)")
     run.add_argument("--no-wait", action="store_true", help="enqueue and return")

@@ -19,6 +19,9 @@ from shared.settings import get_settings
 
 # A beat tick refreshes this key; ``reviews stack status`` reads it as beat's "ping".
 BEAT_HEARTBEAT_KEY = "reviews:beat:heartbeat"
+# Classifier workers name their classifier here, so a run can tell before it starts whether the
+# served version's model outputs may be carried forward (services/extractor/plan.py).
+CLASSIFIER_FINGERPRINT_KEY = "reviews:classifier:fingerprint"
 
 
 def create_celery(settings=None) -> Celery:

@@ -15,8 +15,9 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
+from typing import NamedTuple
 
 import psycopg2
 import psycopg2.extras
@@ -83,6 +84,19 @@ CREATE TABLE IF NOT EXISTS batch (
 
 -- Right-to-erasure requests, by pseudonym only: keeping the raw buyer id of someone
 -- who asked to be forgotten would defeat the request.
+-- Incremental runs (a database made before them gains the columns here).
+ALTER TABLE run ADD COLUMN IF NOT EXISTS mode text CHECK (mode IN ('full', 'incremental'));
+ALTER TABLE run ADD COLUMN IF NOT EXISTS mode_reason text;
+ALTER TABLE run ADD COLUMN IF NOT EXISTS base_version text;      -- the curated version an incremental run merges into
+ALTER TABLE run ADD COLUMN IF NOT EXISTS watermark_from timestamptz;  -- (updated_at, review_id) read after
+ALTER TABLE run ADD COLUMN IF NOT EXISTS watermark_from_id bigint;
+ALTER TABLE run ADD COLUMN IF NOT EXISTS watermark_to timestamptz;    -- where the next run reads after
+ALTER TABLE run ADD COLUMN IF NOT EXISTS watermark_to_id bigint;
+ALTER TABLE run ADD COLUMN IF NOT EXISTS watermark_cap timestamptz;   -- its snapshot less the lag: no later than this
+ALTER TABLE run ADD COLUMN IF NOT EXISTS model_fingerprint text;      -- the classifier of the published version
+ALTER TABLE run ADD COLUMN IF NOT EXISTS changes jsonb;               -- what publish kept, replaced, added, removed
+ALTER TABLE batch ADD COLUMN IF NOT EXISTS cursor_ts timestamptz;     -- extract: with cursor, the resume point
+
 CREATE TABLE IF NOT EXISTS erasure (
     buyer_pseudonym  text PRIMARY KEY,
     requested_at     timestamptz NOT NULL DEFAULT now()
@@ -100,12 +114,51 @@ class BatchDead(Exception):
     """A batch exceeded its attempt limit: it is dead-lettered, not requeued again."""
 
 
+class Watermark(NamedTuple):
+    """A position in the source's change order: rows are read by (updated_at, review_id)."""
+
+    updated_at: datetime
+    review_id: int
+
+
+BEGINNING = Watermark(datetime(1, 1, 1, tzinfo=UTC), 0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a run reads the source: everything, or what changed since its base version's watermark."""
+
+    mode: str  # "full" or "incremental"
+    reason: str
+    base_version: str | None = None
+    since: Watermark | None = None
+
+
 @dataclass(frozen=True)
 class BatchStart:
     """What ``begin_batch`` decided: go on, or skip a delivery whose work is already done."""
 
     attempts: int
     already_done: bool
+
+
+def plan_of(run: dict) -> Plan | None:
+    """The plan a run recorded, or None before its extraction started."""
+    if run["mode"] is None:
+        return None
+    since = Watermark(run["watermark_from"], run["watermark_from_id"]) if run["watermark_from"] else None
+    return Plan(run["mode"], run["mode_reason"], run["base_version"], since)
+
+
+def watermark_of(run: dict) -> Watermark | None:
+    """Where the run after this one reads from: set once its extraction completed."""
+    return Watermark(run["watermark_to"], run["watermark_to_id"]) if run["watermark_to"] else None
+
+
+def as_of(run: dict) -> datetime:
+    """The moment a run scores as of (ages, recency): the start of its logical day, so that two runs
+    of the same day over the same source publish the same content."""
+    return datetime.combine(run["logical_date"], time.min, tzinfo=UTC)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -197,11 +250,34 @@ class History:
                 (run_id,),
             )
 
-    def set_extracted(self, run_id: str, batches: int, rows: int) -> None:
+    def set_plan(self, run_id: str, plan: Plan) -> Plan:
+        """Record the run's plan once and return the recorded one: a retried extraction keeps its first."""
+        since = plan.since or (None, None)
         with self._cursor() as cur:
             cur.execute(
-                "UPDATE run SET extracted_batches = %s, source_rows = %s WHERE run_id = %s",
-                (batches, rows, run_id),
+                "UPDATE run SET mode = %s, mode_reason = %s, base_version = %s, watermark_from = %s, "
+                "watermark_from_id = %s WHERE run_id = %s AND mode IS NULL",
+                (plan.mode, plan.reason, plan.base_version, since[0], since[1], run_id),
+            )
+            cur.execute("SELECT * FROM run WHERE run_id = %s", (run_id,))
+            return plan_of(cur.fetchone())
+
+    def cap_watermark(self, run_id: str, cap: datetime) -> None:
+        """The run's watermark may not pass ``cap`` (the earliest, when a retried extraction read again)."""
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET watermark_cap = least(coalesce(watermark_cap, %(cap)s), %(cap)s) WHERE run_id = %(run)s",
+                {"cap": cap, "run": run_id},
+            )
+
+    def set_extracted(self, run_id: str, batches: int, rows: int, watermark: Watermark | None = None) -> None:
+        """Extraction is complete: the barrier may count, and the next run reads after ``watermark``."""
+        to = watermark or (None, None)
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET extracted_batches = %s, source_rows = %s, watermark_to = %s, watermark_to_id = %s "
+                "WHERE run_id = %s",
+                (batches, rows, to[0], to[1], run_id),
             )
 
     def claim_publish(self, run_id: str) -> bool:
@@ -225,12 +301,15 @@ class History:
             )
             return cur.fetchone() is not None
 
-    def finish_run(self, run_id: str, curated_key: str, curated_rows: int) -> None:
+    def finish_run(
+        self, run_id: str, curated_key: str, curated_rows: int, model_fingerprint: str | None = None,
+        changes: dict | None = None,
+    ) -> None:  # fmt: skip
         with self._cursor() as cur:
             cur.execute(
                 "UPDATE run SET status = 'succeeded', finished_at = now(), curated_key = %s, curated_rows = %s, "
-                "error = NULL WHERE run_id = %s",
-                (curated_key, curated_rows, run_id),
+                "model_fingerprint = %s, changes = %s, error = NULL WHERE run_id = %s",
+                (curated_key, curated_rows, model_fingerprint, changes and psycopg2.extras.Json(changes), run_id),
             )
 
     def fail_run(self, run_id: str, error: str) -> None:
@@ -291,7 +370,7 @@ class History:
 
     def finish_batch(
         self, run_id: str, stage: Stage, batch_no: int, *, rows_in: int, rows_out: int,
-        rejects: int = 0, output_key: str | None = None, cursor: int | None = None,
+        rejects: int = 0, output_key: str | None = None, cursor: Watermark | None = None,
     ) -> None:  # fmt: skip
         with self._cursor() as cur:
             cur.execute(
@@ -300,11 +379,13 @@ class History:
                 VALUES (%(run)s, %(stage)s, %(n)s, 'running', 1, now())
                 ON CONFLICT (run_id, stage, batch_no) DO NOTHING;
                 UPDATE batch SET status = 'succeeded', finished_at = now(), rows_in = %(rin)s, rows_out = %(rout)s,
-                       rejects = %(rej)s, output_key = %(key)s, cursor = %(cursor)s, last_error = NULL
+                       rejects = %(rej)s, output_key = %(key)s, cursor = %(cursor)s, cursor_ts = %(cursor_ts)s,
+                       last_error = NULL
                 WHERE run_id = %(run)s AND stage = %(stage)s AND batch_no = %(n)s
                 """,
                 {"run": run_id, "stage": stage.value, "n": batch_no, "rin": rows_in, "rout": rows_out,
-                 "rej": rejects, "key": output_key, "cursor": cursor},
+                 "rej": rejects, "key": output_key, "cursor": cursor and cursor.review_id,
+                 "cursor_ts": cursor and cursor.updated_at},
             )  # fmt: skip
 
     def retry_batch(self, run_id: str, stage: Stage, batch_no: int, error: str) -> None:
@@ -336,7 +417,7 @@ class History:
         """The run's extract batches that completed, in order (the resume point of a retry)."""
         with self._cursor() as cur:
             cur.execute(
-                "SELECT batch_no, output_key, cursor, rows_out FROM batch "
+                "SELECT batch_no, output_key, cursor, cursor_ts, rows_out FROM batch "
                 "WHERE run_id = %s AND stage = 'extract' AND status = 'succeeded' ORDER BY batch_no",
                 (run_id,),
             )

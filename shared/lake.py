@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,6 +25,11 @@ ZONES = ("raw", "rejects", "cleaned", "scored", "curated")
 
 def raw_key(run_id: str, batch: int) -> str:
     return f"raw/run={run_id}/batch={batch:05d}.parquet"
+
+
+def live_ids_key(run_id: str) -> str:
+    """Every review id in the source, in the run's snapshot: what an incremental run may keep."""
+    return f"raw/run={run_id}/live_ids.parquet"
 
 
 def cleaned_key(run_id: str, batch: int) -> str:
@@ -90,9 +96,18 @@ class Lake:
         self.put_bytes(key, data, "application/vnd.apache.parquet")
         return len(data)
 
-    def get_table(self, key: str, schema: pa.Schema | None = None) -> pa.Table:
-        table = pq.read_table(io.BytesIO(self.get_bytes(key)))
+    def get_table(self, key: str, schema: pa.Schema | None = None, columns: list[str] | None = None) -> pa.Table:
+        table = pq.read_table(io.BytesIO(self.get_bytes(key)), columns=columns)
         return table.select(schema.names).cast(schema) if schema is not None else table
+
+    def put_file(self, key: str, path: Path, metadata: dict[str, str] | None = None) -> None:
+        """Upload a local file (in parts when it is large); ``metadata`` rides on the object's head."""
+        extra = {"ContentType": "application/vnd.apache.parquet", "Metadata": metadata or {}}
+        self.s3.upload_file(str(path), self.bucket, key, ExtraArgs=extra)
+
+    def get_file(self, key: str, path: Path) -> None:
+        """Download an object to a local file (in parts when it is large), never whole into memory."""
+        self.s3.download_file(self.bucket, key, str(path))
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

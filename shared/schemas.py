@@ -2,8 +2,9 @@
 
 raw      what the extractor read from the source (buyer id still present)
 cleaned  validated, enriched, with features; the buyer id replaced by a keyed pseudonym
-scored   cleaned + the classifier's output and the relevance score with its components
-curated  what the API serves: scored, minus the columns a storefront has no use for
+scored   cleaned + the classifier's outputs (one run's delta)
+curated  scored + the relevance score and its components, for the whole catalogue: what the API
+         serves, and the state the next incremental run starts from
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ RAW = pa.schema([
     ("product_brand", pa.string()),
     ("product_category", pa.string()),
     ("product_known", pa.bool_()),  # the product has metadata in the source
+    # The source row's last change, the extraction's watermark: to the microsecond, as PostgreSQL keeps
+    # it, or a cursor would sort before the row it was taken from and read it again.
+    ("updated_at", pa.timestamp("us", tz="UTC")),
 ])  # fmt: skip
 
 CLEANED = pa.schema([
@@ -48,26 +52,26 @@ CLEANED = pa.schema([
     ("age_days", pa.float32()),
 ])  # fmt: skip
 
-# What the classify stage adds to a cleaned batch.
-SCORE_FIELDS = [
+# What the classify stage adds to a cleaned batch: the model's outputs, nothing that depends on
+# the day or on the other reviews of the product, so a later run can carry them forward as they are.
+MODEL_FIELDS = [
     ("category", pa.string()),
     ("category_confidence", pa.float32()),
     ("label_scores", pa.string()),  # JSON object label -> probability; labels are configuration
-    ("rel_model", pa.float32()),  # the relevance components, each normalised to [0, 1]
-    ("rel_substance", pa.float32()),
+    ("rel_model", pa.float32()),  # the model's usefulness signal, in [0, 1]
+    ("content_hash", pa.string()),  # of the text the model read and the classifier's fingerprint
+    ("model_fingerprint", pa.string()),  # the classifier that produced these outputs
+]
+SCORED = pa.schema(list(CLEANED) + [pa.field(n, t) for n, t in MODEL_FIELDS])
+
+# What publish computes over the whole catalogue, every run: ages move with the day, weights are settings.
+RELEVANCE_FIELDS = [
+    ("rel_substance", pa.float32()),  # the relevance components, each normalised to [0, 1]
     ("rel_votes", pa.float32()),
     ("rel_verified", pa.float32()),
     ("rel_recency", pa.float32()),
     ("relevance_text_only", pa.float32()),  # the cold-start score: no votes needed
     ("relevance_score", pa.float32()),
 ]
-SCORED = pa.schema(list(CLEANED) + [pa.field(n, t) for n, t in SCORE_FIELDS])
-
-CURATED = pa.schema([
-    SCORED.field(name)
-    for name in (
-        "review_id", "product_id", "product_title", "product_category", "rating", "title", "text",
-        "reviewed_at", "helpful_votes", "verified_purchase", "category", "category_confidence",
-        "label_scores", "relevance_score", "relevance_text_only", "buyer_pseudonym",
-    )
-])  # fmt: skip
+# The curated file is also the next run's starting point: it keeps every scored column.
+CURATED = pa.schema(list(SCORED) + [pa.field(n, t) for n, t in RELEVANCE_FIELDS])

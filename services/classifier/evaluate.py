@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ops.source.formats import Malformed, detect, parse_line, to_review
 from ops.source.loader import discover, read_lines
 from services.classifier.model import Classifier, load_classifier
 from services.classifier.probe import in_training_half
-from services.classifier.scoring import score_batch
+from services.classifier.scoring import model_outputs, relevance
 from services.transformer.transform import clean_text
 from shared.settings import Settings, get_settings
 
@@ -69,17 +70,20 @@ def ndcg_at_k(scores: np.ndarray, gains: np.ndarray, k: int = K) -> float:
     return float(gains[order] @ discounts[: len(order)]) / ideal if ideal > 0 else math.nan
 
 
-def features(df: pd.DataFrame) -> pd.DataFrame:
-    """The cleaned-batch columns the score reads; ages from the newest review (the crawl's "now")."""
-    snapshot = df["reviewed_at"].max() + pd.Timedelta(days=1)
-    return df.assign(
-        word_count=df["text"].str.split().str.len(),
-        age_days=(snapshot - df["reviewed_at"]).dt.total_seconds() / 86400,
-    )
+def score(df: pd.DataFrame, classifier: Classifier, settings: Settings) -> pd.DataFrame:
+    """What the pipeline computes for these reviews: model outputs, then relevance as of the day
+    after the newest review (the crawl's "now")."""
+    df = df.assign(word_count=df["text"].str.split().str.len())
+    scored = pd.concat([df, model_outputs(df, classifier)], axis=1)
+    columns = ["word_count", "helpful_votes", "reviewed_at", "verified_purchase", "rel_model"]
+    snapshot = (df["reviewed_at"].max() + pd.Timedelta(days=1)).to_pydatetime()
+    with_relevance = relevance(pa.Table.from_pandas(scored[columns], preserve_index=False), settings, snapshot)
+    extra = with_relevance.drop_columns(columns).to_pandas()
+    return pd.concat([scored, extra.set_index(scored.index)], axis=1)
 
 
 def evaluate(df: pd.DataFrame, classifier: Classifier, settings: Settings) -> dict[str, float]:
-    scored = score_batch(features(df), classifier, settings)
+    scored = score(df, classifier, settings)
     rankings: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
         "relevance, text only (cold start)": lambda g: g["relevance_text_only"].to_numpy(),
         "relevance, full score (uses the votes)": lambda g: g["relevance_score"].to_numpy(),

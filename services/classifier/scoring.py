@@ -1,4 +1,9 @@
-"""The relevance score: a documented weighted mean of normalised components (docs/relevance.md).
+"""How a review is scored: the model's outputs (classify, once per text) and the relevance score
+(publish, every run, over the whole catalogue: docs/relevance.md).
+
+Model outputs depend only on the text and the classifier, so a later run carries them forward.
+The relevance score depends on the day (ages) and on settings (weights), so publish recomputes it
+for every review from stored columns; that needs no model and costs microseconds per review.
 
 rel_model      the classifier's usefulness signal: specific and informative vs vague
 rel_substance  1 - exp(-words / SUBSTANCE_WORDS): saturating in length, so an essay is not 10x a paragraph
@@ -20,44 +25,50 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from services.classifier.model import Classifier
+from shared.schemas import RELEVANCE_FIELDS
 from shared.settings import Settings
 
 COMPONENTS = ("rel_model", "rel_substance", "rel_votes", "rel_verified", "rel_recency")
-
-
-class ScoreCache(Protocol):
-    def get_many(self, keys: list[str]) -> dict[str, np.ndarray]: ...
-    def put_many(self, entries: dict[str, np.ndarray]) -> None: ...
+_DAY_MS = 86_400_000
 
 
 def review_text(title: str | None, text: str | None) -> str:
-    """What the model reads: the title carries the reviewer's own summary."""
-    return f"{title}. {text}" if title else (text or "")
+    """What the model reads: the title carries the reviewer's own summary (missing: None or NaN)."""
+    text = text if isinstance(text, str) else ""
+    return f"{title}. {text}" if isinstance(title, str) and title else text
 
 
 def content_hash(text: str, fingerprint: str) -> str:
     return hashlib.sha1(f"{fingerprint}\x1f{text}".encode()).hexdigest()
 
 
-def infer_cached(classifier: Classifier, texts: list[str], cache: ScoreCache | None) -> np.ndarray:
-    """The classifier's outputs for ``texts``; only texts the cache does not hold reach the model."""
-    if cache is None:
-        return classifier.infer(texts)
-    keys = [content_hash(t, classifier.fingerprint) for t in texts]
-    found = cache.get_many(sorted(set(keys)))
-    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
-    if missing:
-        fresh = classifier.infer([t for _, t in missing])
-        new = {k: row for (k, _), row in zip(missing, fresh, strict=True)}
-        cache.put_many(new)
-        found.update(new)
-    return np.stack([found[k] for k in keys]) if keys else classifier.infer([])
+def model_outputs(cleaned: pd.DataFrame, classifier: Classifier) -> pd.DataFrame:
+    """The classifier's outputs for a cleaned batch (the MODEL_FIELDS); a text repeated in the
+    batch reaches the model once."""
+    texts = [review_text(t, x) for t, x in zip(cleaned["title"], cleaned["text"], strict=True)]
+    unique = list(dict.fromkeys(texts))
+    inferred = classifier.infer(unique)
+    position = {text: i for i, text in enumerate(unique)}
+    outputs = inferred[[position[t] for t in texts]] if texts else inferred
+    n_labels = len(classifier.labels)
+    probs, usefulness = outputs[:, :n_labels], outputs[:, n_labels]
+    top = probs.argmax(axis=1) if len(probs) else np.array([], dtype=int)
+    return pd.DataFrame({
+        "category": [classifier.labels[i] for i in top],
+        "category_confidence": probs.max(axis=1).astype(np.float32) if len(probs) else np.zeros(0, np.float32),
+        "label_scores": [json.dumps(dict(zip(classifier.labels, np.round(row, 4).tolist(), strict=True)))
+                         for row in probs],
+        "rel_model": usefulness.astype(np.float32),
+        "content_hash": [content_hash(t, classifier.fingerprint) for t in texts],
+        "model_fingerprint": classifier.fingerprint,
+    }, index=cleaned.index)  # fmt: skip
 
 
 def weights(settings: Settings, text_only: bool = False) -> np.ndarray:
@@ -71,44 +82,48 @@ def weights(settings: Settings, text_only: bool = False) -> np.ndarray:
     return w / w.sum()
 
 
-def components(df: pd.DataFrame, usefulness: np.ndarray, settings: Settings) -> pd.DataFrame:
-    words = df["word_count"].to_numpy(dtype=np.float64)
-    votes = df["helpful_votes"].fillna(0).to_numpy(dtype=np.float64).clip(min=0)
-    age = df["age_days"].to_numpy(dtype=np.float64).clip(min=0)
+def age_days(reviewed_at: pa.ChunkedArray | pa.Array, as_of: datetime) -> np.ndarray:
+    """Days from each review to ``as_of`` (the run's day), never negative."""
+    ms = reviewed_at.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return ((int(as_of.timestamp() * 1000) - ms) / _DAY_MS).clip(min=0)
+
+
+def components(table: pa.Table, as_of: datetime, settings: Settings) -> dict[str, np.ndarray]:
+    """Each component of every row, from the stored columns; ages as of ``as_of``."""
+
+    def numbers(name: str) -> np.ndarray:
+        return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+
+    words = np.nan_to_num(numbers("word_count"))
+    votes = np.nan_to_num(numbers("helpful_votes")).clip(min=0)
+    age = age_days(table.column("reviewed_at"), as_of)
     exposure = 1 - np.exp(-age / settings.exposure_days)
-    verified = df["verified_purchase"].map({True: 1.0, False: 0.0}).fillna(0.5).to_numpy(dtype=np.float64)
+    verified = pc.fill_null(pc.if_else(table.column("verified_purchase"), 1.0, 0.0), 0.5)
     vote_scale = np.log1p(votes)
-    return pd.DataFrame({
-        "rel_model": usefulness.astype(np.float64),
+    return {
+        "age_days": age,
+        "rel_model": np.nan_to_num(numbers("rel_model")),
         "rel_substance": 1 - np.exp(-words / settings.substance_words),
         "rel_votes": vote_scale / (vote_scale + np.log1p(1 + settings.votes_prior * exposure)),
-        "rel_verified": verified,
+        "rel_verified": verified.to_numpy(),
         "rel_recency": 0.5 ** (age / settings.recency_half_life_days),
-    }, index=df.index)  # fmt: skip
+    }
 
 
-def score_batch(
-    cleaned: pd.DataFrame, classifier: Classifier, settings: Settings, now: datetime | None = None,
-    cache: ScoreCache | None = None,
-) -> pd.DataFrame:  # fmt: skip
-    """A cleaned batch with the classifier's output and the relevance score added (the SCORED columns).
-
-    ``now`` is unused by the score itself: ages come from the transform's ``age_days``.
-    """
-    texts = [review_text(t, x) for t, x in zip(cleaned["title"], cleaned["text"], strict=True)]
-    outputs = infer_cached(classifier, texts, cache)
-    n_labels = len(classifier.labels)
-    probs, usefulness = outputs[:, :n_labels], outputs[:, n_labels]
-    scored = cleaned.copy()
-    top = probs.argmax(axis=1) if len(probs) else np.array([], dtype=int)
-    scored["category"] = [classifier.labels[i] for i in top]
-    scored["category_confidence"] = probs.max(axis=1).astype(np.float32) if len(probs) else np.float32(0)
-    scored["label_scores"] = [json.dumps(dict(zip(classifier.labels, np.round(row, 4).tolist(), strict=True)))
-                              for row in probs]  # fmt: skip
-    parts = components(cleaned, usefulness, settings)
-    for name in COMPONENTS:
-        scored[name] = parts[name].astype(np.float32)
-    matrix = parts[list(COMPONENTS)].to_numpy()
-    scored["relevance_score"] = (matrix @ weights(settings)).astype(np.float32)
-    scored["relevance_text_only"] = (matrix @ weights(settings, text_only=True)).astype(np.float32)
-    return scored
+def relevance(table: pa.Table, settings: Settings, as_of: datetime) -> pa.Table:
+    """``table`` (scored or curated rows) with its age and the RELEVANCE_FIELDS computed as of ``as_of``."""
+    parts = components(table, as_of, settings)
+    matrix = np.column_stack([parts[name] for name in COMPONENTS]) if table.num_rows else np.zeros((0, 5))
+    values = {
+        **{name: parts[name] for name, _ in RELEVANCE_FIELDS if name in parts},
+        "relevance_text_only": matrix @ weights(settings, text_only=True),
+        "relevance_score": matrix @ weights(settings),
+        "age_days": parts["age_days"],
+    }
+    for name, array in values.items():
+        column = pa.array(array.astype(np.float32), type=pa.float32())
+        if name in table.schema.names:
+            table = table.set_column(table.schema.get_field_index(name), name, column)
+        else:
+            table = table.append_column(name, column)
+    return table

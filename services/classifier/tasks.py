@@ -7,9 +7,8 @@ from celery import signals
 
 from services.classifier import stage
 from services.classifier.model import load_classifier
-from services.classifier.score_cache import RedisScoreCache
 from shared import clients
-from shared.celery_app import app
+from shared.celery_app import CLASSIFIER_FINGERPRINT_KEY, app
 from shared.history import Stage
 from shared.settings import get_settings
 from shared.tasks import BatchOutcome, BatchRef, StageTask, publish_if_complete
@@ -27,14 +26,19 @@ def _load_model(**_) -> None:
     _classifier = load_classifier(get_settings())
 
 
+@signals.worker_ready.connect
+def _announce_fingerprint(**_) -> None:
+    # After worker_init, where the clients are made: the last worker to start names the classifier.
+    clients.get().redis.set(CLASSIFIER_FINGERPRINT_KEY, _classifier.fingerprint)
+
+
 @app.task(name="classify.batch", bind=True, base=StageTask, stage=Stage.CLASSIFY)
 def classify_batch(self, ref: dict) -> int:
     ref = BatchRef(**ref)
     c = clients.get()
 
     def work() -> BatchOutcome:
-        cache = RedisScoreCache(c.redis, c.settings.score_cache_ttl_s)
-        key, rows = stage.run(c.lake, _classifier, cache, c.settings, ref.run_id, ref.batch, ref.key)
+        key, rows = stage.run(c.lake, _classifier, ref.run_id, ref.batch, ref.key)
         return BatchOutcome(rows, rows, key)
 
     outcome = self.run_batch(ref, work)

@@ -1,4 +1,11 @@
-"""Publish: merge a run's scored batches into one curated file, then switch "latest".
+"""Publish: the new curated version, from the run's scored delta and the version it builds upon.
+
+A full run's delta is the whole catalogue. An incremental run streams its base (the served
+curated file, sorted by product) range of whole products by range: a base review is kept unless
+the run read it again (the delta holds its new state, or it is rejected now), it is gone from the
+source, or its buyer asked to be forgotten; the delta's reviews of the same products join it.
+Every review's relevance is then computed as of the run's day, over whole products, and each range
+is sorted and written. Memory holds the delta and one range of the base, whatever the catalogue.
 
 The pointer moves only after the file is complete in S3, so the API never sees a
 half-written version, and a failed run leaves the previous version as latest.
@@ -6,41 +13,195 @@ half-written version, and a failed run leaves the previous version as latest.
 
 from __future__ import annotations
 
+import tempfile
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from shared.lake import CURATED_CHANNEL, CuratedVersion, Lake, curated_key
 from shared.schemas import CURATED, SCORED
+
+# Rows of the base read at a time, and rows per row group of the file written (which the next
+# run reads back the same way): what bounds publish's memory beside the delta.
+RANGE_ROWS = 65_536
+
+Scorer = Callable[[pa.Table], pa.Table]  # scored rows of whole products -> with the relevance fields
 
 
 class DuplicateReviews(ValueError):
     """Two scored batches hold the same review: a bug upstream, never published."""
 
 
-def merge(tables: list[pa.Table], erased: frozenset[str] = frozenset()) -> pa.Table:
-    table = (
-        pa.concat_tables([t.select(CURATED.names).cast(CURATED) for t in tables]) if tables else CURATED.empty_table()
-    )
-    if erased:  # an erasure requested after this run's transform still applies to its file
-        table = table.filter(pc.invert(pc.is_in(table.column("buyer_pseudonym"), pa.array(sorted(erased)))))
-    if pc.count_distinct(table.column("review_id")).as_py() != table.num_rows:
+class ClassifierChanged(ValueError):
+    """A version never mixes the outputs of two classifiers: that needs a full run."""
+
+
+@dataclass(frozen=True)
+class Base:
+    """The version an incremental run builds upon, and what the run learnt of the source."""
+
+    key: str
+    fingerprint: str  # the classifier whose outputs the base holds
+    reread_ids: np.ndarray  # every review the run extracted: the delta has its new state, if valid
+    live_ids: np.ndarray  # every review still in the source, in the run's snapshot
+
+
+@dataclass
+class Changes:
+    base_rows: int = 0  # rows read from the base version
+    delta_rows: int = 0  # rows the run scored
+    carried: int = 0  # base reviews kept (their relevance recomputed as of the run's day)
+    replaced: int = 0  # base reviews whose new state the run read
+    added: int = 0  # reviews new to the catalogue
+    deleted: int = 0  # base reviews gone from the source
+    withdrawn: int = 0  # base reviews read again and rejected now
+    erased: int = 0  # reviews of buyers who asked to be forgotten
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Published:
+    version: CuratedVersion
+    changes: Changes = field(default_factory=Changes)
+    fingerprint: str | None = None
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``values`` in ``sorted_set`` (ascending): a binary search each, not a sort of the set."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_set, values).clip(max=len(sorted_set) - 1)
+    return sorted_set[at] == values
+
+
+def _ids(table: pa.Table) -> np.ndarray:
+    return table.column("review_id").to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _forgotten(table: pa.Table, erased: frozenset[str]) -> np.ndarray:
+    if not erased:
+        return np.zeros(table.num_rows, dtype=bool)
+    return pc.is_in(table.column("buyer_pseudonym"), pa.array(sorted(erased))).to_numpy(zero_copy_only=False)
+
+
+def read_delta(lake: Lake, keys: list[str], erased: frozenset[str], changes: Changes) -> pa.Table:
+    """The run's scored batches as one table sorted by product, without forgotten buyers."""
+    tables = [lake.get_table(key, SCORED) for key in keys]
+    delta = pa.concat_tables(tables) if tables else SCORED.empty_table()
+    changes.delta_rows += delta.num_rows
+    forgotten = _forgotten(delta, erased)
+    changes.erased += int(forgotten.sum())
+    delta = delta.filter(pa.array(~forgotten))
+    if pc.count_distinct(delta.column("review_id")).as_py() != delta.num_rows:
         raise DuplicateReviews("the run's scored batches hold the same review twice")
-    return table.sort_by([("product_id", "ascending"), ("relevance_score", "descending"), ("review_id", "ascending")])
+    return delta.sort_by([("product_id", "ascending")])
+
+
+def delta_fingerprint(delta: pa.Table) -> str | None:
+    found = pc.unique(delta.column("model_fingerprint")).to_pylist()
+    if len(found) > 1:
+        raise ClassifierChanged(f"the run's batches were scored by {len(found)} classifiers: {sorted(map(str, found))}")
+    return found[0] if found else None
+
+
+def product_ranges(base: Iterator[pa.Table], delta: pa.Table) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """(base rows, delta rows) of consecutive ranges of whole products, in product order.
+
+    Both are sorted by product. A product's rows may continue in the next base batch only when it
+    is the batch's last product, so that one waits; the delta's rows before it join the range.
+    """
+    products = delta.column("product_id").to_pylist()
+    start, pending = 0, None
+    for batch in base:
+        batch = batch if pending is None else pa.concat_tables([pending, batch])
+        if batch.num_rows == 0:
+            continue
+        last = batch.column("product_id")[-1].as_py()
+        cut = pc.index(batch.column("product_id"), last).as_py()
+        pending = batch.slice(cut)
+        if cut:
+            end = bisect_left(products, last, lo=start)
+            yield batch.slice(0, cut), delta.slice(start, end - start)
+            start = end
+    yield (pending if pending is not None else CURATED.empty_table()), delta.slice(start)
+
+
+def base_batches(path: Path) -> Iterator[pa.Table]:
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=RANGE_ROWS):
+        yield pa.Table.from_batches([batch]).select(CURATED.names).cast(CURATED)
+
+
+def keep_from_base(rows: pa.Table, base: Base, delta_ids: np.ndarray, erased: frozenset[str],
+                   changes: Changes) -> pa.Table:  # fmt: skip
+    """The base rows of one range that stay as they are, as scored rows; counts what leaves."""
+    ids = _ids(rows)
+    changes.base_rows += rows.num_rows
+    live = _member(ids, base.live_ids)
+    reread = live & _member(ids, base.reread_ids)
+    replaced = reread & _member(ids, delta_ids)
+    forgotten = live & ~reread & _forgotten(rows, erased)
+    keep = live & ~reread & ~forgotten
+    changes.deleted += int((~live).sum())
+    changes.replaced += int(replaced.sum())
+    changes.withdrawn += int((reread & ~replaced).sum())
+    changes.erased += int(forgotten.sum())
+    changes.carried += int(keep.sum())
+    return rows.filter(pa.array(keep)).select(SCORED.names)
+
+
+def curated_range(rows: pa.Table, score: Scorer) -> pa.Table:
+    """Scored rows of whole products as curated rows: relevance computed, most relevant first."""
+    scored = score(rows)
+    ordered = scored.sort_by([("product_id", "ascending"), ("relevance_score", "descending"),
+                              ("review_id", "ascending")])  # fmt: skip
+    return ordered.select(CURATED.names).cast(CURATED)
 
 
 def publish(
-    lake: Lake, run_id: str, scored_keys: list[str], keep: int, erased: frozenset[str] = frozenset(),
-    now: datetime | None = None,
-) -> CuratedVersion:  # fmt: skip
-    table = merge([lake.get_table(key, SCORED) for key in scored_keys], erased)
+    lake: Lake, run_id: str, scored_keys: list[str], keep: int, score: Scorer,
+    erased: frozenset[str] = frozenset(), base: Base | None = None, now: datetime | None = None,
+) -> Published:  # fmt: skip
+    """Write the run's curated version, move "latest" to it, prune the oldest versions."""
+    changes = Changes()
+    delta = read_delta(lake, scored_keys, erased, changes)
+    fingerprint = delta_fingerprint(delta)
+    if base is not None and fingerprint is not None and fingerprint != base.fingerprint:
+        raise ClassifierChanged(f"the served version was scored by classifier {base.fingerprint}, this run by "
+                                f"{fingerprint}: run a full run (reviews run --full)")  # fmt: skip
     key = curated_key(run_id)
-    size = lake.put_table(key, table)
-    version = CuratedVersion(run_id, key, table.num_rows, size, (now or datetime.now(UTC)).isoformat())
+    rows = 0
+    with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
+        out = Path(tmp) / "curated.parquet"
+        with pq.ParquetWriter(out, CURATED, compression="zstd") as writer:
+            if base is None:
+                ranges: Iterator[tuple[pa.Table, pa.Table]] = iter([(SCORED.empty_table(), delta)])
+            else:
+                lake.get_file(base.key, Path(tmp) / "base.parquet")
+                delta = delta.filter(pa.array(_member(_ids(delta), base.live_ids)))  # deleted since it was read
+                delta_ids = np.sort(_ids(delta))
+                ranges = ((keep_from_base(b, base, delta_ids, erased, changes), d)
+                          for b, d in product_ranges(base_batches(Path(tmp) / "base.parquet"), delta))  # fmt: skip
+            for kept, fresh in ranges:
+                table = curated_range(pa.concat_tables([kept, fresh]), score)
+                if table.num_rows:
+                    writer.write_table(table, row_group_size=RANGE_ROWS)
+                    rows += table.num_rows
+        changes.added = delta.num_rows - changes.replaced
+        lake.put_file(key, out, metadata={"rows": str(rows)})
+        size = out.stat().st_size
+    version = CuratedVersion(run_id, key, rows, size, (now or datetime.now(UTC)).isoformat())
     lake.set_latest(version)
     prune(lake, keep, protect=version.version)
-    return version
+    return Published(version, changes, fingerprint or (base.fingerprint if base else None))
 
 
 def announce(redis, version: CuratedVersion) -> None:

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+import numpy as np
 import structlog
 
+from services.classifier.scoring import relevance
 from services.publisher import publish, sweep
 from shared import clients
 from shared.celery_app import app
-from shared.history import Stage
+from shared.clients import Clients
+from shared.history import Stage, as_of, plan_of
+from shared.lake import curated_key, live_ids_key
 from shared.tasks import BatchOutcome, BatchRef, StageTask, send
 
 log = structlog.get_logger()
+
+
+def base_of(c: Clients, run: dict) -> publish.Base | None:
+    """What an incremental run builds upon; None for a full run."""
+    plan = plan_of(run)
+    if plan is None or plan.mode != "incremental":
+        return None
+    reread = [c.lake.get_table(b["output_key"], columns=["review_id"]).column(0).to_numpy()
+              for b in c.history.extracted_batches(run["run_id"])]  # fmt: skip
+    base_run = c.history.get_run(plan.base_version)
+    return publish.Base(
+        key=curated_key(plan.base_version),
+        fingerprint=base_run["model_fingerprint"],
+        reread_ids=np.sort(np.concatenate(reread)) if reread else np.zeros(0, dtype=np.int64),
+        live_ids=c.lake.get_table(live_ids_key(run["run_id"])).column(0).to_numpy(),
+    )
 
 
 @app.task(name="publish.run", bind=True, base=StageTask, stage=Stage.PUBLISH)
@@ -24,12 +46,17 @@ def publish_run(self, ref: dict) -> str:
 
     def work() -> BatchOutcome:
         keys = [b["output_key"] for b in c.history.batches(ref.run_id, Stage.CLASSIFY) if b["status"] == "succeeded"]
-        version = publish.publish(
-            c.lake, ref.run_id, keys, c.settings.curated_versions_kept, c.history.erased_pseudonyms()
-        )
-        c.history.finish_run(ref.run_id, version.key, version.rows)
+        result = publish.publish(
+            c.lake, ref.run_id, keys, c.settings.curated_versions_kept,
+            partial(relevance, settings=c.settings, as_of=as_of(record)),
+            c.history.erased_pseudonyms(), base_of(c, record),
+        )  # fmt: skip
+        version = result.version
+        c.history.finish_run(ref.run_id, version.key, version.rows, result.fingerprint, result.changes.as_dict())
         publish.announce(c.redis, version)
-        return BatchOutcome(version.rows, version.rows, version.key)
+        log.info("published", version=version.version, rows=version.rows, **result.changes.as_dict())
+        changes = result.changes
+        return BatchOutcome(changes.base_rows + changes.delta_rows, version.rows, version.key)
 
     return self.run_batch(ref, work).output_key
 

@@ -46,8 +46,9 @@ def rollback(lake: Lake, to: str | None = None) -> CuratedVersion:
         raise UnknownVersion(f"no curated version {to!r}; kept: {', '.join(reversed(versions)) or 'none'}")
     key = curated_key(to)
     head = lake.s3.head_object(Bucket=lake.bucket, Key=key)
-    rows = pq.read_metadata(io.BytesIO(lake.get_bytes(key))).num_rows
+    # publish records the rows on the object's head; only an older file is read for its footer
+    rows = head.get("Metadata", {}).get("rows") or pq.read_metadata(io.BytesIO(lake.get_bytes(key))).num_rows
     # published_at stays the file's own time: the version's age is what alerting looks at.
-    version = CuratedVersion(to, key, rows, head["ContentLength"], head["LastModified"].isoformat())
+    version = CuratedVersion(to, key, int(rows), head["ContentLength"], head["LastModified"].isoformat())
     lake.set_latest(version)
     return version

@@ -18,12 +18,12 @@ import uvicorn
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
 from services.api.app import create_app
-from services.publisher.publish import announce, publish
+from services.publisher.publish import announce
 from shared.clients import make_s3
 from shared.history import init_metadata_db
 from shared.lake import Lake
 from shared.settings import Settings
-from tests.factories import put_scored_batches
+from tests.factories import publish_batches
 
 
 class ServerThread:
@@ -55,7 +55,7 @@ class Publisher:
         self.redis = redis.Redis.from_url(settings.redis_url)
 
     def publish(self, run_id: str, batches: list[list[dict]]):
-        version = publish(self.lake, run_id, put_scored_batches(self.lake, run_id, batches), keep=5)
+        version = publish_batches(self.lake, run_id, batches).version
         announce(self.redis, version)
         return version
 

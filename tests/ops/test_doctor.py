@@ -23,7 +23,6 @@ from psycopg2 import sql
 from ops import doctor
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
-from services.publisher.publish import publish
 from services.publisher.versions import rollback
 from shared.clients import make_s3
 from shared.history import History, Stage, init_metadata_db, new_run_id
@@ -31,7 +30,7 @@ from shared.lake import Lake
 from shared.metrics import record_connection_error
 from shared.settings import Settings
 from tests.api.conftest import ServerThread, wait_until_served
-from tests.factories import put_scored_batches, scored_row
+from tests.factories import publish_batches, scored_row
 
 pytestmark = pytest.mark.stack
 
@@ -52,7 +51,7 @@ class System:
         at = at or datetime.now(UTC)
         run_id = new_run_id(at)
         rows = [scored_row(i, f"P{i % 7}", 0.5, text=f"review {i} {secrets.token_hex(40)}") for i in range(reviews)]
-        publish(self.lake, run_id, put_scored_batches(self.lake, run_id, [rows]), keep=5, now=at)
+        publish_batches(self.lake, run_id, [rows], now=at)
         return run_id
 
     def finished_run(self, day: int, rows: int = 100, rejects: int = 0, error: str | None = None) -> str:

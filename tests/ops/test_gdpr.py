@@ -8,14 +8,13 @@ import pyarrow as pa
 import pymongo
 
 from ops.gdpr import erase_buyer
-from services.publisher.publish import merge
 from services.transformer.transform import pseudonym, transform
 from shared.history import History, init_metadata_db
 from shared.schemas import RAW
-from tests.factories import scored_row, scored_table
+from tests.factories import publish_batches, scored_row
 
 
-def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(servers):
+def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(servers, own_lake):
     init_metadata_db(servers)
     history = History(servers.metadata_dsn)
     key = servers.pseudonym_key.get_secret_value().encode()
@@ -39,6 +38,8 @@ def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(server
     assert result.cleaned.column("review_id").to_pylist() == [2]
     assert result.erased == 1 and len(result.rejects) == 0
     # and a run transformed before the request still publishes without them
-    scored = scored_table([scored_row(1, "P", 0.9, buyer_pseudonym=report.buyer_pseudonym), scored_row(2, "P", 0.1)])
-    assert merge([scored], erased).column("review_id").to_pylist() == [2]
+    published = publish_batches(own_lake, "20260601T000000Z-gdpr01", [[
+        scored_row(1, "P", 0.9, buyer_pseudonym=report.buyer_pseudonym), scored_row(2, "P", 0.1)]], erased=erased)
+    assert own_lake.get_table(published.version.key).column("review_id").to_pylist() == [2]
+    assert published.changes.erased == 1
     history.close()

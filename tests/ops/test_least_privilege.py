@@ -22,11 +22,10 @@ from pymongo.errors import OperationFailure
 
 from ops.stack.process import free_port
 from ops.stack.s3_server import api_policy, grant_lake, pipeline_policy
-from services.publisher.publish import publish
 from shared.clients import make_iam, make_s3
 from shared.lake import Lake
 from shared.settings import Settings
-from tests.factories import put_scored_batches, scored_row
+from tests.factories import publish_batches, scored_row
 
 ROOT = Path(__file__).resolve().parents[2]
 UNAUTHORIZED, AUTHENTICATION_FAILED = 13, 18
@@ -101,7 +100,7 @@ def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(server
     grant_lake(lake_settings)
     lake = Lake(make_s3(lake_settings), lake_settings.s3_bucket)
     run_id = "20260301T000000Z-lpapi1"
-    version = publish(lake, run_id, put_scored_batches(lake, run_id, [[scored_row(1, "P", 0.5)]]), keep=1)
+    version = publish_batches(lake, run_id, [[scored_row(1, "P", 0.5)]], keep=1).version
     api = lake_settings.model_copy(update={
         "mongo_user": "", "mongo_password": SecretStr(""), "mongo_admin_user": "",
         "mongo_admin_password": SecretStr(""), "mongo_port": free_port(),

@@ -60,7 +60,7 @@ def test_a_run_publishes_every_valid_review_once_and_archives_every_extracted_on
     announcements = pipeline.redis.pubsub()
     announcements.subscribe(CURATED_CHANNEL)
 
-    run = run_to_end(pipeline, {"limit": 700, "batch_size": 100})
+    run = run_to_end(pipeline, {"full": True, "limit": 700, "batch_size": 100})
 
     summary = pipeline.history.stage_summary(run["run_id"])
     rejects = summary["transform"]["rejects"]
@@ -82,7 +82,7 @@ def test_a_run_publishes_every_valid_review_once_and_archives_every_extracted_on
     # archive runs beside transform; one document per extracted review, also after a re-run
     ids = extracted_ids(lake, run)
     wait_for(lambda: archived(servers, ids) == 700, 60, "the archive of every extracted review")
-    again = run_to_end(pipeline, {"limit": 700, "batch_size": 350})
+    again = run_to_end(pipeline, {"full": True, "limit": 700, "batch_size": 350})
     wait_for(lambda: pipeline.history.stage_summary(again["run_id"]).get("archive", {}).get("succeeded") == 2,
              60, "the second run's archive")  # fmt: skip
     assert archived(servers, ids) == 700
@@ -95,7 +95,7 @@ def test_two_classifier_workers_split_a_runs_batches(pipeline, servers):
     two = Stack(servers.model_copy(update={"classify_workers": 2}))
     two.up()  # adds worker-classify-2 only
     try:
-        run = run_to_end(pipeline, {"limit": 400, "batch_size": 20})
+        run = run_to_end(pipeline, {"full": True, "limit": 400, "batch_size": 20})
     finally:  # later tests count what classify-1 does
         next(c for c in two.components if c.name == "worker-classify-2").stop(two.ctx)
     workers = {b["worker"] for b in pipeline.history.batches(run["run_id"], Stage.CLASSIFY)}
@@ -105,7 +105,7 @@ def test_two_classifier_workers_split_a_runs_batches(pipeline, servers):
 def test_killing_a_worker_mid_batch_loses_no_review_and_duplicates_none(pipeline, lake, servers):
     stack = Stack(servers)
     worker = next(c for c in stack.components if c.name == "worker-classify-1")
-    run_id = trigger_run(pipeline.history, "cli", {"limit": 600, "batch_size": 150})
+    run_id = trigger_run(pipeline.history, "cli", {"full": True, "limit": 600, "batch_size": 150})
     # when the worker dies while it holds a classify batch
     victim = wait_for(
         lambda: next((b for b in pipeline.history.batches(run_id, Stage.CLASSIFY)

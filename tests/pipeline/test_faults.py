@@ -51,7 +51,7 @@ def test_mongodb_down_delays_the_archive_but_the_run_publishes(pipeline, lake, s
     stack = Stack(servers)
     component(stack, "mongo").stop(stack.ctx)
     try:
-        run = run_to_end(pipeline, {"limit": 200, "batch_size": 100})
+        run = run_to_end(pipeline, {"full": True, "limit": 200, "batch_size": 100})
         archive = pipeline.history.stage_summary(run["run_id"])["archive"]
         assert archive["succeeded"] < 2 and archive["retrying"] + archive["running"] > 0  # shown as pending
         assert lake.latest().version == run["run_id"]

@@ -59,7 +59,7 @@ def observed(pipeline, servers) -> ObservedRun:
     """One run on the real stack, with the workers' metrics scraped around it, and the logs after it."""
     queues = (Queue.EXTRACT, Queue.TRANSFORM, Queue.CLASSIFY)
     before = {q: scrape(servers, q) for q in queues}
-    run = run_to_end(pipeline, {"limit": 700, "batch_size": 350})  # the first 700 source rows hold bad ones
+    run = run_to_end(pipeline, {"full": True, "limit": 700, "batch_size": 350})  # the first 700 source rows hold bad ones
     wait_for(lambda: httpx.get(f"{servers.api_base_url}/health/ready", timeout=5).json()["version"] == run["run_id"],
              30, "the API to load the new version")  # which it logs  # fmt: skip
     after = {q: scrape(servers, q) for q in queues}
@@ -158,7 +158,7 @@ def test_mongodb_unreachable_counts_retries_and_connection_errors_the_doctor_see
 def test_flower_asks_for_its_password_and_shows_every_stages_tasks(pipeline, servers):
     flower = f"http://{servers.flower_host}:{servers.flower_port}"
     assert httpx.get(f"{flower}/api/workers", timeout=10).status_code == 401
-    run = run_to_end(pipeline, {"limit": 60, "batch_size": 30})
+    run = run_to_end(pipeline, {"full": True, "limit": 60, "batch_size": 30})
     auth = (servers.flower_user, servers.flower_password.get_secret_value())
 
     def seen() -> set[str]:

@@ -1,36 +1,43 @@
-"""Publish on the real S3 server: merge, sort, atomic latest pointer, retention."""
+"""Publish on the real S3 server: a full run's file, an incremental run's merge, the latest pointer, retention."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from functools import partial
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
-from services.publisher.publish import DuplicateReviews, publish
+from services.classifier.scoring import relevance
+from services.publisher import publish as publish_module
+from services.publisher.publish import Base, ClassifierChanged, DuplicateReviews, product_ranges, publish
 from shared.lake import LATEST_KEY, curated_key
 from shared.schemas import CURATED
-from tests.factories import put_scored_batches, scored_row
+from shared.settings import Settings
+from tests.factories import given_relevance, publish_batches, put_scored_batches, scored_row, scored_table
 
 
-def put_batches(lake, run_id: str, batches: list[list[tuple[int, str, float]]]) -> list[str]:
-    return put_scored_batches(lake, run_id, [[scored_row(*row) for row in rows] for rows in batches])
+def rows(*specs: tuple[int, str, float]) -> list[dict]:
+    return [scored_row(*spec) for spec in specs]
 
 
 def test_publish_merges_sorts_and_moves_latest(own_lake):
-    batches = [[(1, "B", 0.2), (2, "A", 0.1)], [(3, "A", 0.9), (4, "B", 0.8)]]
-    keys = put_batches(own_lake, "20260101T000000Z-aaaaaa", batches)
-    version = publish(own_lake, "20260101T000000Z-aaaaaa", keys, keep=3)
+    batches = [rows((1, "B", 0.2), (2, "A", 0.1)), rows((3, "A", 0.9), (4, "B", 0.8))]
+    version = publish_batches(own_lake, "20260101T000000Z-aaaaaa", batches, keep=3).version
     table = own_lake.get_table(version.key)
     assert table.schema.equals(CURATED)
     assert table.column("review_id").to_pylist() == [3, 2, 4, 1]  # by product, then relevance descending
     assert own_lake.latest() == version and version.rows == 4
+    head = own_lake.s3.head_object(Bucket=own_lake.bucket, Key=version.key)
+    assert head["Metadata"]["rows"] == "4"  # what a rollback reads instead of the file
 
 
 def test_duplicates_are_never_published_and_latest_stays(own_lake):
     before = own_lake.latest()
-    keys = put_batches(own_lake, "20260102T000000Z-bbbbbb", [[(1, "A", 0.5)], [(1, "A", 0.5)]])
     with pytest.raises(DuplicateReviews):
-        publish(own_lake, "20260102T000000Z-bbbbbb", keys, keep=3)
+        publish_batches(own_lake, "20260102T000000Z-bbbbbb", [rows((1, "A", 0.5)), rows((1, "A", 0.5))], keep=3)
     assert own_lake.latest() == before
     assert not own_lake.exists(curated_key("20260102T000000Z-bbbbbb"))
 
@@ -38,7 +45,81 @@ def test_duplicates_are_never_published_and_latest_stays(own_lake):
 def test_only_the_newest_versions_are_kept(own_lake):
     runs = [f"20260201T00000{i}Z-cccccc" for i in range(5)]
     for run_id in runs:
-        publish(own_lake, run_id, put_batches(own_lake, run_id, [[(1, "A", 0.5)]]), keep=2)
+        publish_batches(own_lake, run_id, [rows((1, "A", 0.5))], keep=2)
     kept = [v for v in own_lake.curated_versions() if v.startswith("20260201")]
     assert kept == runs[-2:]
     assert json.loads(own_lake.get_bytes(LATEST_KEY))["version"] == runs[-1]
+
+
+def curated(lake, version) -> dict[int, dict]:
+    return {r["review_id"]: r for r in lake.get_table(version.key).to_pylist()}
+
+
+def test_an_incremental_publish_keeps_replaces_adds_and_removes_what_the_run_says(own_lake, monkeypatch):
+    # given a base version, read back two rows at a time so that products span the ranges
+    monkeypatch.setattr(publish_module, "RANGE_ROWS", 2)
+    base = publish_batches(own_lake, "20260301T000000Z-base01", [rows(
+        (1, "A", 0.9), (2, "A", 0.8), (3, "A", 0.7), (4, "B", 0.6), (5, "B", 0.5), (6, "C", 0.4),
+        (9, "E", 0.3),
+    )]).version  # fmt: skip
+    # review 5's buyer asked to be forgotten after the base was published
+    forgotten = "pseudo-forgotten"
+    base_rows = own_lake.get_table(base.key).to_pylist()
+    base_rows[4]["buyer_pseudonym"] = forgotten
+    own_lake.put_table(base.key, pa.Table.from_pylist(base_rows, schema=CURATED))
+    # when a run read review 2 edited, review 6 now rejected (no delta row), reviews 7 (product B)
+    # and 8 (a new product D) new, while review 3 was deleted from the source
+    delta = put_scored_batches(own_lake, "20260302T000000Z-incr01", [
+        rows((2, "A", 0.95)), rows((7, "B", 0.55), (8, "D", 0.1)),
+    ])  # fmt: skip
+    spec = Base(
+        key=base.key, fingerprint="test-classifier", reread_ids=np.array([2, 6, 7, 8]),
+        live_ids=np.array([1, 2, 4, 5, 6, 7, 8, 9]),
+    )
+    result = publish(own_lake, "20260302T000000Z-incr01", delta, 5, given_relevance, frozenset({forgotten}), spec)
+    # then the new version holds the carried, replaced and added reviews, by product then relevance
+    table = own_lake.get_table(result.version.key)
+    assert table.column("review_id").to_pylist() == [2, 1, 4, 7, 8, 9]
+    assert curated(own_lake, result.version)[2]["rel_model"] == pytest.approx(0.95)
+    assert result.changes.as_dict() == {
+        "base_rows": 7, "delta_rows": 3, "carried": 3, "replaced": 1, "added": 2, "deleted": 1, "withdrawn": 1,
+        "erased": 1,
+    }  # fmt: skip
+    assert result.version.rows == 6 == table.num_rows and own_lake.latest() == result.version
+
+
+def test_an_incremental_run_with_no_change_publishes_the_same_content(own_lake):
+    score = partial(relevance, settings=Settings(), as_of=datetime(2026, 3, 1, tzinfo=UTC))
+    keys = put_scored_batches(own_lake, "20260401T000000Z-full01", [rows(
+        (1, "A", 0.2), (2, "A", 0.9), (3, "B", 0.5),
+    )])  # fmt: skip
+    first = publish(own_lake, "20260401T000000Z-full01", keys, 5, score).version
+    spec = Base(first.key, "test-classifier", np.zeros(0, dtype=np.int64), np.array([1, 2, 3]))
+    second = publish(own_lake, "20260402T000000Z-incr01", [], 5, score, base=spec)
+    assert own_lake.get_table(second.version.key).equals(own_lake.get_table(first.key))
+    assert second.changes.carried == 3 and second.fingerprint == "test-classifier"
+
+
+def test_a_version_never_mixes_two_classifiers(own_lake):
+    before = own_lake.latest()
+    mixed = [rows((1, "A", 0.5)), [scored_row(2, "A", 0.5, model_fingerprint="another-classifier")]]
+    with pytest.raises(ClassifierChanged):
+        publish_batches(own_lake, "20260501T000000Z-mixed1", mixed)
+    base = publish_batches(own_lake, "20260502T000000Z-base02", [rows((1, "A", 0.5))]).version
+    delta = put_scored_batches(own_lake, "20260503T000000Z-incr02", [[scored_row(2, "A", 0.5, model_fingerprint="new")]])
+    spec = Base(base.key, "test-classifier", np.array([2]), np.array([1, 2]))
+    with pytest.raises(ClassifierChanged, match="full run"):
+        publish(own_lake, "20260503T000000Z-incr02", delta, 5, given_relevance, base=spec)
+    assert own_lake.latest().version == "20260502T000000Z-base02" != before
+
+
+def table_of(*specs: tuple[int, str]) -> pa.Table:
+    return scored_table([scored_row(review_id, product, 0.5) for review_id, product in specs])
+
+
+def test_product_ranges_cover_whole_products_in_order():
+    base = [table_of((1, "A"), (2, "B")), table_of((3, "B"), (4, "B")), table_of((5, "B"), (6, "D"))]
+    delta = table_of((10, "0"), (11, "B"), (12, "C"), (13, "E"))
+    ranges = [(b.column("review_id").to_pylist(), d.column("review_id").to_pylist())
+              for b, d in product_ranges(iter(base), delta)]  # fmt: skip
+    assert ranges == [([1], [10]), ([2, 3, 4, 5], [11, 12]), ([6], [13])]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.publisher.publish import publish
 from services.publisher.versions import UnknownVersion, list_versions, rollback
 from shared.lake import curated_key
-from tests.factories import put_scored_batches, scored_row
+from tests.factories import publish_batches, scored_row
 
 RUNS = ["20260501T000000Z-aaaaaa", "20260502T000000Z-bbbbbb", "20260503T000000Z-cccccc"]
 
@@ -16,7 +15,7 @@ RUNS = ["20260501T000000Z-aaaaaa", "20260502T000000Z-bbbbbb", "20260503T000000Z-
 def three_versions(own_lake):
     for n, run_id in enumerate(RUNS, start=1):
         rows = [scored_row(i, "P", 0.5) for i in range(n)]
-        publish(own_lake, run_id, put_scored_batches(own_lake, run_id, [rows]), keep=5)
+        publish_batches(own_lake, run_id, [rows])
 
 
 def test_list_marks_the_latest_newest_first(own_lake):

@@ -28,7 +28,9 @@ def _job(history: History, run: dict) -> Job:
         created_at=run["created_at"], started_at=started, finished_at=finished,
         duration_seconds=(finished - started).total_seconds() if finished and started else None,
         batches=run["extracted_batches"], source_rows=run["source_rows"], curated_rows=run["curated_rows"],
-        curated_key=run["curated_key"], error=run["error"], stages=stages,
+        curated_key=run["curated_key"], error=run["error"], mode=run["mode"], mode_reason=run["mode_reason"],
+        base_version=run["base_version"], watermark_from=run["watermark_from"], watermark_to=run["watermark_to"],
+        changes=run["changes"], stages=stages,
     )  # fmt: skip
 
 
@@ -38,7 +40,7 @@ def _job(history: History, run: dict) -> Job:
 )  # fmt: skip
 async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
     """Enqueue a pipeline run (the same run task as the CLI and the daily schedule)."""
-    params = (job or JobRequest()).model_dump(exclude_none=True)
+    params = (job or JobRequest()).model_dump(exclude_defaults=True)
     celery = request.app.state.celery
 
     def enqueue() -> str:
