@@ -1,8 +1,14 @@
-"""End-to-end pipeline benchmark on a private local stack (free loopback ports, a temp state dir):
-source load rate; a full run on the shared data and on copies of it; an incremental re-run with
-1% new reviews; one against two classifier workers, with the CPU they and the machine use.
+"""End-to-end pipeline benchmark on a private local stack (free loopback ports, a temp state dir).
 
-    .venv/bin/python -m bench.pipeline_bench [--reviews N] [--scale 10] [--subset 2000] [--repeats 3]
+Three phases, each optional:
+  shared     the source load rate; a full run of the shared data, per stage, with its overheads
+  workers    one against two classifier workers on a subset, with the CPU they and the machine use
+  catalogue  a catalogue built from the shared reviews (bench/source_ops.py: copies under new review,
+             product and buyer ids): a full run of the largest size against daily runs of a fixed delta
+             (half new, half edited reviews) at every size, rows touched per stage, Redis memory
+
+    .venv/bin/python -m bench.pipeline_bench [--phases shared,workers,catalogue] [--reviews N]
+        [--sizes 250000,500000,1000000] [--delta 10000] [--subset 1500] [--repeats 3]
 
 ``--reviews`` keeps only the first N reviews of the shared data as "1x" (a quick run); by default
 all of them. Everything the benchmark starts is stopped at the end, whatever happens.
@@ -17,10 +23,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import redis
 
 from bench import source_ops
 from bench.api_bench import wait_for_version
@@ -31,7 +35,6 @@ from ops.runs_cli import format_report, trigger_run, watch
 from ops.source.schema import create_source
 from ops.stack.components import Context, worker_name
 from ops.stack.manager import Stack, make_state_dir, stack_settings
-from services.classifier.score_cache import PREFIX as SCORE_PREFIX
 from shared import clients
 from shared.clients import Clients
 from shared.history import History, Stage
@@ -42,15 +45,17 @@ from shared.settings import Settings
 # The shared review data beside the project (never copied into it).
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-RUN_TIMEOUT_S = 3 * 3600
+RUN_TIMEOUT_S = 6 * 3600
 SUBSET_BATCH_SIZE = 250  # enough batches in a subset run for two workers to share
+PHASES = ("shared", "workers", "catalogue")
 
 
 @dataclass(frozen=True)
 class Measured:
     times: RunTimes
     cpu: Utilisation | None  # during the classify stage's span
-    new_scores: int  # texts the model scored: score-cache entries the run added
+    run: dict  # the run's record: mode, changes
+    stages: dict[str, dict]  # the run history's per-stage summary: rows touched
 
 
 # --- the private stack ---------------------------------------------------------------------------
@@ -59,7 +64,7 @@ class Measured:
 @contextmanager
 def private_stack() -> Iterator[Settings]:
     root = make_state_dir("reviews-bench-")
-    settings = stack_settings(root)
+    settings = stack_settings(root, watermark_lag_s=0.0)
     try:
         Stack(settings).up()
         yield settings
@@ -85,16 +90,6 @@ def consume_with(c: Clients, workers: int) -> None:
         raise RuntimeError(f"{second[0]} did not answer a consumer change")
 
 
-def score_keys(r: redis.Redis) -> list[bytes]:
-    return list(r.scan_iter(match=SCORE_PREFIX + "*", count=5000))
-
-
-def clear_scores(r: redis.Redis) -> None:
-    keys = score_keys(r)
-    for start in range(0, len(keys), 5000):
-        r.unlink(*keys[start : start + 5000])
-
-
 # --- one run -------------------------------------------------------------------------------------
 
 
@@ -110,83 +105,102 @@ def wait_for_archive(history: History, run: dict, timeout_s: float) -> None:
         time.sleep(1)
 
 
-def run_pipeline(c: Clients, params: dict, cpu_pids: list[int]) -> Measured:
-    """One run to its end, archive drained and the API serving it: the machine is quiet afterwards."""
-    scores_before = len(score_keys(c.redis))
+def run_pipeline(c: Clients, params: dict, cpu_pids: list[int], api: bool = True) -> Measured:
+    """One run to its end, archive drained (and the API serving it): the machine is quiet afterwards."""
     with CpuSampler(cpu_pids) as cpu:
         run_id = trigger_run(c.history, "cli", params)
         run = watch(c.history, run_id, RUN_TIMEOUT_S)
         if run["status"] != "succeeded":
             raise RuntimeError(format_report(run, c.history.stage_summary(run_id)))
         wait_for_archive(c.history, run, RUN_TIMEOUT_S)
-        wait_for_version(f"http://127.0.0.1:{c.settings.api_port}", run_id)
+        if api:
+            wait_for_version(f"http://127.0.0.1:{c.settings.api_port}", run_id)
     times = run_times(c.history, run_id)
-    classify = times.stages[Stage.CLASSIFY]
-    return Measured(times, cpu.between(classify.started.timestamp(), classify.finished.timestamp()),
-                    len(score_keys(c.redis)) - scores_before)  # fmt: skip
+    classify = times.stages.get(Stage.CLASSIFY)
+    usage = cpu.between(classify.started.timestamp(), classify.finished.timestamp()) if classify else None
+    return Measured(times, usage, run, c.history.stage_summary(run_id))
 
 
 # --- the phases ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Results:
+class SharedData:
     loads: list[source_ops.TimedLoad]
-    base: int
     full: Measured
     io_s: dict[Stage, float]
-    new_per_rerun: int
-    reruns: list[Measured]
+
+
+@dataclass(frozen=True)
+class Workers:
     subset: int
-    one_worker: list[Measured]
-    two_workers: list[Measured]
-    scaled: Measured
-    scale: int
+    one: list[Measured]
+    two: list[Measured]
 
 
-def rerun_with_new(c: Clients, last_id: int, rows: int, repeats: int, pids: list[int]) -> list[Measured]:
-    runs = []
-    for i in range(repeats):  # fresh new reviews each time: every re-run meets 1% unseen texts
-        source_ops.add_new(c.settings, last_id, rows, f"new-{i}")
-        runs.append(run_pipeline(c, {}, pids))
-    return runs
+@dataclass
+class Catalogue:
+    full: Measured
+    delta: int
+    daily: dict[int, list[Measured]] = field(default_factory=dict)  # catalogue size -> runs of a fixed delta
+    shrinks: dict[int, Measured] = field(default_factory=dict)  # the runs that removed the reviews cut
+    redis_before: dict = field(default_factory=dict)
+    redis_after: dict = field(default_factory=dict)
 
 
-def one_vs_two_workers(c: Clients, subset: int, repeats: int) -> dict[int, list[Measured]]:
+def shared_data(args: argparse.Namespace, c: Clients, pids: list[int]) -> SharedData:
+    loads = [source_ops.timed_load(c.settings, [args.data]) for _ in range(args.repeats)]
+    source_ops.keep_first(c.settings, args.reviews or source_ops.count(c.settings))
+    print(f"source: {source_ops.count(c.settings):,} reviews; full run", file=sys.stderr, flush=True)
+    full = run_pipeline(c, {"full": True}, pids)
+    return SharedData(loads, full, io_per_batch_s(c.lake, c.history, full.times.run_id))
+
+
+def one_vs_two_workers(args: argparse.Namespace, c: Clients) -> Workers:
     two = c.settings.model_copy(update={"classify_workers": 2})
     Stack(two).up()  # starts the second classifier worker; everything else already runs
     pids = classify_pids(two)
+    subset = min(args.subset, source_ops.count(c.settings))
     runs: dict[int, list[Measured]] = {1: [], 2: []}
     try:
-        for _ in range(repeats):  # interleaved, so both configurations meet the same machine noise
+        for _ in range(args.repeats):  # interleaved, so both configurations meet the same machine noise
             for workers in (1, 2):
                 consume_with(c, workers)
-                clear_scores(c.redis)
-                runs[workers].append(run_pipeline(c, {"limit": subset, "batch_size": SUBSET_BATCH_SIZE}, pids))
+                params = {"full": True, "limit": subset, "batch_size": SUBSET_BATCH_SIZE}
+                runs[workers].append(run_pipeline(c, params, pids))
     finally:
         consume_with(c, 1)
-    return runs
+    return Workers(subset, runs[1], runs[2])
 
 
-def measure(args: argparse.Namespace, c: Clients) -> Results:
-    settings = c.settings
-    create_source(settings)
-    loads = [source_ops.timed_load(settings, [args.data]) for _ in range(args.repeats)]
-    last_id = source_ops.keep_first(settings, args.reviews or source_ops.count(settings))
-    base = source_ops.count(settings)
-    pids = classify_pids(settings)
-    print(f"source: {base} reviews; full run (cold score cache)", file=sys.stderr, flush=True)
-    full = run_pipeline(c, {}, pids)
-    io_s = io_per_batch_s(c.lake, c.history, full.times.run_id)
-    new = max(1, base // 100)
-    reruns = rerun_with_new(c, last_id, new, args.repeats, pids)
-    # Before the subset runs, which clear the cache: the copies must meet the scores of the full run.
-    source_ops.repeat(settings, last_id, args.scale - 1)
-    print(f"source: {source_ops.count(settings)} reviews; {args.scale}x run", file=sys.stderr, flush=True)
-    scaled = run_pipeline(c, {}, pids)
-    subset = min(args.subset, base)
-    workers = one_vs_two_workers(c, subset, args.repeats)
-    return Results(loads, base, full, io_s, new, reruns, subset, workers[1], workers[2], scaled, args.scale)
+def redis_memory(c: Clients) -> dict:
+    info = c.redis.info("memory")
+    return {"used_memory": info["used_memory"], "keys": c.redis.dbsize()}
+
+
+def catalogue(args: argparse.Namespace, c: Clients, pids: list[int]) -> Catalogue:
+    """The full run of the largest catalogue, then daily runs of a fixed delta, shrinking the catalogue
+    size by size (a shrink is itself an incremental run: it removes what the source deleted)."""
+    sizes = sorted(args.sizes, reverse=True)
+    source_ops.grow_to(c.settings, sizes[0])
+    # The API reloads every version it is told of; its load is the API benchmark's, not the pipeline's.
+    api = next(comp for comp in Stack(c.settings).components if comp.name == "api")
+    api.stop(Stack(c.settings).ctx)
+    result_redis = redis_memory(c)
+    print(f"source: {source_ops.count(c.settings):,} reviews; full run", file=sys.stderr, flush=True)
+    result = Catalogue(run_pipeline(c, {"full": True}, pids, api=False), args.delta, redis_before=result_redis)
+    for size in sizes:
+        if source_ops.count(c.settings) > size:
+            source_ops.keep_first(c.settings, size)
+            print(f"source: {size:,} reviews; a run removes the rest", file=sys.stderr, flush=True)
+            result.shrinks[size] = run_pipeline(c, {}, pids, api=False)
+        result.daily[size] = []
+        for i in range(args.repeats):
+            source_ops.change(c.settings, args.delta, f"day {size} {i}")
+            print(f"source: {size:,} reviews, {args.delta:,} changed; daily run", file=sys.stderr, flush=True)
+            result.daily[size].append(run_pipeline(c, {}, pids, api=False))
+    result.redis_after = redis_memory(c)
+    return result
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -216,38 +230,70 @@ def cpu_cells(runs: list[Measured]) -> tuple[list[float], list[float]]:
     return [u.processes * 100 for u in measured], [u.machine * 100 for u in measured]
 
 
-def summary(r: Results) -> list[str]:
-    full_e2e = r.full.times.end_to_end_s
-    load = r.loads[0].reviews
-    one, two = r.one_worker, r.two_workers
-    speedups = [a.times.stages[Stage.CLASSIFY].wall_s / b.times.stages[Stage.CLASSIFY].wall_s
-                for a, b in zip(one, two, strict=True)]  # fmt: skip
-    e2e_speedups = [a.times.end_to_end_s / b.times.end_to_end_s for a, b in zip(one, two, strict=True)]
-    subset = f"first {r.subset:,}, batches of {SUBSET_BATCH_SIZE}, cache cleared"
-    lines = [
+def rows(m: Measured, stage: Stage, key: str = "rows_in") -> int:
+    return int(m.stages.get(stage.value, {}).get(key, 0))
+
+
+def shared_summary(r: SharedData) -> list[str]:
+    full = r.full.times
+    return [
         "| figure | size | median | min–max | runs |", "|---|---|---|---|---|",
         figure("source load, reviews/s (files parsed + COPY + insert, product files included)",
-               f"{load:,} reviews", [x.rate for x in r.loads], ",.0f"),
-        figure("full run, end to end, s (cold score cache)", f"{r.full.times.source_rows:,}", [full_e2e], ".1f"),
+               f"{r.loads[0].reviews:,} reviews", [x.rate for x in r.loads], ",.0f"),
+        figure("full run, end to end, s", f"{full.source_rows:,}", [full.end_to_end_s], ".1f"),
         figure("full run: classify share, % (classify busy / end to end)", "",
-               [r.full.times.share(Stage.CLASSIFY) * 100], ".0f"),
-        figure(f"{r.scale}x run, end to end, s (warm cache: {r.scaled.new_scores:,} texts scored)",
-               f"{r.scaled.times.source_rows:,}", [r.scaled.times.end_to_end_s], ".1f"),
-        figure(f"{r.scale}x / 1x end to end (cold full run)", "", [r.scaled.times.end_to_end_s / full_e2e], ".2f"),
-        figure(f"{r.scale}x run / each re-run with 1% new, end to end (both warm cache)", "",
-               [r.scaled.times.end_to_end_s / x for x in e2e(r.reruns)], ".1f"),
-        figure("re-run with 1% new reviews, end to end, s",
-               f"{r.base:,} + {r.new_per_rerun:,} new ({statistics.median(m.new_scores for m in r.reruns):,.0f} "
-               "texts scored)", e2e(r.reruns), ".1f"),
-        figure("re-run with 1% new / full run, end to end", "", [x / full_e2e for x in e2e(r.reruns)], ".3f"),
-        figure("1 classifier worker: classify stage wall, s", subset, stage_wall(one, Stage.CLASSIFY), ".1f"),
-        figure("2 classifier workers: classify stage wall, s", subset, stage_wall(two, Stage.CLASSIFY), ".1f"),
+               [full.share(Stage.CLASSIFY) * 100], ".0f"),
+        figure("full run: classify stage, reviews/s (rows / classify wall)", "",
+               [full.source_rows / full.stages[Stage.CLASSIFY].wall_s], ",.1f"),
+    ]  # fmt: skip
+
+
+def stage_columns(columns: list[tuple[str, list[Measured]]]) -> list[str]:
+    """Wall / busy seconds per stage, end to end and classify share, one column per configuration."""
+
+    def cell(runs: list[Measured], value: Callable[[RunTimes], float], fmt: str = ".1f") -> str:
+        values = [value(m.times) for m in runs]
+        return f"{statistics.median(values):{fmt}}" if values else "–"
+
+    lines = ["| stage: wall s / busy s | " + " | ".join(name for name, _ in columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]  # fmt: skip
+    for stage in Stage:
+        cells = []
+        for _, runs in columns:
+            timed = [m for m in runs if stage in m.times.stages]
+            cells.append(f"{cell(timed, lambda t, s=stage: t.stages[s].wall_s)} / "
+                         f"{cell(timed, lambda t, s=stage: t.stages[s].busy_s)}")  # fmt: skip
+        lines.append(f"| {stage.value} | " + " | ".join(cells) + " |")
+    lines.append("| **end to end** (trigger to published) | "
+                 + " | ".join(cell(runs, lambda t: t.end_to_end_s) for _, runs in columns) + " |")  # fmt: skip
+    return lines
+
+
+def overhead_table(r: SharedData) -> list[str]:
+    full = r.full.times.stages
+    lines = ["| stage (full run) | batches | busy per batch, s | queue wait, % of stage | "
+             "lake I/O + (de)serialisation, % of busy |", "|---|---|---|---|---|"]  # fmt: skip
+    for stage in (Stage.ARCHIVE, Stage.TRANSFORM, Stage.CLASSIFY, Stage.PUBLISH):
+        t = full[stage]
+        per_batch = t.busy_s / t.batches
+        io = f"{r.io_s[stage] / per_batch:.0%} ({r.io_s[stage]:.2f} s)" if stage in r.io_s else "–"
+        lines.append(f"| {stage.value} | {t.batches} | {per_batch:.2f} | {t.queue_share:.1%} | {io} |")
+    return lines
+
+
+def workers_summary(r: Workers) -> list[str]:
+    speedups = [a.times.stages[Stage.CLASSIFY].wall_s / b.times.stages[Stage.CLASSIFY].wall_s
+                for a, b in zip(r.one, r.two, strict=True)]  # fmt: skip
+    e2e_speedups = [a.times.end_to_end_s / b.times.end_to_end_s for a, b in zip(r.one, r.two, strict=True)]
+    subset = f"first {r.subset:,}, batches of {SUBSET_BATCH_SIZE}"
+    lines = [
+        "| figure | size | median | min–max | runs |", "|---|---|---|---|---|",
+        figure("1 classifier worker: classify stage wall, s", subset, stage_wall(r.one, Stage.CLASSIFY), ".1f"),
+        figure("2 classifier workers: classify stage wall, s", subset, stage_wall(r.two, Stage.CLASSIFY), ".1f"),
         figure("speed-up, 2 workers vs 1: classify stage", "paired runs", speedups, ".2f"),
         figure("speed-up, 2 workers vs 1: end to end", "paired runs", e2e_speedups, ".2f"),
-        figure("1 classifier worker: classify share, %", subset, [m.times.share(Stage.CLASSIFY) * 100 for m in one],
-               ".0f"),
     ]  # fmt: skip
-    for name, runs in (("1 classifier worker", one), ("2 classifier workers", two)):
+    for name, runs in (("1 classifier worker", r.one), ("2 classifier workers", r.two)):
         workers, machine = cpu_cells(runs)
         if workers:
             lines.append(figure(f"{name}: CPU of the classifier workers, % of {CORES} cores, classify phase",
@@ -257,68 +303,16 @@ def summary(r: Results) -> list[str]:
     return lines
 
 
-def stage_table(r: Results) -> list[str]:
-    columns: list[tuple[str, list[Measured]]] = [
-        (f"full 1x ({r.full.times.source_rows:,})", [r.full]),
-        (f"re-run +1% (median of {len(r.reruns)})", r.reruns),
-        (f"{r.scale}x ({r.scaled.times.source_rows:,})", [r.scaled]),
-        (f"subset {r.subset:,}, 1 worker", r.one_worker),
-        (f"subset {r.subset:,}, 2 workers", r.two_workers),
-    ]
-
-    def cell(runs: list[Measured], value: Callable[[RunTimes], float], fmt: str = ".1f") -> str:
-        return f"{statistics.median(value(m.times) for m in runs):{fmt}}"
-
-    lines = ["| stage: wall s / busy s | " + " | ".join(name for name, _ in columns) + " | "
-             f"{r.scale}x / re-run busy (both warm cache) |", "|---" * (len(columns) + 2) + "|"]  # fmt: skip
-    for stage in Stage:
-        cells = [f"{cell(runs, lambda t, s=stage: t.stages[s].wall_s)} / "
-                 f"{cell(runs, lambda t, s=stage: t.stages[s].busy_s)}" for _, runs in columns]  # fmt: skip
-        ratio = r.scaled.times.stages[stage].busy_s / statistics.median(m.times.stages[stage].busy_s
-                                                                         for m in r.reruns)  # fmt: skip
-        lines.append(f"| {stage.value} | " + " | ".join(cells) + f" | {ratio:.1f} |")
-    lines.append("| **end to end** (trigger to published) | "
-                 + " | ".join(cell(runs, lambda t: t.end_to_end_s) for _, runs in columns)
-                 + f" | {r.scaled.times.end_to_end_s / statistics.median(e2e(r.reruns)):.1f} |")  # fmt: skip
-    lines.append("| classify share (busy, summed over workers / end to end) | "
-                 + " | ".join(cell(runs, lambda t: t.share(Stage.CLASSIFY) * 100, ".0f") + "%" for _, runs in columns)
-                 + " | |")  # fmt: skip
-    cpu = []
-    for _, runs in columns:
-        workers, machine = cpu_cells(runs)
-        cpu.append(f"{statistics.median(workers):.0f}% / {statistics.median(machine):.0f}%" if workers else "–")
-    lines.append(f"| CPU in the classify phase: classifier workers / machine, % of {CORES} cores | "
-                 + " | ".join(cpu) + " | |")  # fmt: skip
-    return lines
-
-
-def overhead_table(r: Results) -> list[str]:
-    full, scaled = r.full.times.stages, r.scaled.times.stages
-    lines = ["| stage (full run) | batches | busy per batch, s | queue wait, % of stage | "
-             "lake I/O + (de)serialisation, % of busy |", "|---|---|---|---|---|"]  # fmt: skip
-    for stage in (Stage.ARCHIVE, Stage.TRANSFORM, Stage.CLASSIFY, Stage.PUBLISH):
-        t = full[stage]
-        per_batch = t.busy_s / t.batches
-        io = f"{r.io_s[stage] / per_batch:.0%} ({r.io_s[stage]:.2f} s)" if stage in r.io_s else "–"
-        lines.append(f"| {stage.value} | {t.batches} | {per_batch:.2f} | {t.queue_share:.1%} | {io} |")
-    cold = full[Stage.CLASSIFY].busy_s / full[Stage.CLASSIFY].batches
-    warm = scaled[Stage.CLASSIFY].busy_s / scaled[Stage.CLASSIFY].batches
-    lines.append(f"\nClassify per batch with a warm cache ({r.scale}x run, almost no model work): "
-                 f"{warm:.2f} s, against {cold:.2f} s cold: everything but the model is {warm / cold:.1%} "
-                 "of a cold batch.")  # fmt: skip
-    return lines
-
-
-def cpu_note(r: Results) -> str:
+def cpu_note(r: Workers) -> str:
     """Where the 1-vs-2-worker limit is, read from the CPU figures of the same runs."""
-    one, one_machine = cpu_cells(r.one_worker)
-    two, two_machine = cpu_cells(r.two_workers)
+    one, one_machine = cpu_cells(r.one)
+    two, two_machine = cpu_cells(r.two)
     if not one or not two:
         return "CPU: the classify phases were too short to sample."
     busy = statistics.median(one_machine + two_machine)
     note = (f"CPU: during the classify phases the machine's {CORES} cores were {busy:.0f}% busy; the classifier "
             f"workers used {statistics.median(one):.0f}% of them with one worker and {statistics.median(two):.0f}% "
-            "with two, every worker running torch with one thread per core.")  # fmt: skip
+            "with two.")  # fmt: skip
     if busy >= 90:
         note += (" The cores are the limit: the rest went to other processes (the stack's other stages and "
                  "whatever else runs on the machine), so a second worker process wins a larger share of busy "
@@ -326,45 +320,118 @@ def cpu_note(r: Results) -> str:
     return note
 
 
-def report(r: Results, args: argparse.Namespace, wall_s: float) -> str:
-    sizes = (f"1x = the first {r.base:,} source reviews" if args.reviews else
-             f"1x = all {r.base:,} reviews of {args.data}")  # fmt: skip
-    return "\n".join([
-        f"Private stack, default settings (batches of 1,000, one classifier worker unless stated, torch "
-        f"threads = cores); {sizes}; {args.repeats} repeats of what takes under a minute.\n",
-        *summary(r),
-        "\nPer stage: wall = the stage's own span (stages overlap), busy = the sum of its batches' times.\n",
-        *stage_table(r),
-        "\nOverhead per stage. Queue wait: time a stage's worker sat idle while its next batch was "
-        "ready (broker delivery, bookkeeping). Lake I/O: the batch's S3 reads/writes and Parquet or "
-        "document (de)serialisation, replayed from the benchmark process on the run's own objects.\n",
-        *overhead_table(r),
-        f"\n{cpu_note(r)}",
-        f"\nHonest caveats: the {r.scale}x rows repeat real rows under new ids, so the score cache (keyed by "
-        f"text) answers for them: the {r.scale}x run measures the other stages' scaling and the cache, not "
-        f"the model ({r.scaled.new_scores:,} texts scored). The re-runs re-extract and re-transform "
-        "everything (extraction is not incremental); only the new texts reach the model. "
-        f"The subset runs clear the cache first. Benchmark wall time {wall_s / 60:.1f} min.",
-    ])  # fmt: skip
+def catalogue_summary(r: Catalogue) -> list[str]:
+    largest = max(r.daily)
+    full_s = r.full.times.end_to_end_s
+    lines = [
+        "| figure | catalogue | median | min–max | runs |", "|---|---|---|---|---|",
+        figure("full run, end to end, s", f"{r.full.times.source_rows:,}", [full_s], ",.1f"),
+    ]
+    for size in sorted(r.daily):
+        runs = r.daily[size]
+        lines.append(figure(f"daily run of {r.delta:,} changed reviews, end to end, s", f"{size:,}", e2e(runs), ".1f"))
+    lines.append(figure("daily run / full run, end to end", f"{largest:,}",
+                        [x / full_s for x in e2e(r.daily[largest])], ".3f"))  # fmt: skip
+    smallest = min(r.daily)
+    lines.append(figure(f"daily run at {largest:,} / at {smallest:,} (same delta)", "",
+                        [statistics.median(e2e(r.daily[largest])) / statistics.median(e2e(r.daily[smallest]))],
+                        ".2f"))  # fmt: skip
+    for size, run in sorted(r.shrinks.items()):
+        lines.append(figure(f"run after {run.run['changes']['deleted']:,} source deletions, end to end, s",
+                            f"{size:,}", [run.times.end_to_end_s], ".1f"))  # fmt: skip
+    return lines
+
+
+def rows_table(r: Catalogue) -> list[str]:
+    """Rows each stage touched: the full run against a daily run, at the largest catalogue."""
+    daily = r.daily[max(r.daily)][0]
+    lines = ["| rows touched | full run | daily run |", "|---|---|---|"]
+    for stage, key, label in ((Stage.EXTRACT, "rows_out", "extract: read from the source"),
+                              (Stage.ARCHIVE, "rows_in", "archive: upserted into MongoDB"),
+                              (Stage.TRANSFORM, "rows_in", "transform: cleaned and validated"),
+                              (Stage.CLASSIFY, "rows_in", "classify: read by the model")):  # fmt: skip
+        lines.append(f"| {label} | {rows(r.full, stage, key):,} | {rows(daily, stage, key):,} |")
+    for key, label in (("delta_rows", "publish: scored rows of the run"), ("base_rows", "publish: rows of the base "
+                       "version streamed"), ("carried", "publish: carried forward (model outputs as they were)")):
+        full, day = (m.run["changes"] or {} for m in (r.full, daily))
+        lines.append(f"| {label} | {full.get(key, 0):,} | {day.get(key, 0):,} |")
+    lines.append(f"| publish: curated rows written (relevance recomputed) | {r.full.run['curated_rows']:,} | "
+                 f"{daily.run['curated_rows']:,} |")
+    before, after = r.redis_before, r.redis_after
+    lines.append(f"\nRedis (the broker) before the full run: {before['used_memory'] / 1e6:.1f} MB, {before['keys']:,} "
+                 f"keys; after every run of this phase: {after['used_memory'] / 1e6:.1f} MB, {after['keys']:,} keys. "
+                 "No model output is kept in Redis: the curated file is the next run's memory.")  # fmt: skip
+    return lines
+
+
+def report(args: argparse.Namespace, results: dict, wall_s: float) -> str:
+    parts = [f"Private stack, default settings (batches of 1,000, one classifier worker unless stated); "
+             f"{args.repeats} repeats of what takes minutes; WATERMARK_LAG_S=0 (nothing else writes to the "
+             f"source). Benchmark wall time {wall_s / 60:.1f} min.\n"]  # fmt: skip
+    per_stage = "Per stage: wall = the stage's own span (stages overlap), busy = the sum of its batches' times.\n"
+    if "shared" in results:
+        r: SharedData = results["shared"]
+        parts += [f"### The shared data ({r.full.times.source_rows:,} reviews of {args.data})\n",
+                  *shared_summary(r), "", per_stage, *stage_columns([("full run", [r.full])]),
+                  "\nQueue wait: time a stage's worker sat idle while its next batch was ready (broker delivery, "
+                  "bookkeeping). Lake I/O: the batch's S3 reads/writes and Parquet or document (de)serialisation, "
+                  "replayed from the benchmark process on the run's own objects.\n", *overhead_table(r)]  # fmt: skip
+    if "workers" in results:
+        w: Workers = results["workers"]
+        parts += ["\n### One against two classifier workers\n", *workers_summary(w), "",
+                  *stage_columns([("1 worker", w.one), ("2 workers", w.two)]), f"\n{cpu_note(w)}"]
+    if "catalogue" in results:
+        c: Catalogue = results["catalogue"]
+        columns = [(f"full run, {c.full.times.source_rows:,}", [c.full])]
+        columns += [(f"daily, {size:,} (median of {len(runs)})", runs) for size, runs in sorted(c.daily.items())]
+        parts += [
+            f"\n### A catalogue of {max(c.daily):,} reviews: the full run against daily runs of {c.delta:,} changed "
+            "reviews\n",
+            "The catalogue repeats the shared reviews: copy k of each review gets a new review id and the k-th copy "
+            "of its product and buyer (`<id>#k`), so products keep the review counts and texts of real products. A "
+            "daily change is half new reviews (real texts of the catalogue, tagged so the model has not read them) "
+            "and half edits (a review's text tagged and one more helpful vote). The catalogue then shrinks by "
+            "deleting source reviews; the run after a shrink removes them from the curated version. The API was "
+            "stopped in this phase (its load of each version is the API benchmark's figure).\n",
+            *catalogue_summary(c), "", per_stage, *stage_columns(columns), "", *rows_table(c),
+        ]  # fmt: skip
+    return "\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA_DIR)
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
     parser.add_argument("--reviews", type=int, default=None, help="1x = the first N reviews (default: all)")
-    parser.add_argument("--scale", type=int, default=10, help="the large run: this many copies of 1x")
-    parser.add_argument("--subset", type=int, default=1500, help="reviews per 1-vs-2-worker run, cache cleared")
+    parser.add_argument("--subset", type=int, default=1500, help="reviews per 1-vs-2-worker run")
+    parser.add_argument("--sizes", default="250000,500000,1000000", help="catalogue sizes, comma-separated")
+    parser.add_argument("--delta", type=int, default=10_000, help="changed reviews in each daily run")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    args.sizes = [int(x) for x in args.sizes.split(",")]
+    phases = [p for p in args.phases.split(",") if p]
+    if unknown := set(phases) - set(PHASES):
+        parser.error(f"unknown phase {', '.join(sorted(unknown))}")
     started = time.monotonic()
+    results: dict = {}
     with private_stack() as settings:
         configure_logging(settings, quiet=True)
         c = clients.init(settings)
         try:
-            results = measure(args, c)
+            create_source(settings)
+            pids = classify_pids(settings)
+            if "shared" in phases:
+                results["shared"] = shared_data(args, c, pids)
+            elif source_ops.count(settings) == 0:
+                source_ops.timed_load(settings, [args.data])
+                source_ops.keep_first(settings, args.reviews or source_ops.count(settings))
+            if "workers" in phases:
+                results["workers"] = one_vs_two_workers(args, c)
+            if "catalogue" in phases:
+                results["catalogue"] = catalogue(args, c, pids)
         finally:
             clients.close()
-    print(report(results, args, time.monotonic() - started))
+    print(report(args, results, time.monotonic() - started))
     return 0
 
 

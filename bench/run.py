@@ -40,7 +40,8 @@ def run_one(title: str, module: str) -> tuple[str, bool]:
         print(result.stderr[-3000:], file=sys.stderr)
     body = result.stdout if result.returncode == 0 else f"FAILED (exit {result.returncode})\n\n{result.stderr[-2000:]}"
     measured = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    return f"## {title}\n\n`{command}` ({elapsed:.0f} s, measured {measured})\n\n{body.strip()}\n", result.returncode == 0
+    section = f"## {title}\n\n`{command}` ({elapsed:.0f} s, measured {measured})\n\n{body.strip()}\n"
+    return section, result.returncode == 0
 
 
 def previous_sections() -> dict[str, str]:

@@ -84,13 +84,16 @@ def run_times(history: History, run_id: str) -> RunTimes:
         if b["status"] == "succeeded":
             by_stage[Stage(b["stage"])].append(b)
     finished = {stage: {b["batch_no"]: b["finished_at"] for b in rows} for stage, rows in by_stage.items()}
-    stages: dict[Stage, StageTimes] = {}
-    # Extract is one task writing every batch: from the run's start to its last batch, all busy.
-    extract_end = max(finished[Stage.EXTRACT].values())
-    stages[Stage.EXTRACT] = StageTimes(len(by_stage[Stage.EXTRACT]), run["started_at"], extract_end,
-                                       (extract_end - run["started_at"]).total_seconds(), 0.0)  # fmt: skip
+    stages: dict[Stage, StageTimes] = {}  # a stage with no batch (a run that read no change) has none
+    if by_stage[Stage.EXTRACT]:
+        # Extract is one task writing every batch: from the run's start to its last batch, all busy.
+        extract_end = max(finished[Stage.EXTRACT].values())
+        stages[Stage.EXTRACT] = StageTimes(len(by_stage[Stage.EXTRACT]), run["started_at"], extract_end,
+                                           (extract_end - run["started_at"]).total_seconds(), 0.0)  # fmt: skip
     for stage, upstream in UPSTREAM.items():
-        stages[stage] = _stage_times(by_stage[stage], finished[upstream])
-    # Publish is ready once the last batch is classified (the completion barrier).
-    stages[Stage.PUBLISH] = _stage_times(by_stage[Stage.PUBLISH], {0: max(finished[Stage.CLASSIFY].values())})
+        if by_stage[stage]:
+            stages[stage] = _stage_times(by_stage[stage], finished[upstream])
+    # Publish is ready once the last batch is classified (the completion barrier), or at once.
+    ready = max(finished.get(Stage.CLASSIFY, {}).values(), default=run["started_at"])
+    stages[Stage.PUBLISH] = _stage_times(by_stage[Stage.PUBLISH], {0: ready})
     return RunTimes(run_id, run["source_rows"], run["curated_rows"], run["started_at"], run["finished_at"], stages)

@@ -1,7 +1,9 @@
 """What the pipeline benchmark does to its own source database, as the owner role.
 
-Synthetic rows are real rows repeated under new review ids (the identity column gives them) and
-new content keys; product and buyer ids are kept, so every row still joins its product.
+A catalogue larger than the shared data repeats its real rows: copy k of a review gets a new
+review id (the identity column gives it), a new content key, and the k-th copy of its product and
+of its buyer (``<id>#k``, with the original's metadata), so a large catalogue has as many products
+as copies times the originals, each with the review count and texts of a real product.
 """
 
 from __future__ import annotations
@@ -22,26 +24,41 @@ COLUMNS = ("product_id", "buyer_id", "rating", "title", "text", "helpful_votes",
 INSERT = f"INSERT INTO review (review_key, {', '.join(COLUMNS)})"
 
 
-def _copied(text: str) -> str:
-    """The select list of a copy of review ``r``, with ``text`` as its text."""
-    return ", ".join(text if column == "text" else f"r.{column}" for column in COLUMNS)
+def _copied(**overrides: str) -> str:
+    """The select list of a copy of review ``r``, with the expressions given for some columns."""
+    return ", ".join(overrides.get(column, f"r.{column}") for column in COLUMNS)
 
 
-# Copy k of review r gets the content key "<key>#copy<k>": unique, while the text is untouched,
-# so the classifier's score cache (keyed by text) recognises the copy.
-REPEAT = f"""{INSERT}
-SELECT r.review_key || '#copy' || k, {_copied("r.text")}
+COPY_PRODUCTS = """
+INSERT INTO product (product_id, title, brand, category, categories, price, has_metadata, source_format)
+SELECT p.product_id || '#' || k, p.title, p.brand, p.category, p.categories, p.price, p.has_metadata, p.source_format
+FROM product p CROSS JOIN generate_series(1, %(copies)s) k
+"""
+COPY_BUYERS = """
+INSERT INTO buyer (buyer_id, name)
+SELECT b.buyer_id || '#' || k, b.name FROM buyer b CROSS JOIN generate_series(1, %(copies)s) k
+"""
+COPY_REVIEWS = f"""{INSERT}
+SELECT r.review_key || '#copy' || k, {_copied(product_id="r.product_id || '#' || k", buyer_id="r.buyer_id || '#' || k")}
 FROM review r CROSS JOIN generate_series(1, %(copies)s) k
 WHERE r.review_id <= %(last_id)s
 ORDER BY k, r.review_id
 """
 
-# New reviews: real rows with their text changed, so no score is cached for them yet.
+# New reviews: real rows of the catalogue under new ids, their text tagged so the model has not
+# read them; they join their original's product.
 ADD_NEW = f"""{INSERT}
-SELECT r.review_key || '#' || %(tag)s, {_copied("r.text || ' (' || %(tag)s || ')'")}
-FROM review r WHERE r.review_id <= %(last_id)s
+SELECT r.review_key || '#' || %(tag)s, {_copied(text="r.text || ' (' || %(tag)s || ')'")}
+FROM review r
 ORDER BY md5(r.review_key || %(tag)s)
 LIMIT %(rows)s
+"""
+
+# Edits: a reviewer rewrites a review (its text tagged) and it gathers a vote; the source's trigger
+# moves updated_at, which is how the next run finds them.
+EDIT = """
+UPDATE review SET text = text || ' (' || %(tag)s || ')', helpful_votes = helpful_votes + 1
+WHERE review_id IN (SELECT review_id FROM review ORDER BY md5(review_key || %(tag)s) LIMIT %(rows)s)
 """
 
 
@@ -94,14 +111,34 @@ def keep_first(settings: Settings, reviews: int) -> int:
 
 
 def repeat(settings: Settings, last_id: int, copies: int) -> int:
-    """Add ``copies`` copies of every review up to ``last_id``; returns the rows added."""
+    """Add ``copies`` copies of every review up to ``last_id``, each copy with products and buyers of its
+    own; returns the rows added. Once per source: copies are numbered from 1."""
     with _owner(settings) as cur:
-        cur.execute(REPEAT, {"copies": copies, "last_id": last_id})
+        cur.execute(COPY_PRODUCTS, {"copies": copies})
+        cur.execute(COPY_BUYERS, {"copies": copies})
+        cur.execute(COPY_REVIEWS, {"copies": copies, "last_id": last_id})
         return cur.rowcount
 
 
-def add_new(settings: Settings, last_id: int, rows: int, tag: str) -> int:
-    """Add ``rows`` new reviews with texts never seen before; returns the rows added."""
+def grow_to(settings: Settings, reviews: int) -> None:
+    """Copy the source's reviews until it holds at least ``reviews``, then cut it to that many."""
+    originals = count(settings)
+    copies = -(-reviews // originals) - 1
+    if copies > 0:
+        repeat(settings, keep_first(settings, originals), copies)
+    keep_first(settings, reviews)
+
+
+@dataclass(frozen=True)
+class Delta:
+    new: int
+    edited: int
+
+
+def change(settings: Settings, rows: int, tag: str) -> Delta:
+    """A day of the shop: ``rows`` changed reviews, half new, half edited."""
     with _owner(settings) as cur:
-        cur.execute(ADD_NEW, {"rows": rows, "last_id": last_id, "tag": tag})
-        return cur.rowcount
+        cur.execute(ADD_NEW, {"rows": rows - rows // 2, "tag": tag})
+        new = cur.rowcount
+        cur.execute(EDIT, {"rows": rows // 2, "tag": f"edit {tag}"})
+        return Delta(new, cur.rowcount)

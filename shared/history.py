@@ -266,7 +266,8 @@ class History:
         """The run's watermark may not pass ``cap`` (the earliest, when a retried extraction read again)."""
         with self._cursor() as cur:
             cur.execute(
-                "UPDATE run SET watermark_cap = least(coalesce(watermark_cap, %(cap)s), %(cap)s) WHERE run_id = %(run)s",
+                "UPDATE run SET watermark_cap = least(coalesce(watermark_cap, %(cap)s), %(cap)s) "
+                "WHERE run_id = %(run)s",
                 {"cap": cap, "run": run_id},
             )
 

@@ -59,7 +59,8 @@ def observed(pipeline, servers) -> ObservedRun:
     """One run on the real stack, with the workers' metrics scraped around it, and the logs after it."""
     queues = (Queue.EXTRACT, Queue.TRANSFORM, Queue.CLASSIFY)
     before = {q: scrape(servers, q) for q in queues}
-    run = run_to_end(pipeline, {"full": True, "limit": 700, "batch_size": 350})  # the first 700 source rows hold bad ones
+    # the first 700 source rows hold bad ones
+    run = run_to_end(pipeline, {"full": True, "limit": 700, "batch_size": 350})
     wait_for(lambda: httpx.get(f"{servers.api_base_url}/health/ready", timeout=5).json()["version"] == run["run_id"],
              30, "the API to load the new version")  # which it logs  # fmt: skip
     after = {q: scrape(servers, q) for q in queues}

@@ -106,7 +106,8 @@ def test_a_version_never_mixes_two_classifiers(own_lake):
     with pytest.raises(ClassifierChanged):
         publish_batches(own_lake, "20260501T000000Z-mixed1", mixed)
     base = publish_batches(own_lake, "20260502T000000Z-base02", [rows((1, "A", 0.5))]).version
-    delta = put_scored_batches(own_lake, "20260503T000000Z-incr02", [[scored_row(2, "A", 0.5, model_fingerprint="new")]])
+    delta = put_scored_batches(own_lake, "20260503T000000Z-incr02",
+                               [[scored_row(2, "A", 0.5, model_fingerprint="new")]])
     spec = Base(base.key, "test-classifier", np.array([2]), np.array([1, 2]))
     with pytest.raises(ClassifierChanged, match="full run"):
         publish(own_lake, "20260503T000000Z-incr02", delta, 5, given_relevance, base=spec)
