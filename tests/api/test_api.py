@@ -101,11 +101,12 @@ def test_jobs_need_the_token(client: httpx.Client, api_settings):
     assert client.post("/jobs").status_code == 401
     assert client.post("/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 403
     auth = {"Authorization": f"Bearer {api_settings.api_token.get_secret_value()}"}
-    accepted = client.post("/jobs", headers=auth, json={"limit": 10})
+    accepted = client.post("/jobs", headers=auth, json={"full": True, "limit": 10})
     assert accepted.status_code == 202
     job_id = accepted.json()["job_id"]
     job = client.get(f"/jobs/{job_id}").json()
-    assert job["status"] == "queued" and job["trigger"] == "api" and job["params"] == {"limit": 10}
+    assert job["status"] == "queued" and job["trigger"] == "api" and job["params"] == {"full": True, "limit": 10}
+    assert job["mode"] is None  # known once its extraction starts
     # a second trigger for the same day does not start a second run
     again = client.post("/jobs", headers=auth)
     assert again.status_code == 409 and job_id in again.json()["detail"]

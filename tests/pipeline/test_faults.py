@@ -80,10 +80,11 @@ def test_the_daily_trigger_runs_the_same_task_and_never_twice_at_once(pipeline):
 
 def test_reviews_run_shows_progress_and_the_per_stage_time_split(pipeline, servers):
     exe = Path(sys.executable).with_name("reviews")
-    result = subprocess.run([str(exe), "run", "--limit", "120", "--batch-size", "40", "--timeout", "300"],
+    result = subprocess.run([str(exe), "run", "--full", "--limit", "120", "--batch-size", "40", "--timeout", "300"],
                             env=servers.child_env(), capture_output=True, text=True, timeout=400)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "succeeded" in result.stdout and "end to end" in result.stdout
+    assert "mode full (a full run was asked for)" in result.stdout
     for stage in ("extract", "archive", "transform", "classify", "publish"):
         assert f"\n  {stage}" in result.stdout
     assert "classify " in result.stderr  # the progress bars
