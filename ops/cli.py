@@ -45,11 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     from ops.doctor import add_doctor_command
     from ops.lake_cli import add_lake_commands
     from ops.logs_cli import add_log_commands
+    from ops.retry_cli import add_retry_command
     from ops.runs_cli import add_run_commands
     from ops.source.cli import add_source_commands
 
     add_source_commands(sub)
     add_run_commands(sub)
+    add_retry_command(sub)
     add_lake_commands(sub)
     add_doctor_command(sub)
     add_log_commands(sub)
