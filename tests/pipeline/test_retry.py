@@ -154,6 +154,15 @@ def test_what_cannot_be_retried_is_refused_with_the_reason(history: History, log
     assert history.retries(failed) == []
 
 
+def test_two_failed_runs_of_one_date_are_not_both_running_again(history: History, logical_date):
+    first = failed_run(history, logical_date)
+    second = failed_run(history, logical_date)  # a failed run does not hold its date
+    retry_run(history, Outbox(), first, "cli")
+    with pytest.raises(RetryRefused, match=f"another run for {logical_date} is queued or running"):
+        retry_run(history, Outbox(), second, "cli")
+    assert history.get_run(second)["status"] == "failed"
+
+
 # --- on the real stack --------------------------------------------------------------------------
 
 
@@ -175,8 +184,9 @@ def test_a_batch_killed_by_a_poisoned_input_is_retried_once_fixed_and_the_run_pu
     # then batch 2 is dead at once (the same bytes fail every time: not retried), and the run failed
     failed = watch(pipeline.history, run_id, timeout_s=RUN_TIMEOUT_S)
     assert failed["status"] == "failed" and "transform batch 2 failed" in failed["error"]
-    wait_for(lambda: all(b["status"] in ("succeeded", "dead") for b in pipeline.history.batches(run_id))
-             and pipeline.history.stage_summary(run_id)["classify"]["succeeded"] == 3, 120, "the other batches")  # fmt: skip
+    wait_for(lambda: pipeline.history.stage_summary(run_id)["classify"]["succeeded"] == 3
+             and all(b["status"] in ("succeeded", "dead") for b in pipeline.history.batches(run_id)),
+             120, "the other batches")  # fmt: skip
     dead = {(b["stage"], b["batch_no"]) for b in pipeline.history.batches(run_id) if b["status"] == "dead"}
     assert dead == {("transform", 2), ("archive", 2)}
     # when the cause is fixed (the raw file restored) and the operator retries the run
