@@ -17,15 +17,23 @@ from shared.tasks import BatchOutcome, BatchRef, StageTask, retries_within
 _store: archive.ArchiveStore | None = None
 
 
+def gauges(store: archive.ArchiveStore | None) -> list[ScrapedGauge]:
+    """What the archive worker shows on each scrape, besides the stages' own counters."""
+    return [
+        # The archive trails the pipeline by design (MongoDB down only delays it): how far.
+        ScrapedGauge("pipeline_archive_backlog_batches", "Extracted batches not archived yet (pending, running or "
+                     "retrying)", lambda: clients.get().history.archive_backlog()),
+        ScrapedGauge("pipeline_archive_documents", "Reviews in the raw archive (MongoDB's estimate)",
+                     lambda: store.count()),
+    ]  # fmt: skip
+
+
 @signals.worker_init.connect
 def _open_store(**_) -> None:
     global _store
     _store = archive.ArchiveStore(get_settings())
-    # The archive trails the pipeline by design (MongoDB down only delays it): how far, on each scrape.
-    REGISTRY.register(ScrapedGauge(
-        "pipeline_archive_backlog_batches", "Extracted batches not archived yet (pending, running or retrying)",
-        lambda: clients.get().history.archive_backlog(),
-    ))  # fmt: skip
+    for gauge in gauges(_store):
+        REGISTRY.register(gauge)
 
 
 @signals.worker_shutdown.connect
