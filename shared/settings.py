@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     alert_smtp_host: str = Field(default="localhost:25", description="the SMTP smarthost, host:port")
     alert_smtp_user: str = ""
     alert_smtp_password: SecretStr = SecretStr("")
+    # Grafana's administrator in docker-compose.yml (the dashboards are provisioned read-only); no project service.
+    grafana_admin_password: SecretStr = SecretStr("local-grafana")
 
     @field_validator("labels_file", "log_format", mode="before")
     @classmethod

@@ -31,10 +31,17 @@ def gauges(history: History, lake: Lake, settings: Settings) -> list[ScrapedGaug
         pair = served_and_previous(lake)
         return {} if pair is None else {"served": pair[0].size_bytes, "previous": pair[1].size_bytes}
 
+    def last_failed() -> float | None:
+        run = history.last_finished_run()
+        return None if run is None else float(run["status"] == "failed")
+
     usage = cached(lambda: lake_usage(lake), LAKE_SCAN_EVERY_S)
     window_h = settings.alert_retries_window_h
     return [
-        ScrapedGauge("pipeline_runs", "Runs in the run history, by status", history.run_counts, labels=("status",)),
+        ScrapedGauge("pipeline_runs", "Runs in the run history, by status", lambda: history.run_counts(),
+                     labels=("status",)),
+        ScrapedGauge("pipeline_last_run_failed", "1 when the run that ended last failed, 0 when it succeeded",
+                     last_failed),
         ScrapedGauge("pipeline_run_duration_seconds", "The running run's time so far, or else the last successful "
                      "run's (from its last retry when retried)", lambda: duration(baseline=False)),
         ScrapedGauge("pipeline_run_duration_baseline_seconds", "Mean duration of the successful runs of the same mode "

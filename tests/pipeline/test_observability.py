@@ -176,6 +176,8 @@ def test_the_publish_and_archive_workers_show_runs_durations_and_volumes(observe
     counts = pipeline.history.run_counts()
     for status in ("queued", "running", "succeeded", "failed"):
         assert value(publish, "pipeline_runs", status=status) == counts[status]
+    last = pipeline.history.last_finished_run()
+    assert value(publish, "pipeline_last_run_failed") == float(last["status"] == "failed")
     judged = pipeline.history.run_duration(servers.alert_run_duration_runs)
     assert value(publish, "pipeline_run_duration_seconds") == pytest.approx(judged.seconds, abs=5)
     pair = served_and_previous(lake)  # none before a second version: no sample, and no alert on it
