@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     alert_email_from: str = "reviews-alerts@localhost"
     alert_smtp_host: str = Field(default="localhost:25", description="the SMTP smarthost, host:port")
     alert_smtp_user: str = ""
-    alert_smtp_password: SecretStr = SecretStr("")
+    alert_smtp_password: SecretStr = SecretStr("local-smtp-password")  # used only with ALERT_SMTP_USER
     # Grafana's administrator in docker-compose.yml (the dashboards are provisioned read-only); no project service.
     grafana_admin_password: SecretStr = SecretStr("local-grafana")
 

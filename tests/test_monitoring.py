@@ -54,11 +54,11 @@ def exported_metric_names() -> set[str]:
 
     import shared.metrics  # noqa: F401 - its counters and histograms register themselves
     from services.api.metrics import ApiMetrics
-    from services.archiver.tasks import gauges as archive_gauges
+    from services.archiver.tasks import BACKLOG
     from services.publisher.run_metrics import gauges as run_gauges
 
     families = [*REGISTRY.collect(), *ApiMetrics(600).registry.collect()]  # no scraped gauge is registered here
-    scraped = [*run_gauges(None, None, DEFAULTS), *archive_gauges(None)]  # described without being read
+    scraped = [*run_gauges(None, None, DEFAULTS), BACKLOG]  # described without being read
     families += [family for gauge in scraped for family in gauge.describe()]
     return {family.name + suffix for family in families for suffix in SUFFIXES[family.type]}
 

@@ -8,11 +8,13 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg2
 import pymongo
 import pytest
 
 from ops.runs_cli import format_report, trigger_run, watch
 from ops.stack.manager import Stack
+from services.publisher.sweep import sweep
 from shared.history import BatchDead, History, RetryRefused, RunNotFound, Stage
 from shared.lake import curated_key, raw_key
 from shared.retry import retry_run
@@ -161,6 +163,24 @@ def test_two_failed_runs_of_one_date_are_not_both_running_again(history: History
     with pytest.raises(RetryRefused, match=f"another run for {logical_date} is queued or running"):
         retry_run(history, Outbox(), second, "cli")
     assert history.get_run(second)["status"] == "failed"
+
+
+def test_the_sweep_leaves_a_just_retried_run_alone(history: History, logical_date, servers):
+    # given a failed run whose batches all ended two hours ago
+    run_id = failed_run(history, logical_date)
+    with psycopg2.connect(servers.metadata_dsn) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE batch SET started_at = started_at - interval '2 hours', "
+                    "finished_at = finished_at - interval '2 hours' WHERE run_id = %s", (run_id,))
+        cur.execute("UPDATE run SET started_at = started_at - interval '2 hours' WHERE run_id = %s", (run_id,))
+    conn.close()
+    # when it is retried, then the sweep takes the retry for activity and sends nothing twice
+    retry_run(history, Outbox(), run_id, "cli")
+    outbox = Outbox()
+    sweep(history, outbox, stalled_after_s=3600)
+    assert outbox.for_run(run_id) == []
+    # but a retry whose announcement got lost is repaired like any stalled run
+    sweep(history, outbox, stalled_after_s=0)
+    assert outbox.for_run(run_id) == [("transform.batch", 2, "raw/2")]
 
 
 # --- on the real stack --------------------------------------------------------------------------
