@@ -195,7 +195,7 @@ def test_a_batch_killed_by_a_poisoned_input_is_retried_once_fixed_and_the_run_pu
     for worker in readers:
         worker.stop(stack.ctx)
     try:
-        run_id = trigger_run(pipeline.history, "cli", {"full": True, "limit": 600, "batch_size": 150})
+        run_id = trigger_run(pipeline.history, "cli", {"full": True, "limit": 300, "batch_size": 100})
         wait_for(lambda: pipeline.history.get_run(run_id)["extracted_batches"], 120, "the extraction")
         good = lake.get_bytes(raw_key(run_id, 2))
         lake.put_bytes(raw_key(run_id, 2), good[: len(good) // 2])
@@ -204,7 +204,7 @@ def test_a_batch_killed_by_a_poisoned_input_is_retried_once_fixed_and_the_run_pu
     # then batch 2 is dead at once (the same bytes fail every time: not retried), and the run failed
     failed = watch(pipeline.history, run_id, timeout_s=RUN_TIMEOUT_S)
     assert failed["status"] == "failed" and "transform batch 2 failed" in failed["error"]
-    wait_for(lambda: pipeline.history.stage_summary(run_id)["classify"]["succeeded"] == 3
+    wait_for(lambda: pipeline.history.stage_summary(run_id)["classify"]["succeeded"] == 2
              and all(b["status"] in ("succeeded", "dead") for b in pipeline.history.batches(run_id)),
              120, "the other batches")  # fmt: skip
     dead = {(b["stage"], b["batch_no"]) for b in pipeline.history.batches(run_id) if b["status"] == "dead"}
