@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
@@ -15,7 +15,7 @@ import pytest
 from ops.runs_cli import format_report, trigger_run, watch
 from ops.stack.manager import Stack
 from services.publisher.sweep import sweep
-from shared.history import BatchDead, History, RetryRefused, RunNotFound, Stage
+from shared.history import BatchDead, History, Plan, RetryRefused, RunNotFound, Stage, Watermark, plan_of
 from shared.lake import curated_key, raw_key
 from shared.retry import retry_run
 from tests.pipeline.test_end_to_end import RUN_TIMEOUT_S, wait_for
@@ -114,15 +114,21 @@ def test_a_failed_publish_is_claimed_and_sent_again(history: History, logical_da
     assert history.get_run(run_id)["publish_requested_at"] is not None
 
 
-def test_a_failed_extraction_resumes(history: History, logical_date):
+def test_a_failed_extraction_resumes_with_the_plan_it_recorded(history: History, logical_date):
+    # given an incremental run whose extraction failed after its first batch
     run_id = history.create_run("cli", {}, logical_date)
     history.start_run(run_id)
+    since = Watermark(datetime(2026, 1, 1, tzinfo=UTC), 42)
+    planned = history.set_plan(run_id, Plan("incremental", "what changed", "20260101T000000Z-base00", since))
     history.finish_batch(run_id, Stage.EXTRACT, 1, rows_in=5, rows_out=5, output_key="raw/1")
     history.kill_batch(run_id, Stage.EXTRACT, 0, "OperationalError('connection refused')")
     history.fail_run(run_id, "extract batch 0 failed")
     outbox = Outbox()
     assert retry_run(history, outbox, run_id, "cli", Stage.EXTRACT).announced == ["extract"]
     assert outbox.for_run(run_id) == [("extract.run", 0, "")]
+    # then the resumed extraction keeps the run's plan, whatever the source's served version is by then
+    assert history.set_plan(run_id, Plan("full", "a later plan")) == planned == plan_of(history.get_run(run_id))
+    assert [b["batch_no"] for b in history.extracted_batches(run_id)] == [1]
 
 
 def test_what_cannot_be_retried_is_refused_with_the_reason(history: History, logical_date):
