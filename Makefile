@@ -9,8 +9,11 @@ STAMP := $(VENV)/.installed
 # The storefront's browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# The alert rules' unit tests run Debian's promtool; the Alertmanager's configuration is checked by amtool.
+PROMTOOL := /usr/bin/promtool
+AMTOOL := /usr/bin/amtool
 
-.PHONY: demo test install browser bench stack-down clean
+.PHONY: demo test install browser monitoring-tools bench stack-down clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -29,10 +32,20 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
+# Only when missing, like Chromium; without them the monitoring tests fail, saying so.
+# --no-install-recommends: the tools, not a node exporter.
+$(PROMTOOL):
+	-$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
+
+$(AMTOOL):
+	-$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus-alertmanager
+
+monitoring-tools: $(PROMTOOL) $(AMTOOL)
+
 demo: install
 	$(PY) -m ops.demo --data "$(DATA)"
 
-test: install browser
+test: install browser monitoring-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Speed and memory figures, on the real local stack (never part of `make test`).

@@ -42,16 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.set_defaults(func=cmd_stack)
 
+    from ops.alerting import add_alerting_command
     from ops.doctor import add_doctor_command
     from ops.lake_cli import add_lake_commands
     from ops.logs_cli import add_log_commands
+    from ops.retry_cli import add_retry_command
     from ops.runs_cli import add_run_commands
     from ops.source.cli import add_source_commands
 
     add_source_commands(sub)
     add_run_commands(sub)
+    add_retry_command(sub)
     add_lake_commands(sub)
     add_doctor_command(sub)
+    add_alerting_command(sub)
     add_log_commands(sub)
     return parser
 

@@ -12,7 +12,7 @@ known to lose callbacks with many header tasks).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -101,6 +101,20 @@ CREATE TABLE IF NOT EXISTS erasure (
     buyer_pseudonym  text PRIMARY KEY,
     requested_at     timestamptz NOT NULL DEFAULT now()
 );
+
+-- An operator's retries of failed runs: each batch cleared for a re-run, as it was before.
+CREATE TABLE IF NOT EXISTS batch_retry (
+    run_id       text NOT NULL REFERENCES run ON DELETE CASCADE,
+    stage        text NOT NULL,
+    batch_no     integer NOT NULL,
+    retried_at   timestamptz NOT NULL DEFAULT now(),
+    trigger      text NOT NULL,             -- cli or api
+    status       text NOT NULL,             -- dead; succeeded when re-run as the downstream of another
+    attempts     integer NOT NULL,
+    retries      integer NOT NULL,
+    last_error   text
+);
+CREATE INDEX IF NOT EXISTS batch_retry_run ON batch_retry (run_id, retried_at);
 """
 
 
@@ -112,6 +126,15 @@ class RunAlreadyActive(Exception):
 
 class BatchDead(Exception):
     """A batch exceeded its attempt limit: it is dead-lettered, not requeued again."""
+
+
+class RunNotFound(LookupError):
+    def __init__(self, run_id: str):
+        super().__init__(f"no run {run_id!r}")
+
+
+class RetryRefused(Exception):
+    """A run an operator may not retry (yet), with the reason to show them."""
 
 
 class Watermark(NamedTuple):
@@ -132,6 +155,18 @@ class Plan:
     reason: str
     base_version: str | None = None
     since: Watermark | None = None
+
+
+@dataclass(frozen=True)
+class RunDuration:
+    """A run's time (so far, when it runs) against the successful runs of its mode before it."""
+
+    run_id: str
+    mode: str | None
+    status: str
+    seconds: float
+    baseline_s: float | None  # their mean; None without any
+    baseline_runs: int
 
 
 @dataclass(frozen=True)
@@ -492,7 +527,122 @@ class History:
                 WHERE r.status = 'running' AND r.started_at < now() - make_interval(secs => %(s)s)
                   AND NOT EXISTS (SELECT 1 FROM batch b WHERE b.run_id = r.run_id
                                   AND greatest(b.started_at, b.finished_at) > now() - make_interval(secs => %(s)s))
+                  AND NOT EXISTS (SELECT 1 FROM batch_retry t WHERE t.run_id = r.run_id
+                                  AND t.retried_at > now() - make_interval(secs => %(s)s))
                 """,
                 {"s": older_than_s},
             )
             return cur.fetchall()
+
+    # --- an operator's retry of a failed run ------------------------------------------------------
+
+    def reopen_run(
+        self, run_id: str, trigger: str, choose: Callable[[dict, dict | None, list[dict]], list[tuple[Stage, int]]]
+    ) -> list[dict]:
+        """Put a failed run back to running with the batches ``choose`` picks cleared, in one transaction.
+
+        ``choose(run, later_run, batches)`` sees the run and its batches locked (``later_run``: a run
+        created after it that is active or succeeded, or None) and raises ``RetryRefused`` to refuse.
+        Each cleared batch is logged in ``batch_retry`` as it was, then deleted: its stage then does it
+        afresh, with a fresh attempt budget. Returns the cleared rows.
+        """
+        try:
+            with self._cursor() as cur:
+                cur.execute("SELECT * FROM run WHERE run_id = %s FOR UPDATE", (run_id,))
+                run = cur.fetchone()
+                if run is None:
+                    raise RunNotFound(run_id)
+                cur.execute(
+                    "SELECT run_id, status FROM run WHERE created_at > %s AND status IN ('queued', 'running', "
+                    "'succeeded') ORDER BY created_at DESC LIMIT 1",
+                    (run["created_at"],),
+                )
+                later = cur.fetchone()
+                cur.execute("SELECT * FROM batch WHERE run_id = %s ORDER BY stage, batch_no FOR UPDATE", (run_id,))
+                keys = tuple((stage.value, n) for stage, n in choose(run, later, cur.fetchall()))
+                cur.execute(
+                    "INSERT INTO batch_retry (run_id, stage, batch_no, trigger, status, attempts, retries, last_error) "
+                    "SELECT run_id, stage, batch_no, %s, status, attempts, retries, last_error FROM batch "
+                    "WHERE run_id = %s AND (stage, batch_no) IN %s",
+                    (trigger, run_id, keys),
+                )
+                cur.execute(
+                    "DELETE FROM batch WHERE run_id = %s AND (stage, batch_no) IN %s RETURNING *", (run_id, keys)
+                )
+                cleared = cur.fetchall()
+                # The barrier claims publish anew; the run's time is counted again from here (batch_retry).
+                cur.execute(
+                    "UPDATE run SET status = 'running', finished_at = NULL, error = NULL, publish_requested_at = NULL "
+                    "WHERE run_id = %s",
+                    (run_id,),
+                )
+        except psycopg2.errors.UniqueViolation:  # run_one_active_per_date
+            raise RetryRefused(
+                f"another run for {run['logical_date']} is queued or running: retry {run_id} once it has ended"
+            ) from None
+        return sorted(cleared, key=lambda b: (list(Stage).index(Stage(b["stage"])), b["batch_no"]))
+
+    def retries(self, run_id: str) -> list[dict]:
+        """What operators cleared for a re-run in this run, oldest first."""
+        with self._cursor() as cur:
+            cur.execute("SELECT * FROM batch_retry WHERE run_id = %s ORDER BY retried_at, stage, batch_no", (run_id,))
+            return cur.fetchall()
+
+    # --- what the alert rules and the dashboards read -----------------------------------------------
+
+    # A run's time, counted from its last retry when an operator retried it: the wait before is not the pipeline's.
+    _TIMED = """
+        SELECT r.run_id, r.mode, r.status, r.created_at, r.finished_at,
+               extract(epoch FROM coalesce(r.finished_at, now()) - greatest(
+                   r.started_at, (SELECT max(t.retried_at) FROM batch_retry t WHERE t.run_id = r.run_id)))::float
+                   AS seconds,
+               EXISTS (SELECT 1 FROM batch_retry t WHERE t.run_id = r.run_id) AS retried
+        FROM run r WHERE r.status IN ('running', 'succeeded') AND r.started_at IS NOT NULL
+    """
+
+    def run_duration(self, runs: int) -> RunDuration | None:
+        """The running run (the longest running) or else the last successful one, with the mean duration of
+        the ``runs`` successful runs of the same mode before it (retried ones left out of the mean)."""
+        with self._cursor() as cur:
+            cur.execute(
+                f"WITH timed AS ({self._TIMED}) SELECT * FROM timed "
+                "ORDER BY status = 'running' DESC, CASE WHEN status = 'running' THEN seconds END DESC NULLS LAST, "
+                "finished_at DESC LIMIT 1"
+            )
+            judged = cur.fetchone()
+            if judged is None:
+                return None
+            cur.execute(
+                f"WITH timed AS ({self._TIMED}) SELECT avg(seconds) AS mean, count(*) AS n FROM ("
+                "SELECT seconds FROM timed WHERE status = 'succeeded' AND NOT retried AND run_id <> %(run)s "
+                "AND created_at < %(created)s AND mode IS NOT DISTINCT FROM %(mode)s "
+                "ORDER BY finished_at DESC LIMIT %(runs)s) recent",
+                {"run": judged["run_id"], "created": judged["created_at"], "mode": judged["mode"], "runs": runs},
+            )
+            baseline = cur.fetchone()
+        return RunDuration(judged["run_id"], judged["mode"], judged["status"], judged["seconds"],
+                           baseline["mean"] and float(baseline["mean"]), baseline["n"])  # fmt: skip
+
+    def exhausted_batches(self, within_h: float) -> list[dict]:
+        """Batches of the runs created in the last ``within_h`` hours that gave up after their automatic
+        retries: a transient error that outlasted them, or deliveries that kept dying (dead-lettered).
+        A permanent error on the first try is not among them: nothing was retried."""
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                SELECT b.run_id, b.stage, b.batch_no, b.attempts, b.retries, b.last_error, r.status AS run_status
+                FROM batch b JOIN run r USING (run_id)
+                WHERE b.status = 'dead' AND (b.retries > 0 OR b.attempts > 1)
+                  AND r.created_at > now() - make_interval(secs => %s)
+                ORDER BY r.created_at DESC, b.stage, b.batch_no
+                """,
+                (within_h * 3600,),
+            )
+            return cur.fetchall()
+
+    def run_counts(self) -> dict[str, int]:
+        """Runs in the history by status (every status, zero included)."""
+        with self._cursor() as cur:
+            cur.execute("SELECT status, count(*) AS n FROM run GROUP BY status")
+            counts = {row["status"]: row["n"] for row in cur.fetchall()}
+        return {status: counts.get(status, 0) for status in ("queued", "running", "succeeded", "failed")}

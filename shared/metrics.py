@@ -12,8 +12,10 @@ no single worker's counters give (and a restarted worker's start from zero).
 
 from __future__ import annotations
 
+import math
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import botocore.exceptions
 import pymongo.errors
@@ -58,24 +60,54 @@ def record_batch(stage: str, rows_in: int, rows_out: int, rejects: int) -> None:
     REJECTS.labels(stage).inc(rejects)
 
 
-class ScrapedGauge(Collector):
-    """A gauge whose value is read at each scrape (from the run history, say), never stale."""
+Reading = float | dict[str | tuple[str, ...], float] | None
 
-    def __init__(self, name: str, documentation: str, read: Callable[[], float]):
-        self._name = name
+
+class ScrapedGauge(Collector):
+    """A gauge whose value is read at each scrape (from the run history, say), never stale.
+
+    ``read`` returns the value; with ``labels``, a value per label value (a tuple of them for several
+    labels); None: no sample (nothing to measure yet)."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], Reading], labels: Sequence[str] = ()):
+        self.name = name
         self._documentation = documentation
         self._read = read
+        self._labels = tuple(labels)
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self.name, self._documentation, labels=self._labels)
 
     def describe(self) -> Iterator[Metric]:  # registering must not call ``read`` (the database may be down)
-        yield GaugeMetricFamily(self._name, self._documentation)
+        yield self._family()
 
     def collect(self) -> Iterator[Metric]:
         try:
             value = self._read()
         except Exception as exc:  # the scrape still returns every other metric; the gap itself alerts
-            log.warning("metric_unavailable", metric=self._name, error=repr(exc))
+            log.warning("metric_unavailable", metric=self.name, error=repr(exc))
             return
-        yield GaugeMetricFamily(self._name, self._documentation, value=value)
+        family = self._family()
+        if isinstance(value, dict):
+            for key, v in value.items():
+                family.add_metric([key] if isinstance(key, str) else list(key), v)
+        elif value is not None:
+            family.add_metric([], value)
+        yield family
+
+
+def cached(read: Callable[[], Reading], max_age_s: float) -> Callable[[], Reading]:
+    """``read``, done at most once every ``max_age_s``: for what is costly to measure at each scrape."""
+    lock = threading.Lock()
+    last: list = [-math.inf, None]  # when, what
+
+    def reading() -> Reading:
+        with lock:
+            if time.monotonic() - last[0] > max_age_s:
+                last[1], last[0] = read(), time.monotonic()
+            return last[1]
+
+    return reading
 
 
 # --- connection errors, per minute in Redis ------------------------------------------------------

@@ -156,6 +156,23 @@ class Settings(BaseSettings):
     alert_connection_window_s: int = Field(default=3600, ge=60, le=86400)
     alert_size_drop_share: float = Field(default=0.5, gt=0, le=1, description="curated file smaller than the last by")
 
+    # --- warning alerts: `reviews doctor` exits 0 on them; deploy/prometheus/rules.yml holds the defaults ---
+    alert_run_duration_factor: float = Field(default=2.0, gt=1, description="a run slower than this x the mean")
+    alert_run_duration_runs: int = Field(default=10, ge=1, description="recent successful runs of a mode averaged")
+    alert_size_growth_share: float = Field(default=0.5, gt=0, description="curated file larger than the last by")
+    alert_api_latency_s: float = Field(default=0.5, gt=0, description="the API's nominal latency at the quantile")
+    alert_api_latency_quantile: float = Field(default=0.99, gt=0, lt=1)
+    alert_health_failures: int = Field(default=3, ge=2, description="GET /health failing this many checks in a row")
+    alert_retries_window_h: float = Field(default=24.0, gt=0, description="runs whose batches used up their retries")
+    # Alertmanager's e-mail route (docker-compose.yml renders its configuration from these).
+    alert_email_to: str = ""
+    alert_email_from: str = "reviews-alerts@localhost"
+    alert_smtp_host: str = Field(default="localhost:25", description="the SMTP smarthost, host:port")
+    alert_smtp_user: str = ""
+    alert_smtp_password: SecretStr = SecretStr("local-smtp-password")  # used only with ALERT_SMTP_USER
+    # Grafana's administrator in docker-compose.yml (the dashboards are provisioned read-only); no project service.
+    grafana_admin_password: SecretStr = SecretStr("local-grafana")
+
     @field_validator("labels_file", "log_format", mode="before")
     @classmethod
     def _empty_is_default(cls, value: object) -> object:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import botocore.exceptions
 import psycopg2
@@ -23,6 +23,7 @@ import structlog
 from celery import Task, signals
 
 from shared import clients, metrics
+from shared.flow import TASK, BatchRef
 from shared.history import Stage
 from shared.settings import get_settings
 
@@ -51,18 +52,6 @@ def retries_within(seconds: int) -> int:
         waited += min(2**retries, RETRY_BACKOFF_MAX_S)
         retries += 1
     return retries
-
-
-@dataclass(frozen=True)
-class BatchRef:
-    """All that crosses the broker: which run, which batch, which object to read."""
-
-    run_id: str
-    batch: int
-    key: str
-
-    def as_message(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -199,6 +188,6 @@ def send(task_name: str, ref: BatchRef) -> None:
 def publish_if_complete(run_id: str) -> bool:
     """Fire ``publish`` for the run if this caller is the one that completes the barrier."""
     if clients.get().history.claim_publish(run_id):
-        send("publish.run", BatchRef(run_id, 0, ""))
+        send(TASK[Stage.PUBLISH], BatchRef(run_id, 0, ""))
         return True
     return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -111,3 +112,27 @@ class Job(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[Job]
+
+
+# --- an operator's retry of a failed run ------------------------------------------------------
+
+
+class RetryRequest(BaseModel):
+    stage: Literal["extract", "archive", "transform", "classify", "publish"] | None = Field(
+        default=None, description="only this stage's failed batches; with batch: that batch, even if it succeeded")
+    batch: int | None = Field(default=None, ge=0, le=10_000_000, description="only this batch number")
+
+
+class RetriedBatch(BaseModel):
+    stage: str
+    batch: int
+    was: str = Field(description="the batch's status before the retry: dead, or succeeded when re-run downstream")
+    attempts: int
+    last_error: str | None
+
+
+class JobRetried(BaseModel):
+    job_id: str
+    status: str
+    cleared: list[RetriedBatch]
+    announced: list[str]

@@ -66,6 +66,13 @@ class ArchiveStore:
         """Upsert ``docs`` by ``_id``; returns how many documents the batch now covers."""
         return self._call(self._upsert(docs))
 
+    async def _count(self) -> int:
+        return await self._collection.estimated_document_count()
+
+    def count(self) -> int:
+        """Documents in the archive, from the collection's metadata (no scan)."""
+        return self._call(self._count())
+
     def close(self) -> None:
         self._client.close()
         self._loop.call_soon_threadsafe(self._loop.stop)

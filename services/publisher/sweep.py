@@ -11,14 +11,10 @@ from collections.abc import Callable
 
 import structlog
 
+from shared.flow import INPUT, TASK, BatchRef
 from shared.history import History, Stage
-from shared.tasks import BatchRef
 
 log = structlog.get_logger()
-
-# stage -> (the stage it waits for, the task that does it)
-NEXT = {Stage.TRANSFORM: Stage.EXTRACT, Stage.ARCHIVE: Stage.EXTRACT, Stage.CLASSIFY: Stage.TRANSFORM}
-TASK = {Stage.TRANSFORM: "transform.batch", Stage.ARCHIVE: "archive.batch", Stage.CLASSIFY: "classify.batch"}
 
 
 def sweep(history: History, send: Callable[[str, BatchRef], None], stalled_after_s: int) -> list[str]:
@@ -27,16 +23,16 @@ def sweep(history: History, send: Callable[[str, BatchRef], None], stalled_after
     for run in history.stalled_runs(stalled_after_s):
         run_id = run["run_id"]
         if run["extracted_batches"] is None:
-            send("extract.run", BatchRef(run_id, 0, ""))
+            send(TASK[Stage.EXTRACT], BatchRef(run_id, 0, ""))
             actions.append(f"{run_id}: extract")
             continue
         if run["publish_requested_at"] is not None or history.claim_publish(run_id):
-            send("publish.run", BatchRef(run_id, 0, ""))
+            send(TASK[Stage.PUBLISH], BatchRef(run_id, 0, ""))
             actions.append(f"{run_id}: publish")
             continue
         batches = history.batches(run_id)
         by_stage = {(b["stage"], b["batch_no"]): b for b in batches}
-        for stage, upstream in NEXT.items():
+        for stage, upstream in INPUT.items():
             for b in (b for b in batches if b["stage"] == upstream.value and b["status"] == "succeeded"):
                 mine = by_stage.get((stage.value, b["batch_no"]))
                 if mine is None or mine["status"] in ("running", "retrying"):

@@ -6,9 +6,11 @@ from functools import partial
 
 import numpy as np
 import structlog
+from celery import signals
+from prometheus_client import REGISTRY
 
 from services.classifier.scoring import relevance
-from services.publisher import publish, sweep
+from services.publisher import publish, run_metrics, sweep
 from shared import clients
 from shared.celery_app import app
 from shared.clients import Clients
@@ -33,6 +35,13 @@ def base_of(c: Clients, run: dict) -> publish.Base | None:
         reread_ids=np.sort(np.concatenate(reread)) if reread else np.zeros(0, dtype=np.int64),
         live_ids=c.lake.get_table(live_ids_key(run["run_id"])).column(0).to_numpy(),
     )
+
+
+@signals.worker_init.connect
+def _serve_run_metrics(**_) -> None:
+    c = clients.get()  # made by shared.tasks' worker_init handler, connected before this one
+    for gauge in run_metrics.gauges(c.history, c.lake, c.settings):
+        REGISTRY.register(gauge)
 
 
 @app.task(name="publish.run", bind=True, base=StageTask, stage=Stage.PUBLISH)

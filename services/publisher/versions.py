@@ -52,3 +52,12 @@ def rollback(lake: Lake, to: str | None = None) -> CuratedVersion:
     version = CuratedVersion(to, key, int(rows), head["ContentLength"], head["LastModified"].isoformat())
     lake.set_latest(version)
     return version
+
+
+def served_and_previous(lake: Lake) -> tuple[VersionInfo, VersionInfo] | None:
+    """The version served and the one before it (what its size is judged against), or None."""
+    versions = list_versions(lake)  # newest first
+    served = next((i for i, v in enumerate(versions) if v.latest), None)
+    if served is None or served + 1 == len(versions):
+        return None
+    return versions[served], versions[served + 1]

@@ -6,6 +6,7 @@ a Redis database): a rule about "the last run" must not see another test's runs.
 
 from __future__ import annotations
 
+import math
 import secrets
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
 from services.publisher.versions import rollback
 from shared.clients import make_s3
-from shared.history import History, Stage, init_metadata_db, new_run_id
+from shared.history import History, Plan, Stage, init_metadata_db, new_run_id
 from shared.lake import Lake
 from shared.metrics import record_connection_error
 from shared.settings import Settings
@@ -65,6 +66,19 @@ class System:
             self.history.finish_run(run_id, "curated/x.parquet", rows - rejects)
         return run_id
 
+    def timed_run(self, day: int, mode: str, seconds: float, running: bool = False) -> str:
+        """A run of ``mode`` that took ``seconds`` (or has been running that long)."""
+        run_id = self.history.create_run("cli", {}, date(2002, 1, day))
+        self.history.start_run(run_id)
+        self.history.set_plan(run_id, Plan(mode, "set by the test"))
+        if not running:
+            self.history.finish_run(run_id, "curated/x.parquet", 10)
+        with psycopg2.connect(self.settings.metadata_dsn) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE run SET started_at = coalesce(finished_at, now()) - make_interval(secs => %s) "
+                        "WHERE run_id = %s", (seconds, run_id))  # fmt: skip
+        conn.close()
+        return run_id
+
 
 @pytest.fixture
 def system(servers: Settings) -> Iterator[System]:
@@ -77,6 +91,7 @@ def system(servers: Settings) -> Iterator[System]:
     init_metadata_db(settings)
     history = History(settings.metadata_dsn)
     client = redis.Redis.from_url(settings.redis_url)
+    client.delete(doctor.HEALTH_CHECKS_KEY, doctor.LATENCY_KEY)  # the doctor's memory: each test starts afresh
     try:
         yield System(settings, history, Lake(make_s3(settings), settings.s3_bucket), client)
     finally:
@@ -192,10 +207,110 @@ def test_reviews_doctor_prints_every_rule_and_exits_1_on_a_critical_one(system, 
         system.finished_run(2, error="classify batch 3 failed: boom")
         unhealthy = reviews_doctor()
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    rules = ("api_health", "api_5xx_rate", "last_run", "curated_age", "curated_size_drop", "reject_share",
+    rules = ("api_health", "api_liveness", "api_5xx_rate", "api_latency", "last_run", "run_duration",
+             "retries_exhausted", "curated_age", "curated_size_drop", "curated_size_growth", "reject_share",
              "connection_errors")  # fmt: skip
     for rule in rules:
         assert f"OK        {rule}" in healthy.stdout
-    assert "7 rules: 0 critical, 0 warning" in healthy.stdout
+    assert "12 rules: 0 critical, 0 warning" in healthy.stdout
     assert unhealthy.returncode == 1
     assert "CRITICAL  last_run" in unhealthy.stdout and "boom" in unhealthy.stdout
+
+
+def test_warnings_alone_exit_0(system, http):
+    # given a healthy system whose newest curated file tripled: a warning, nothing critical
+    with ServerThread(system.settings):
+        system.publish(100, at=datetime.now(UTC) - timedelta(minutes=5))
+        wait_until_served(http, system.publish(300))
+        system.finished_run(1)
+        exe = Path(sys.executable).with_name("reviews")
+        result = subprocess.run([str(exe), "doctor"], env=system.settings.child_env(), capture_output=True, text=True,
+                                timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING   curated_size_growth" in result.stdout and "12 rules: 0 critical, 1 warning" in result.stdout
+
+
+def test_curated_size_growth_warns_when_the_served_file_jumps(system):
+    now = datetime.now(UTC)
+    system.publish(200, at=now - timedelta(minutes=10))
+    assert doctor.curated_size_growth(system.lake, 0.5).severity == "ok"  # nothing to compare with
+    system.publish(220, at=now - timedelta(minutes=5))
+    assert doctor.curated_size_growth(system.lake, 0.5).severity == "ok"  # a day's new reviews
+    system.publish(800, at=now)
+    grown = doctor.curated_size_growth(system.lake, 0.5)
+    assert grown.severity == "warning" and grown.value.startswith("+")
+    assert doctor.curated_size_drop(system.lake, 0.5).severity == "ok"
+
+
+def test_run_duration_warns_when_a_run_is_slower_than_the_mean_of_its_mode(system):
+    assert doctor.run_duration(system.history, 2, 10).value == "no run to judge yet"
+    for day in (1, 2, 3):
+        system.timed_run(day, "full", 100)
+    for day in (4, 5):
+        system.timed_run(day, "incremental", 10)
+    # an incremental run a little slower than the incremental ones: fine
+    system.timed_run(6, "incremental", 15)
+    fine = doctor.run_duration(system.history, 2, 10)
+    assert fine.severity == "ok" and "1.5 x the mean 10 s of 2 runs" in fine.value
+    # three times the incremental mean (far below a full run's time): a warning all the same
+    slow = system.timed_run(7, "incremental", 35)
+    warned = doctor.run_duration(system.history, 2, 10)
+    assert warned.severity == "warning" and slow in warned.value and "3.0 x the mean 12 s of 3 runs" in warned.value
+    # a full run still running after 5 full runs' time: judged before it ends
+    running = system.timed_run(8, "full", 500, running=True)
+    now = doctor.run_duration(system.history, 2, 10)
+    assert now.severity == "warning" and running in now.value and "running" in now.value
+    assert "of 3 runs" in now.value
+
+
+def test_retries_exhausted_warns_on_batches_that_gave_up_after_their_retries(system):
+    # a permanent error on the first try: nothing was retried, the failed run is last_run's business
+    first = system.history.create_run("cli", {}, date(2003, 1, 1))
+    system.history.kill_batch(first, Stage.TRANSFORM, 1, "ValueError('bad data')")
+    assert doctor.retries_exhausted(system.history, 24).severity == "ok"
+    # an S3 outage that outlasted the transform's retries
+    second = system.history.create_run("cli", {}, date(2003, 1, 2))
+    for _ in range(3):
+        system.history.retry_batch(second, Stage.TRANSFORM, 4, "EndpointConnectionError('s3')")
+    system.history.kill_batch(second, Stage.TRANSFORM, 4, "EndpointConnectionError('s3')")
+    system.history.fail_run(second, "transform batch 4 failed")
+    rule = doctor.retries_exhausted(system.history, 24)
+    assert rule.severity == "warning" and f"run {second} (failed) transform batch 4 after 3 retries" in rule.value
+    assert "reviews retry" in rule.value
+
+
+def test_api_liveness_warns_after_several_failed_checks_in_a_row(system, http):
+    def check() -> doctor.Rule:
+        return doctor.api_liveness(http, system.api_url, system.redis, failures=3)
+
+    with ServerThread(system.settings):
+        answering = check()
+    down = [check() for _ in range(3)]
+    with ServerThread(system.settings):
+        back = check()
+    assert answering.severity == "ok" and answering.value.startswith("answering")
+    assert [r.severity for r in down] == ["ok", "ok", "warning"]
+    assert "failing, unreachable" in down[-1].value and down[-1].value.endswith("failed, failed, failed")
+    assert back.severity == "ok" and back.value.endswith("ok, failed, failed")
+
+
+def test_api_latency_is_read_from_the_apis_histogram_since_the_previous_check(system, http):
+    with ServerThread(system.settings):
+        wait_until_served(http, system.publish(50))
+        for _ in range(20):
+            http.get("/products")
+        first = doctor.api_latency(http, system.api_url, system.redis, max_s=5.0, quantile=0.99)
+        quiet = doctor.api_latency(http, system.api_url, system.redis, max_s=5.0, quantile=0.99)
+        for _ in range(10):
+            http.get("/products")
+        slow = doctor.api_latency(http, system.api_url, system.redis, max_s=1e-6, quantile=0.99)
+    assert first.severity == "ok" and "over 20 requests since the API started" in first.value  # probes left out
+    assert quiet.severity == "ok" and quiet.value.startswith("no storefront requests since the check at")
+    assert slow.severity == "warning" and "over 10 requests since the check at" in slow.value
+
+
+def test_histogram_quantile_interpolates_within_the_bucket_as_prometheus_does():
+    buckets = {0.1: 50.0, 0.5: 90.0, 1.0: 100.0, math.inf: 100.0}
+    assert doctor.histogram_quantile(0.5, buckets) == pytest.approx(0.1)
+    assert doctor.histogram_quantile(0.7, buckets) == pytest.approx(0.3)  # 20 of the 40 in (0.1, 0.5]
+    assert doctor.histogram_quantile(0.99, {**buckets, math.inf: 200.0}) == 1.0  # beyond the last bound

@@ -20,6 +20,10 @@ import psycopg2
 import pytest
 
 from ops.stack.manager import Stack, make_state_dir, stack_settings
+from shared.celery_app import create_celery
+from shared.clients import make_s3
+from shared.history import History, Stage
+from shared.lake import Lake, raw_key
 
 pytestmark = pytest.mark.stack
 
@@ -36,7 +40,7 @@ def test_the_runbook_covers_every_daily_procedure():
     commands = "\n".join(runbook_commands())
     for procedure in ("reviews stack up", "reviews stack status", "reviews stack down", "reviews run",
                       "/jobs", "reviews logs", "/health", "reviews doctor", "reviews lake",
-                      "reviews curated rollback", "reviews gdpr erase"):  # fmt: skip
+                      "reviews curated rollback", "reviews gdpr erase", "reviews retry"):  # fmt: skip
         assert procedure in commands, procedure
 
 
@@ -82,6 +86,29 @@ def first_buyer(settings) -> str:
         conn.close()
 
 
+def failed_run(settings, earlier_run: str) -> str:
+    """A run whose only batch the transform could not read (its raw file missing), then put back:
+    what `reviews retry` is for. The file is a copy of an earlier run's first batch."""
+    history, celery = History(settings.metadata_dsn), create_celery(settings)
+    lake = Lake(make_s3(settings), settings.s3_bucket)
+    try:
+        run_id = history.create_run("cli", {"full": True})
+        history.start_run(run_id)
+        key = raw_key(run_id, 1)
+        history.finish_batch(run_id, Stage.EXTRACT, 1, rows_in=100, rows_out=100, output_key=key)
+        history.set_extracted(run_id, 1, 100)
+        celery.send_task("transform.batch", args=[{"run_id": run_id, "batch": 1, "key": key}])
+        deadline = time.monotonic() + 60
+        while history.get_run(run_id)["status"] != "failed":
+            assert time.monotonic() < deadline, "the run with a missing raw file did not fail"
+            time.sleep(0.5)
+        lake.put_bytes(key, lake.get_bytes(raw_key(earlier_run, 1)))  # the cause, fixed
+        return run_id
+    finally:
+        history.close()
+        celery.close()
+
+
 def test_an_operator_walks_the_runbook_end_to_end(data_dir):
     root = make_state_dir("reviews-runbook-")
     settings = stack_settings(root, batch_size=100, max_tokens=128)
@@ -93,6 +120,8 @@ def test_an_operator_walks_the_runbook_end_to_end(data_dir):
                 operator.filled["VERSION"] = operator.filled["FIRST_RUN"]  # the version before the served one
             if "gdpr erase" in line:
                 operator.filled["BUYER_ID"] = first_buyer(settings)
+            if "reviews retry" in line:
+                operator.filled["FAILED_RUN_ID"] = failed_run(settings, operator.filled["FIRST_RUN"])
             result = operator.run(line)
             assert result.returncode == 0, "\n\n".join(operator.transcript)
             out[line] = result.stdout
@@ -121,4 +150,5 @@ def test_an_operator_walks_the_runbook_end_to_end(data_dir):
     assert f"* {run_id}" in said("reviews curated list")
     assert f"latest is now {first}" in said("reviews curated rollback")
     assert re.search(r"buyer erased: [1-9]\d* archived", said("reviews gdpr erase")), said("reviews gdpr erase")
+    assert f"run {operator.filled['FAILED_RUN_ID']}: succeeded" in said("reviews retry")
     assert left_running == []

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops import doctor
 from ops.stack.components import Context, worker_metrics_port
 from ops.stack.manager import Stack
+from services.publisher.versions import served_and_previous
 from shared.history import Stage
 from shared.lake import raw_key
 from shared.queues import Queue
@@ -168,3 +169,33 @@ def test_flower_asks_for_its_password_and_shows_every_stages_tasks(pipeline, ser
 
     every_stage = {"extract.run", "archive.batch", "transform.batch", "classify.batch", "publish.run"}
     wait_for(lambda: seen() >= every_stage, 30, "Flower to show the run's tasks of every stage")
+
+
+def test_the_publish_and_archive_workers_show_runs_durations_and_volumes(observed, pipeline, lake, servers):
+    # after the observed run, read at each scrape from the run history, the lake and the archive
+    publish, archive = scrape(servers, Queue.PUBLISH), scrape(servers, Queue.ARCHIVE)
+    counts = pipeline.history.run_counts()
+    for status in ("queued", "running", "succeeded", "failed"):
+        assert value(publish, "pipeline_runs", status=status) == counts[status]
+    last = pipeline.history.last_finished_run()
+    assert value(publish, "pipeline_last_run_failed") == float(last["status"] == "failed")
+    judged = pipeline.history.run_duration(servers.alert_run_duration_runs)
+    assert value(publish, "pipeline_run_duration_seconds") == pytest.approx(judged.seconds, abs=5)
+    pair = served_and_previous(lake)  # none before a second version: no sample, and no alert on it
+    shown = {labels: v for (name, labels), v in publish.items() if name == "pipeline_curated_bytes"}
+    assert shown == ({} if pair is None else {frozenset({("version", "served")}): pair[0].size_bytes,
+                                              frozenset({("version", "previous")}): pair[1].size_bytes})  # fmt: skip
+    for zone in ("raw", "cleaned", "scored", "curated"):
+        objects, size = lake.usage(f"{zone}/")
+        assert 0 < value(publish, "pipeline_lake_objects", zone=zone) <= objects
+        assert 0 < value(publish, "pipeline_lake_bytes", zone=zone) <= size  # read at most every 5 min
+    assert ("pipeline_retries_exhausted_batches", frozenset()) in publish
+    assert value(archive, "pipeline_archive_documents") >= 700
+
+
+def test_a_costly_reading_is_done_at_most_once_in_its_interval():
+    from shared.metrics import cached
+
+    calls = []
+    reading = cached(lambda: calls.append(1) or len(calls), max_age_s=3600)
+    assert [reading(), reading(), reading()] == [1, 1, 1] and len(calls) == 1

@@ -7,8 +7,20 @@ from fastapi import APIRouter, Body, Path, Query, Request
 
 from services.api.deps import HistoryDep, TokenDep
 from services.api.errors import Conflict, NotFound
-from services.api.models import ErrorBody, Job, JobAccepted, JobList, JobRequest, StageStatus
-from shared.history import History, RunAlreadyActive
+from services.api.models import (
+    ErrorBody,
+    Job,
+    JobAccepted,
+    JobList,
+    JobRequest,
+    JobRetried,
+    RetriedBatch,
+    RetryRequest,
+    StageStatus,
+)
+from shared.flow import BatchRef
+from shared.history import History, RetryRefused, RunAlreadyActive, RunNotFound, Stage
+from shared.retry import retry_run
 
 router = APIRouter(tags=["jobs"])
 
@@ -75,3 +87,35 @@ async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=10
         return [_job(history, run) for run in history.list_runs(limit)]
 
     return JobList(jobs=await anyio.to_thread.run_sync(load))
+
+
+@router.post(
+    "/jobs/{job_id}/retry", status_code=202, response_model=JobRetried, dependencies=[TokenDep],
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
+               409: {"model": ErrorBody}},
+)  # fmt: skip
+async def retry_job(
+    request: Request, history: HistoryDep, job_id: Annotated[str, Path(max_length=64)],
+    retry: Annotated[RetryRequest | None, Body()] = None,
+) -> JobRetried:  # fmt: skip
+    """Re-run a failed run's failed batches and what follows them, keeping what succeeded; it publishes once.
+
+    409 for a run that is queued, running or succeeded, or that a later run supersedes."""
+    retry = retry or RetryRequest()
+    celery = request.app.state.celery
+
+    def send(task: str, ref: BatchRef) -> None:
+        celery.send_task(task, args=[ref.as_message()])
+
+    def run():
+        return retry_run(history, send, job_id, "api", retry.stage and Stage(retry.stage), retry.batch)
+
+    try:
+        retried = await anyio.to_thread.run_sync(run)
+    except RunNotFound:
+        raise NotFound(f"no job {job_id!r}") from None
+    except RetryRefused as exc:
+        raise Conflict(str(exc)) from None
+    cleared = [RetriedBatch(stage=b["stage"], batch=b["batch_no"], was=b["status"], attempts=b["attempts"],
+                            last_error=b["last_error"]) for b in retried.cleared]  # fmt: skip
+    return JobRetried(job_id=job_id, status="running", cleared=cleared, announced=retried.announced)

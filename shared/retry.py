@@ -1,0 +1,101 @@
+"""An operator's retry of a failed run (``reviews retry``, ``POST /jobs/{id}/retry``), as Airflow's "clear".
+
+The run's failed batches (a permanent error, automatic retries used up, or dead-lettered after
+deliveries that kept dying) are cleared and announced again; what reads their output follows
+through the usual chain (extract -> archive + transform -> classify -> publish), and every batch
+that succeeded is kept. The run is running again, so the completion barrier publishes it once,
+when its last batch is classified. The run keeps the plan it recorded at its first extraction
+(mode, base version, watermarks): a resumed extraction reads on from where it stopped.
+
+An operator may also name a batch that succeeded (``--stage transform --batch 3``): it is done
+again with everything downstream of it, for a bad intermediate file the stage after it choked on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.flow import DOWNSTREAM, INPUT, TASK, BatchRef
+from shared.history import History, RetryRefused, Stage
+
+IN_FLIGHT = ("running", "retrying")
+RUN_LEVEL = (Stage.EXTRACT, Stage.PUBLISH)  # their one task is recorded as batch 0
+
+
+@dataclass(frozen=True)
+class Retried:
+    run_id: str
+    cleared: list[dict]  # the batch rows as they were before the retry
+    announced: list[str]  # what was sent, for a person
+
+
+def _name(stage: str, n: int) -> str:
+    return stage if n == 0 and Stage(stage) in RUN_LEVEL else f"{stage} batch {n}"
+
+
+def choose_batches(
+    run: dict, later: dict | None, batches: list[dict], stage: Stage | None = None, batch: int | None = None
+) -> list[tuple[Stage, int]]:
+    """Which batches a retry clears, or ``RetryRefused`` with the reason (see the module's doc)."""
+    run_id = run["run_id"]
+    if run["status"] != "failed":
+        hint = "follow it with `reviews runs`" if run["status"] in ("queued", "running") else "nothing to retry"
+        raise RetryRefused(f"run {run_id} is {run['status']}: only a failed run is retried ({hint})")
+    if later is not None:
+        raise RetryRefused(
+            f"run {later['run_id']} ({later['status']}) was started after run {run_id}: a retry would publish "
+            "older data over it; start a new run instead"
+        )
+    rows = {(Stage(b["stage"]), b["batch_no"]): b for b in batches}
+    if stage is not None and batch is not None:  # an explicit name: dead, or succeeded and done again
+        if stage is Stage.EXTRACT and batch > 0:
+            raise RetryRefused(
+                "extracted batches are read from one snapshot of the source, not one by one: "
+                "retry --stage extract resumes the extraction, or retry the stages after it"
+            )
+        row = rows.get((stage, batch))
+        if row is None:
+            raise RetryRefused(f"run {run_id} has no {_name(stage.value, batch)}")
+        chosen = [(stage, batch)]
+    else:
+        chosen = [key for key, b in rows.items() if b["status"] == "dead"
+                  and (stage is None or key[0] is stage) and (batch is None or key[1] == batch)]  # fmt: skip
+        if not chosen:
+            dead = ", ".join(_name(b["stage"], b["batch_no"]) for b in batches if b["status"] == "dead") or "none"
+            raise RetryRefused(f"run {run_id} has no failed batch to retry there (failed batches: {dead})")
+    for s, n in list(chosen):  # what reads a re-run batch's output is re-run after it
+        chosen.extend((d, n) for d in DOWNSTREAM[s] if (d, n) in rows and (d, n) not in chosen)
+    if (Stage.PUBLISH, 0) in rows and (Stage.PUBLISH, 0) not in chosen:  # publish follows everything
+        chosen.append((Stage.PUBLISH, 0))
+    busy = [_name(s.value, n) for s, n in chosen if rows[(s, n)]["status"] in IN_FLIGHT]
+    if busy:
+        raise RetryRefused(f"run {run_id} still has work in flight ({', '.join(busy)}): retry once it has stopped")
+    return chosen
+
+
+def retry_run(
+    history: History, send: Callable[[str, BatchRef], None], run_id: str, trigger: str,
+    stage: Stage | None = None, batch: int | None = None,
+) -> Retried:  # fmt: skip
+    """Clear what ``choose_batches`` picks, announce it again, and claim publish when nothing is left."""
+    cleared = history.reopen_run(
+        run_id, trigger, lambda run, later, rows: choose_batches(run, later, rows, stage, batch)
+    )
+    done = [b for b in history.batches(run_id) if b["status"] == "succeeded"]
+    outputs = {(b["stage"], b["batch_no"]): b["output_key"] for b in done}
+    announced = []
+    for row in cleared:
+        s, n = Stage(row["stage"]), row["batch_no"]
+        if s is Stage.EXTRACT:  # the extraction resumes after its last recorded batch
+            ref = BatchRef(run_id, 0, "")
+        elif s in INPUT and (INPUT[s].value, n) in outputs:  # else its input's own re-run announces it
+            ref = BatchRef(run_id, n, outputs[(INPUT[s].value, n)])
+        else:
+            continue
+        send(TASK[s], ref)
+        announced.append(_name(s.value, n))
+    if history.claim_publish(run_id):  # only the publish step had failed: every batch is classified
+        send(TASK[Stage.PUBLISH], BatchRef(run_id, 0, ""))
+        announced.append("publish")
+    return Retried(run_id, cleared, announced)

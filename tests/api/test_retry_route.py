@@ -1,0 +1,40 @@
+"""POST /jobs/{id}/retry on the real server and metadata database: the token, what it re-runs, what it refuses."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import httpx
+import pytest
+
+from shared.history import History
+from tests.pipeline.test_retry import failed_run
+
+
+@pytest.fixture(scope="module")
+def api_history(api_settings):
+    history = History(api_settings.metadata_dsn)
+    yield history
+    history.close()
+
+
+def test_a_failed_job_is_retried_and_what_cannot_be_is_refused(client: httpx.Client, api_settings, api_history):
+    auth = {"Authorization": f"Bearer {api_settings.api_token.get_secret_value()}"}
+    run_id = failed_run(api_history, date(1998, 3, 1))
+    assert client.post(f"/jobs/{run_id}/retry").status_code == 401
+    assert client.post(f"/jobs/{run_id}/retry", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.post("/jobs/no-such-job/retry", headers=auth).status_code == 404
+    assert client.post(f"/jobs/{run_id}/retry", headers=auth, json={"stage": "nowhere"}).status_code == 422
+    narrowed = client.post(f"/jobs/{run_id}/retry", headers=auth, json={"stage": "classify"})
+    assert narrowed.status_code == 409 and "failed batches: transform batch 2" in narrowed.json()["detail"]
+    # when retried, then the dead batch is re-run and the job is running again
+    retried = client.post(f"/jobs/{run_id}/retry", headers=auth)
+    assert retried.status_code == 202, retried.text
+    body = retried.json()
+    assert body["status"] == "running" and body["announced"] == ["transform batch 2"]
+    assert [(b["stage"], b["batch"], b["was"]) for b in body["cleared"]] == [("transform", 2, "dead")]
+    assert client.get(f"/jobs/{run_id}").json()["status"] == "running"
+    # a running job is not retried
+    again = client.post(f"/jobs/{run_id}/retry", headers=auth)
+    assert again.status_code == 409 and "only a failed run is retried" in again.json()["detail"]
+
