@@ -345,7 +345,8 @@ class History:
             cur.execute(
                 "UPDATE run SET status = 'succeeded', finished_at = now(), curated_key = %s, curated_rows = %s, "
                 "model_fingerprint = %s, changes = %s, error = NULL WHERE run_id = %s",
-                (curated_key, curated_rows, model_fingerprint, None if changes is None else psycopg2.extras.Json(changes), run_id),
+                (curated_key, curated_rows, model_fingerprint,
+                 None if changes is None else psycopg2.extras.Json(changes), run_id),
             )
 
     def fail_run(self, run_id: str, error: str) -> None:
