@@ -306,8 +306,12 @@ class History:
                 {"cap": cap, "run": run_id},
             )
 
-    def set_extracted(self, run_id: str, batches: int, rows: int, watermark: Watermark | None = None) -> None:
-        """Extraction is complete: the barrier may count, and the next run reads after ``watermark``."""
+    def set_extracted(self, run_id: str, batches: int, rows: int, watermark: Watermark | None = None) -> int:
+        """Extraction is complete: the barrier may count, and the next run reads after ``watermark``.
+
+        Returns how many times the extraction task was retried. Its retries were recorded as extract
+        batch 0 (the task, not a page); that row goes, or the run would show the stage retrying forever.
+        """
         to = watermark or (None, None)
         with self._cursor() as cur:
             cur.execute(
@@ -315,6 +319,12 @@ class History:
                 "WHERE run_id = %s",
                 (batches, rows, to[0], to[1], run_id),
             )
+            cur.execute(
+                "DELETE FROM batch WHERE run_id = %s AND stage = 'extract' AND batch_no = 0 AND status = 'retrying' "
+                "RETURNING retries",
+                (run_id,),
+            )
+            return sum(row["retries"] for row in cur.fetchall())
 
     def claim_publish(self, run_id: str) -> bool:
         """The completion barrier: True for exactly one caller, once every batch is classified.

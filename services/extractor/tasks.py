@@ -76,8 +76,8 @@ def run(self, ref: dict) -> int:
         return 0
     cap = c.history.get_run(run_id)["watermark_cap"]
     watermark = next_watermark(since, _cursor(done[-1]) if done else None, cap)
-    c.history.set_extracted(run_id, len(done), rows, watermark)
-    log.info("run_extracted", mode=plan.mode, batches=len(done), rows=rows, watermark=str(watermark))
+    retries = c.history.set_extracted(run_id, len(done), rows, watermark)
+    log.info("run_extracted", mode=plan.mode, batches=len(done), rows=rows, watermark=str(watermark), retries=retries)
     publish_if_complete(run_id)  # every batch may be classified already; an unchanged source has none
     return rows
 

@@ -48,6 +48,18 @@ def test_barrier_waits_for_extraction_to_finish(history: History, logical_date):
     assert history.claim_publish(run_id) is True
 
 
+def test_an_extraction_that_recovered_from_retries_shows_no_stage_retrying(history: History, logical_date):
+    run_id = history.create_run("cli", {}, logical_date)
+    history.start_run(run_id)
+    for _ in range(2):  # the source was unreachable twice: the extraction task's retries are batch 0's
+        history.retry_batch(run_id, Stage.EXTRACT, 0, "OperationalError('the source is down')")
+    history.finish_batch(run_id, Stage.EXTRACT, 1, rows_in=10, rows_out=10, output_key="raw/1")
+    assert history.set_extracted(run_id, 1, 10) == 2
+    summary = history.stage_summary(run_id)["extract"]
+    assert summary["retrying"] == 0 and summary["succeeded"] == 1
+    assert [b["batch_no"] for b in history.extracted_batches(run_id)] == [1]
+
+
 def test_a_batch_that_keeps_dying_is_dead_lettered(history: History, logical_date):
     # given a batch whose deliveries start and never finish (the worker dies each time)
     run_id = history.create_run("cli", {}, logical_date)
