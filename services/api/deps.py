@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.errors import Forbidden, NotReady, Unauthorized
-from services.api.index import ReviewIndex
+from services.api.index import ServingIndex
 from services.api.reload import IndexHolder
 from shared.history import History
 from shared.settings import Settings
@@ -23,7 +23,7 @@ def get_holder(request: Request) -> IndexHolder:
     return request.app.state.holder
 
 
-def get_index(holder: Annotated[IndexHolder, Depends(get_holder)]) -> ReviewIndex:
+def get_index(holder: Annotated[IndexHolder, Depends(get_holder)]) -> ServingIndex:
     # Read the reference once: the whole request then uses one version, even across a swap.
     index = holder.index
     if index is None:
@@ -50,6 +50,6 @@ def require_token(
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 HolderDep = Annotated[IndexHolder, Depends(get_holder)]
-IndexDep = Annotated[ReviewIndex, Depends(get_index)]
+IndexDep = Annotated[ServingIndex, Depends(get_index)]
 HistoryDep = Annotated[History, Depends(get_history)]
 TokenDep = Depends(require_token)

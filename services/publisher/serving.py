@@ -1,0 +1,222 @@
+"""The serving files of a curated version (shared/serving_format.py), built from its finished Parquet.
+
+Publish writes them once the curated file is complete and before "latest" moves, so the API never
+follows the pointer to a version without them; they are pruned with their version; a rollback to a
+version that has none (published before they existed, or deleted by hand) builds them first.
+
+The curated file is read back range by range of whole products: memory holds one range, the
+products' summaries and the search terms (tens of MB at ten million reviews), never the reviews.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from shared.lake import Lake, curated_key
+from shared.serving_format import (
+    NAMES,
+    REVIEWS,
+    SERVING_PREFIX,
+    TERMS,
+    products_schema,
+    schema_metadata,
+    serving_key,
+    version_of,
+    words,
+)  # fmt: skip
+from shared.settings import Settings
+
+# What the serving files need of a curated row: the public fields, the product's, and the order's.
+CURATED_COLUMNS = [
+    "product_id", "product_title", "product_category", "review_id", "rating", "title", "text", "reviewed_at",
+    "category", "category_confidence", "relevance_score", "helpful_votes", "verified_purchase",
+]  # fmt: skip
+CHUNK = 4 << 20  # bytes read at a time when hashing
+# The reviews a product keeps when the caller names no number (the setting's default, API_REVIEWS_PER_PRODUCT).
+REVIEWS_KEPT = Settings.model_fields["api_reviews_per_product"].default
+RANGE_ROWS = 65_536  # curated rows read at a time
+
+
+class NotServable(ValueError):
+    """A curated file the serving files cannot be built from (its products out of order): never published."""
+
+
+@dataclass(frozen=True)
+class ServingFiles:
+    version: str
+    folder: Path  # the three files, zstd-compressed, as they go to the lake
+    products: int
+    reviews: int  # reviews kept, at most reviews_kept a product
+    rows: int  # curated reviews
+    sizes: dict[str, int]  # bytes of each file unpacked: what the API's cache holds for this version
+
+    @property
+    def size(self) -> int:
+        return sum(self.sizes.values())
+
+    @property
+    def packed(self) -> int:
+        """Bytes in the lake."""
+        return sum(_packed(self.folder, name).stat().st_size for name in NAMES)
+
+
+def _ranges(curated: Path) -> Iterator[pa.Table]:
+    """The curated rows, range by range of whole products: a batch's last product waits for the next batch,
+    where it may go on (publish cuts a large range into several row groups)."""
+    held = pa.table({name: pa.array([], pa.null()) for name in CURATED_COLUMNS})
+    for batch in pq.ParquetFile(curated).iter_batches(batch_size=RANGE_ROWS, columns=CURATED_COLUMNS):
+        rows = pa.concat_tables([held, pa.Table.from_batches([batch])], promote_options="permissive")
+        ids = rows.column("product_id")
+        held = rows.slice(pc.index(ids, ids[-1]).as_py())
+        if held.num_rows < rows.num_rows:
+            yield rows.slice(0, rows.num_rows - held.num_rows)
+    if held.num_rows:
+        yield held
+
+
+class _Products:
+    """The products seen so far, in id order, with their search terms."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.columns: dict[str, list[pa.Array]] = {n: [] for n in ("title", "category", "review_count",
+                                                                   "average_rating", "batch", "row", "kept")}
+        self.terms: list[str] = []
+        self.term_products: list[int] = []
+
+    def add(self, ids: list[str], titles: pa.Array, **columns: pa.Array) -> None:
+        if (ids and self.ids and ids[0] <= self.ids[-1]) or any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+            raise NotServable("the curated file's products are not in strictly ascending id order")
+        for product, (pid, title) in enumerate(zip(ids, titles.to_pylist(), strict=True), start=len(self.ids)):
+            found = set(words(pid)) | set(words(title or ""))
+            self.terms.extend(found)
+            self.term_products.extend([product] * len(found))
+        self.ids.extend(ids)
+        self.columns["title"].append(titles)
+        for name, values in columns.items():
+            self.columns[name].append(values)
+
+    def table(self, version: str) -> pa.Table:
+        encoded = [pid.encode() for pid in self.ids]
+        if any(b"\0" in key for key in encoded):
+            raise NotServable("a product id holds a NUL byte")
+        width = max((len(key) for key in encoded), default=1)
+        keys = np.array(encoded, dtype=f"S{width}")
+        schema = products_schema(width).with_metadata(schema_metadata(version))
+        columns = {
+            "product_id": pa.array(self.ids, pa.string()),
+            "key": pa.FixedSizeBinaryArray.from_buffers(schema.field("key").type, len(keys),
+                                                        [None, pa.py_buffer(keys.tobytes())]),
+            **{name: pa.concat_arrays(parts) if parts else pa.array([]) for name, parts in self.columns.items()},
+        }
+        return pa.table([columns[f.name].cast(f.type) for f in schema], schema=schema)
+
+    def terms_table(self, version: str) -> pa.Table:
+        table = pa.table({"term": pa.array(self.terms, pa.string()),
+                          "product": pa.array(self.term_products, pa.int32())})  # fmt: skip
+        table = table.sort_by([("term", "ascending"), ("product", "ascending")])
+        return table.cast(TERMS).replace_schema_metadata(schema_metadata(version))
+
+
+def _public(rows: pa.Table) -> pa.RecordBatch:
+    columns = {name: rows.column(name).combine_chunks() for name in REVIEWS.names if name != "date"}
+    columns["date"] = pc.cast(rows.column("reviewed_at"), pa.date32()).combine_chunks()  # UTC: the zone it carries
+    return pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in REVIEWS], schema=REVIEWS)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _packed(folder: Path, name: str) -> Path:
+    return folder / f"{name}.arrow.zst"
+
+
+def build(curated: Path, folder: Path, version: str, reviews_kept: int) -> ServingFiles:
+    """The serving files of the curated file at ``curated``, compressed, in ``folder``."""
+    products = _Products()
+    rows = kept_rows = 0
+    batch = 0
+    reviews_schema = REVIEWS.with_metadata(schema_metadata(version, reviews_kept=str(reviews_kept)))
+    sizes = {}
+    with pa.output_stream(_packed(folder, "reviews"), compression="zstd") as sink:
+        with pa.ipc.new_file(sink, reviews_schema) as writer:
+            for table in _ranges(curated):
+                ids = table.column("product_id").to_numpy(zero_copy_only=False)
+                starts = np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1))
+                counts = np.diff(np.append(starts, len(ids)))
+                keep = np.arange(len(ids)) - np.repeat(starts, counts) < reviews_kept
+                kept = np.minimum(counts, reviews_kept)
+                ratings = table.column("rating").to_numpy(zero_copy_only=False).astype(np.int64)
+                firsts = table.take(pa.array(starts))
+                products.add(
+                    ids[starts].tolist(), firsts.column("product_title").combine_chunks(),
+                    category=firsts.column("product_category").combine_chunks(),
+                    review_count=pa.array(counts, pa.int32()),
+                    average_rating=pa.array(np.add.reduceat(ratings, starts) / counts),
+                    batch=pa.array(np.full(len(starts), batch), pa.int32()),
+                    row=pa.array(np.cumsum(kept) - kept, pa.int32()),
+                    kept=pa.array(kept, pa.int32()),
+                )  # fmt: skip
+                writer.write_batch(_public(table.filter(pa.array(keep))))
+                batch += 1
+                rows += table.num_rows
+                kept_rows += int(kept.sum())
+        sizes["reviews"] = sink.tell()
+    for name, table in (("products", products.table(version)), ("terms", products.terms_table(version))):
+        with pa.output_stream(_packed(folder, name), compression="zstd") as sink:
+            with pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table, max_chunksize=max(1, table.num_rows))  # one batch: contiguous arrays
+            sizes[name] = sink.tell()
+    return ServingFiles(version, folder, len(products.ids), kept_rows, rows, sizes)
+
+
+def upload(lake: Lake, files: ServingFiles) -> None:
+    """Each file with its SHA-256 and unpacked size on the object's head, which the API checks."""
+    for name in NAMES:
+        path = _packed(files.folder, name)
+        metadata = {"sha256": _sha256(path), "size": str(files.sizes[name])}
+        lake.put_file(serving_key(files.version, name), path, metadata=metadata, content_type="application/zstd")
+
+
+def write(lake: Lake, version: str, curated: Path, reviews_kept: int) -> ServingFiles:
+    """Build the serving files of a finished curated file and put them in the lake."""
+    with tempfile.TemporaryDirectory(prefix="serving-") as tmp:
+        files = build(curated, Path(tmp), version, reviews_kept)
+        upload(lake, files)
+    return files
+
+
+def exists(lake: Lake, version: str) -> bool:
+    return all(lake.exists(serving_key(version, name)) for name in NAMES)
+
+
+def ensure(lake: Lake, version: str, reviews_kept: int) -> bool:
+    """Build a version's serving files from its curated file when the lake lacks them; True when it did."""
+    if exists(lake, version):
+        return False
+    with tempfile.TemporaryDirectory(prefix="serving-") as tmp:
+        curated = Path(tmp) / "curated.parquet"
+        lake.get_file(curated_key(version), curated)
+        write(lake, version, curated, reviews_kept)
+    return True
+
+
+def prune(lake: Lake, kept: set[str]) -> list[str]:
+    """Delete the serving files of every version not in ``kept``; returns the keys deleted."""
+    doomed = [key for key in lake.list_keys(SERVING_PREFIX) if version_of(key) not in kept]
+    lake.delete(doomed)
+    return doomed
