@@ -4,8 +4,8 @@ Three Arrow IPC (Feather v2) files per version, uncompressed, so that an API pro
 reads only the pages its requests touch, and the workers of one host share those pages:
 
 reviews.arrow   the ``reviews_kept`` most relevant reviews of each product, by product then relevance
-                descending: the public fields a storefront gets, never a buyer id or pseudonym. Each
-                record batch holds whole products.
+                descending: the public fields a storefront gets (never a buyer id or pseudonym), as the
+                answer's JSON, and what the filters read. Each record batch holds whole products.
 products.arrow  one row per product, by product id: its summary, and where its reviews are (batch,
                 row, how many). ``key`` is the id as fixed-width bytes: a binary search in C.
 terms.arrow     (term, product row) for every word of each product's id and title, by term then
@@ -27,17 +27,19 @@ SERVING_PREFIX = "curated/serving/"
 # Run ids name versions; anything else in a pointer is refused before it becomes a path.
 VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
-# The fields of a review in GET /reviews/{id}/top, in the order the answer lists them.
+# A review as GET /reviews/{id}/top lists it, these fields in this order: never a buyer id or pseudonym.
+PUBLIC_FIELDS = (
+    "review_id", "rating", "title", "text", "date", "category", "category_confidence", "relevance_score",
+    "helpful_votes", "verified_purchase",
+)  # fmt: skip
+
 REVIEWS = pa.schema([
-    ("review_id", pa.int64()),
-    ("rating", pa.int16()),
-    ("title", pa.string()),
-    ("text", pa.string()),
-    ("date", pa.date32()),  # the day of reviewed_at, in UTC
+    # The review's public fields as a JSON object, serialised once at publish: a request reads one
+    # contiguous run of bytes per product (a page or two) and joins it, whatever the fields.
+    ("review", pa.binary()),
+    # What the filters of GET /reviews/{id}/top read.
     ("category", pa.string()),
-    ("category_confidence", pa.float32()),
-    ("relevance_score", pa.float32()),
-    ("helpful_votes", pa.int32()),
+    ("rating", pa.int16()),
     ("verified_purchase", pa.bool_()),
 ])  # fmt: skip
 

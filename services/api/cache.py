@@ -4,9 +4,9 @@ The worker processes of a host share it. A lock file orders them: one fetches a 
 others wait, then every worker maps the same files, so the kernel keeps one copy of their pages.
 A version is fetched into a folder of its own; each file is checked against the SHA-256 and size on
 its object's head, and only a complete, checked folder takes the version's name, so a failed or
-corrupt fetch leaves nothing behind. After each load the cache keeps the ``versions`` most recently
-loaded and deletes the others (a worker still mapping a deleted file keeps reading it: the kernel
-frees it when the last mapping goes), so the folder never grows past them.
+corrupt fetch leaves nothing behind. Before a fetch, the cache deletes all but the ``versions`` - 1
+most recently loaded, so with the one coming it never holds more than ``versions`` (a worker still
+mapping a deleted file keeps reading it: the kernel frees it when the last mapping goes).
 """
 
 from __future__ import annotations
@@ -38,9 +38,15 @@ def _append(f, digest, chunk: bytes) -> None:
     digest.update(chunk)
 
 
-def _unpack(packed: Path, path: Path) -> int:
+def unpack(packed: Path, path: Path) -> int:
+    """Decompress a serving file, out of the page cache once written; returns its size."""
     with pa.input_stream(str(packed), compression="zstd") as source, path.open("wb") as out:
         shutil.copyfileobj(source, out, CHUNK)
+        out.flush()
+        # Written pages sit in the page cache as large folios, and a fault maps a whole folio (2 MB here):
+        # a request reading 5 reviews would map megabytes. Out of the cache, they come back page by page.
+        os.fsync(out.fileno())
+        os.posix_fadvise(out.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         return out.tell()
 
 
@@ -75,6 +81,8 @@ class ServingCache:
         folder = self.folder(version)
         if folder.is_dir():
             return folder
+        for stale in self.entries()[self.versions - 1 :]:  # room first: with the new one, never more than kept
+            shutil.rmtree(stale, ignore_errors=True)
         incoming = self.root / f"{INCOMING}{version}"
         shutil.rmtree(incoming, ignore_errors=True)  # whoever left it is gone: we hold the lock
         incoming.mkdir()
@@ -109,7 +117,7 @@ class ServingCache:
         if digest.hexdigest() != expected["sha256"]:
             raise CorruptServingFile(f"{key}: SHA-256 differs from the one published (corrupt or truncated)")
         try:
-            size = await anyio.to_thread.run_sync(_unpack, packed, path)
+            size = await anyio.to_thread.run_sync(unpack, packed, path)
         except (OSError, pa.ArrowException) as exc:
             raise CorruptServingFile(f"{key}: {exc}") from None
         packed.unlink()
@@ -117,10 +125,8 @@ class ServingCache:
             raise CorruptServingFile(f"{key}: {size} bytes unpacked, {expected['size']} published")
 
     def loaded(self, version: str) -> None:
-        """Mark a version as just loaded, and delete all but the ``versions`` most recently loaded."""
+        """Mark a version as just loaded: the last one a fetch deletes to make room."""
         os.utime(self.folder(version))
-        for stale in self.entries()[self.versions :]:
-            shutil.rmtree(stale, ignore_errors=True)
 
     def forget(self, version: str) -> None:
         """Drop a cached version that failed to open: the next load fetches it again."""

@@ -3,12 +3,13 @@
 Opening a version maps its three files and checks that they are whole, of this format and of this
 version, and that every product's rows lie inside the reviews file; it reads no review. A request
 finds its product by a binary search over fixed-width keys, slices that product's kept reviews and
-serialises only those it answers with. Its cost does not depend on the catalogue's size, and the
+joins those it answers with, serialised at publish. Its cost does not depend on the catalogue's size, and the
 pages it reads come from the page cache, shared by every worker process of the host.
 """
 
 from __future__ import annotations
 
+import mmap
 from bisect import bisect_left
 from datetime import UTC, datetime
 from functools import reduce
@@ -22,8 +23,6 @@ import pyarrow.compute as pc
 from shared.lake import CuratedVersion
 from shared.serving_format import FORMAT, REVIEWS, TERMS, products_schema, words
 
-_ROUNDED = frozenset({"category_confidence", "relevance_score"})  # to 4 decimals in an answer
-
 
 class ProductNotFound(LookupError):
     pass
@@ -33,14 +32,24 @@ class CorruptServingFile(ValueError):
     """A serving file that is not whole, not of this format or of another version: never served."""
 
 
+def _map(path: Path, advice: int) -> pa.Buffer:
+    """The file mapped read-only: Arrow reads it in place, and the pages stay in the shared page cache."""
+    with path.open("rb") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    mapped.madvise(advice)
+    return pa.py_buffer(mapped)  # the buffer keeps the mapping alive while any array of it lives
+
+
 def _open(folder: Path, name: str, version: str) -> tuple[pa.Schema, list[pa.RecordBatch]]:
     path = folder / f"{name}.arrow"
+    # A request reads a few rows of reviews.arrow: readahead would load (and map) the pages around them too.
+    advice = mmap.MADV_RANDOM if name == "reviews" else mmap.MADV_NORMAL
     try:
-        reader = pa.ipc.open_file(pa.memory_map(str(path)))
+        reader = pa.ipc.open_file(pa.BufferReader(_map(path, advice)))
         batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
         for batch in batches:
             batch.validate()  # buffers as long as the lengths say: no read outside the file
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: an empty file cannot be mapped
         raise CorruptServingFile(f"{path.name} of version {version}: {exc}") from None
     metadata = reader.schema.metadata or {}
     if metadata.get(b"serving_format") != FORMAT.encode():
@@ -143,16 +152,12 @@ class ServingIndex:
             if verified_only:
                 keep = pc.and_(keep, pc.fill_null(rows.column("verified_purchase"), False))
             rows = rows.filter(keep)  # a null (no category) is not a match
-        rows = rows.slice(0, limit)
-        columns = [
-            [None if v is None else round(v, 4) for v in column.to_pylist()] if name in _ROUNDED else column.to_pylist()
-            for name, column in zip(REVIEWS.names, rows.columns, strict=True)
-        ]  # fmt: skip
-        reviews = [dict(zip(REVIEWS.names, values, strict=True)) for values in zip(*columns, strict=True)]
-        return orjson.dumps({
+        reviews = rows.column("review").slice(0, limit).to_pylist()  # serialised at publish
+        head = orjson.dumps({
             "product_id": product_id, "product_title": self._products.column("title")[i].as_py(),
-            "version": self.version.version, "count": len(reviews), "reviews": reviews,
+            "version": self.version.version, "count": len(reviews),
         })  # fmt: skip
+        return head[:-1] + b',"reviews":[' + b",".join(reviews) + b"]}"
 
     # --- GET /products --------------------------------------------------------------------------
 
@@ -172,7 +177,7 @@ class ServingIndex:
             hi = bisect_left(self._terms, prefix + b"\xff", lo)  # 0xff never occurs in UTF-8
             postings = self._term_products[lo:hi]
             found.append(np.unique(postings[postings >= start]))
-        return reduce(np.intersect1d, sorted(found, key=len)) if found else np.zeros(0, dtype=np.int32)
+        return reduce(np.intersect1d, sorted(found, key=len))
 
     def _summary(self, i: int) -> dict:
         return {
@@ -187,10 +192,11 @@ class ServingIndex:
         """Products after ``cursor`` in product-id order; with a query, those having, for each word of the
         query, a word of their id or title that starts with it. The cost grows with the matches, not the catalogue."""
         start = self._after(cursor)
-        if query is None or not query.strip():
+        query_words = words(query or "")
+        if query_words:
+            hits = self._matching(query_words, start)
+        else:  # no word to look for (none, or punctuation only): every product
             hits = np.arange(start, min(start + limit + 1, self.product_count))
-        else:
-            hits = self._matching(words(query), start)
         page = [self._summary(int(i)) for i in hits[:limit]]
         return page, page[-1]["product_id"] if len(hits) > limit else None
 

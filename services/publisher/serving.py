@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 from shared.lake import Lake, curated_key
 from shared.serving_format import (
     NAMES,
+    PUBLIC_FIELDS,
     REVIEWS,
     SERVING_PREFIX,
     TERMS,
@@ -127,9 +129,21 @@ class _Products:
         return table.cast(TERMS).replace_schema_metadata(schema_metadata(version))
 
 
-def _public(rows: pa.Table) -> pa.RecordBatch:
-    columns = {name: rows.column(name).combine_chunks() for name in REVIEWS.names if name != "date"}
-    columns["date"] = pc.cast(rows.column("reviewed_at"), pa.date32()).combine_chunks()  # UTC: the zone it carries
+def _review_json(kept: pa.Table) -> pa.Array:
+    """Each review's public fields as the answer's JSON object (floats to 4 decimals, the day in UTC)."""
+    columns = {name: kept.column(name).to_pylist() for name in PUBLIC_FIELDS if name != "date"}
+    columns["date"] = pc.cast(kept.column("reviewed_at"), pa.date32()).to_pylist()  # UTC: the zone it carries
+    for name in ("category_confidence", "relevance_score"):
+        columns[name] = [None if v is None else round(v, 4) for v in columns[name]]
+    values = [columns[name] for name in PUBLIC_FIELDS]
+    return pa.array([orjson.dumps(dict(zip(PUBLIC_FIELDS, row, strict=True))) for row in zip(*values, strict=True)],
+                    pa.binary())  # fmt: skip
+
+
+def _public(rows: pa.Table, keep: np.ndarray) -> pa.RecordBatch:
+    """The kept rows as reviews.arrow holds them, in one record batch."""
+    kept = rows.filter(pa.array(keep))
+    columns = {"review": _review_json(kept), **{name: kept.column(name).combine_chunks() for name in REVIEWS.names[1:]}}
     return pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in REVIEWS], schema=REVIEWS)
 
 
@@ -161,7 +175,7 @@ def build(curated: Path, folder: Path, version: str, reviews_kept: int) -> Servi
                 keep = np.arange(len(ids)) - np.repeat(starts, counts) < reviews_kept
                 kept = np.minimum(counts, reviews_kept)
                 ratings = table.column("rating").to_numpy(zero_copy_only=False).astype(np.int64)
-                firsts = table.take(pa.array(starts))
+                firsts = table.select(["product_title", "product_category"]).take(pa.array(starts))
                 products.add(
                     ids[starts].tolist(), firsts.column("product_title").combine_chunks(),
                     category=firsts.column("product_category").combine_chunks(),
@@ -171,7 +185,7 @@ def build(curated: Path, folder: Path, version: str, reviews_kept: int) -> Servi
                     row=pa.array(np.cumsum(kept) - kept, pa.int32()),
                     kept=pa.array(kept, pa.int32()),
                 )  # fmt: skip
-                writer.write_batch(_public(table.filter(pa.array(keep))))
+                writer.write_batch(_public(table, keep))
                 batch += 1
                 rows += table.num_rows
                 kept_rows += int(kept.sum())
