@@ -60,15 +60,11 @@ class ServingFiles:
     reviews: int  # reviews kept, at most reviews_kept a product
     rows: int  # curated reviews
     sizes: dict[str, int]  # bytes of each file unpacked: what the API's cache holds for this version
+    packed: int  # bytes in the lake
 
     @property
     def size(self) -> int:
         return sum(self.sizes.values())
-
-    @property
-    def packed(self) -> int:
-        """Bytes in the lake."""
-        return sum(_packed(self.folder, name).stat().st_size for name in NAMES)
 
 
 def _ranges(curated: Path) -> Iterator[pa.Table]:
@@ -195,7 +191,8 @@ def build(curated: Path, folder: Path, version: str, reviews_kept: int) -> Servi
             with pa.ipc.new_file(sink, table.schema) as writer:
                 writer.write_table(table, max_chunksize=max(1, table.num_rows))  # one batch: contiguous arrays
             sizes[name] = sink.tell()
-    return ServingFiles(version, folder, len(products.ids), kept_rows, rows, sizes)
+    packed = sum(_packed(folder, name).stat().st_size for name in NAMES)
+    return ServingFiles(version, folder, len(products.ids), kept_rows, rows, sizes, packed)
 
 
 def upload(lake: Lake, files: ServingFiles) -> None:
