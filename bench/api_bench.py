@@ -39,7 +39,6 @@ from bench.catalogue import scored_reviews, write_catalogue
 from ops.stack.manager import Stack, make_state_dir, stack_settings
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
-from services.api.cache import unpack
 from services.publisher import serving
 from services.publisher.publish import announce
 from shared.clients import make_s3
@@ -103,8 +102,8 @@ class Measured:
     rows: int
     products: int
     kept: int
-    serving_mb: float
-    packed_mb: float
+    reviews_mb: float
+    index_mb: float  # products.arrow and terms.arrow
     build_s: float
     upload_s: float
     load_s: float
@@ -226,12 +225,11 @@ def measure(size: int, real: pa.Table, base: Settings, args: argparse.Namespace,
     folder = work / f"serving-{size}"
     folder.mkdir()
     started = time.monotonic()
-    files = serving.build(curated, folder, version, bench.api_reviews_per_product)
+    files = serving.build(curated, folder, version, bench.api_reviews_per_product)  # serving.write's two steps
     built = time.monotonic()
     serving.upload(lake, files)
     uploaded = time.monotonic()
     curated.unlink()  # the API reads only the serving files; the lake keeps no curated file here
-    unpack(folder / "products.arrow.zst", folder / "products.arrow")
     products = pyarrow.ipc.open_file(str(folder / "products.arrow")).read_all()
     ids, titles = products.column("product_id").to_pylist(), products.column("title").to_pylist()
     shutil.rmtree(folder)
@@ -247,8 +245,8 @@ def measure(size: int, real: pa.Table, base: Settings, args: argparse.Namespace,
         empty = Memory.of(api.pids()[0])
         load_s = publish_version(lake, redis_client, version, files.rows, api.url)
         loaded = Memory.of(api.pids()[0])
-        measured = Measured(files.rows, files.products, files.reviews, files.size / 1e6, files.packed / 1e6,
-                            built - started, uploaded - built, load_s, api.load_phases(version), empty, loaded)
+        measured = Measured(files.rows, files.products, files.reviews, files.sizes["reviews"] / 1e6,
+                            (files.size - files.sizes["reviews"]) / 1e6, built - started, uploaded - built, load_s, api.load_phases(version), empty, loaded)
         for repeat in range(args.repeats):  # alternated, so both routes see the same machine
             measured.health.append(wrk(api, work / "health.txt", args.seconds, args.connections, work, repeat))
             measured.top.append(wrk(api, work / "top.txt", args.seconds, args.connections, work, repeat))
@@ -291,12 +289,12 @@ def report(results: list[Measured], args: argparse.Namespace) -> None:
             print(f"| {m.rows:,} | {name} | {span([x.p50_ms for x in loads], '.2f')} | "
                   f"{span([x.p99_ms for x in loads], '.2f')} | {span([x.rps for x in loads], '.0f')} | "
                   f"{sum(x.errors for x in loads)} | {ratio:.2f} | {span([x.cpu_us for x in loads], '.0f')} |")
-    print("\n| curated reviews | products | reviews kept (≤ 200 a product) | serving files: on disk / in the lake | "
-          "publish: build + upload | new version served after \"latest\" moved (download + check, unpack, map) |")
+    print("\n| curated reviews | products | reviews kept (≤ 200 a product) | serving files: reviews + products and "
+          "terms | publish: build + upload | new version served after \"latest\" moved (download and check, map) |")
     print("|---|---|---|---|---|---|")
     for m in results:
         phases = m.load_phases
-        print(f"| {m.rows:,} | {m.products:,} | {m.kept:,} | {m.serving_mb:,.0f} MB / {m.packed_mb:,.0f} MB (zstd) | "
+        print(f"| {m.rows:,} | {m.products:,} | {m.kept:,} | {m.reviews_mb:,.0f} MB + {m.index_mb:,.0f} MB | "
               f"{m.build_s:.1f} s + {m.upload_s:.1f} s | **{m.load_s:.2f} s** (fetch {phases.get('fetch_s', '?')} s, "
               f"map {phases.get('open_s', '?')} s) |")  # fmt: skip
     print("\nMemory of the API process (MB): RSS, and within it the process's own memory (anonymous) and the pages "

@@ -11,7 +11,6 @@ import pyarrow as pa
 
 from ops.source.formats import detect, parse_line, to_product, to_review
 from ops.source.loader import read_lines
-from services.api.cache import unpack
 from services.api.index import ServingIndex
 from services.publisher.publish import Published, publish
 from services.transformer.transform import clean_text
@@ -62,10 +61,9 @@ def publish_batches(lake: Lake, run_id: str, batches: list[list[dict]], keep: in
 
 
 def open_serving(lake: Lake, version: CuratedVersion, folder: Path) -> ServingIndex:
-    """A published version's serving files, fetched and unpacked into ``folder`` and mapped, as the API does."""
+    """A published version's serving files, fetched into ``folder`` and mapped, as the API does."""
     for name in NAMES:
-        lake.get_file(serving_key(version.version, name), folder / f"{name}.arrow.zst")
-        unpack(folder / f"{name}.arrow.zst", folder / f"{name}.arrow")
+        lake.get_file(serving_key(version.version, name), folder / f"{name}.arrow")
     return ServingIndex(version, folder)
 
 

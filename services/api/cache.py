@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
-import pyarrow as pa
 
 from services.api.index import CorruptServingFile
 from shared.serving_format import NAMES, VERSION_NAME, serving_key
@@ -36,18 +35,6 @@ class MissingServingFiles(LookupError):
 def _append(f, digest, chunk: bytes) -> None:
     f.write(chunk)
     digest.update(chunk)
-
-
-def unpack(packed: Path, path: Path) -> int:
-    """Decompress a serving file, out of the page cache once written; returns its size."""
-    with pa.input_stream(str(packed), compression="zstd") as source, path.open("wb") as out:
-        shutil.copyfileobj(source, out, CHUNK)
-        out.flush()
-        # Written pages sit in the page cache as large folios, and a fault maps a whole folio (2 MB here):
-        # a request reading 5 reviews would map megabytes. Out of the cache, they come back page by page.
-        os.fsync(out.fileno())
-        os.posix_fadvise(out.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        return out.tell()
 
 
 class ServingCache:
@@ -105,24 +92,18 @@ class ServingCache:
         expected = response.get("Metadata", {})
         if "sha256" not in expected or "size" not in expected:
             raise CorruptServingFile(f"{key} carries no checksum: not written by the publisher")
-        packed = path.with_suffix(".zst")
         digest = hashlib.sha256()
         body = response["Body"]
         try:
-            with packed.open("wb") as f:
+            with path.open("wb") as f:
                 async for chunk in body.iter_chunks(CHUNK):
                     await anyio.to_thread.run_sync(_append, f, digest, chunk)  # hashing and disk off the loop
+                size = f.tell()
         finally:
             body.close()
-        if digest.hexdigest() != expected["sha256"]:
-            raise CorruptServingFile(f"{key}: SHA-256 differs from the one published (corrupt or truncated)")
-        try:
-            size = await anyio.to_thread.run_sync(unpack, packed, path)
-        except (OSError, pa.ArrowException) as exc:
-            raise CorruptServingFile(f"{key}: {exc}") from None
-        packed.unlink()
-        if size != int(expected["size"]):
-            raise CorruptServingFile(f"{key}: {size} bytes unpacked, {expected['size']} published")
+        if size != int(expected["size"]) or digest.hexdigest() != expected["sha256"]:
+            raise CorruptServingFile(f"{key}: {size} bytes whose SHA-256 differs from the one published "
+                                     f"({expected['size']} bytes): corrupt or truncated")  # fmt: skip
 
     def loaded(self, version: str) -> None:
         """Mark a version as just loaded: the last one a fetch deletes to make room."""

@@ -10,7 +10,9 @@ products' summaries and the search terms (tens of MB at ten million reviews), ne
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import itertools
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +23,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import zstandard
 
 from shared.lake import Lake, curated_key
 from shared.serving_format import (
+    HEAD,
     NAMES,
     PUBLIC_FIELDS,
     REVIEWS,
@@ -43,6 +47,11 @@ CURATED_COLUMNS = [
     "category", "category_confidence", "relevance_score", "helpful_votes", "verified_purchase",
 ]  # fmt: skip
 CHUNK = 4 << 20  # bytes read at a time when hashing
+# Each review's JSON is compressed on its own (a request reads a few), with a dictionary learnt from the
+# version's first reviews: field names and common words cost a few bits, and a review ~a third of its size.
+DICTIONARY_BYTES = 112 << 10
+DICTIONARY_SAMPLES = 20_000  # at most; below MIN_SAMPLES the frames go without a dictionary
+MIN_SAMPLES = 1_000
 # The reviews a product keeps when the caller names no number (the setting's default, API_REVIEWS_PER_PRODUCT).
 REVIEWS_KEPT = Settings.model_fields["api_reviews_per_product"].default
 RANGE_ROWS = 65_536  # curated rows read at a time
@@ -55,12 +64,11 @@ class NotServable(ValueError):
 @dataclass(frozen=True)
 class ServingFiles:
     version: str
-    folder: Path  # the three files, zstd-compressed, as they go to the lake
+    folder: Path  # the three files, as they go to the lake and to the API's cache
     products: int
     reviews: int  # reviews kept, at most reviews_kept a product
     rows: int  # curated reviews
-    sizes: dict[str, int]  # bytes of each file unpacked: what the API's cache holds for this version
-    packed: int  # bytes in the lake
+    sizes: dict[str, int]  # bytes of each file
 
     @property
     def size(self) -> int:
@@ -86,8 +94,8 @@ class _Products:
 
     def __init__(self) -> None:
         self.ids: list[str] = []
-        self.columns: dict[str, list[pa.Array]] = {n: [] for n in ("title", "category", "review_count",
-                                                                   "average_rating", "batch", "row", "kept")}
+        self.columns: dict[str, list[pa.Array]] = {n: [] for n in (
+            "title", "category", "review_count", "average_rating", "batch", "row", "head", "rest_row", "rest")}
         self.terms: list[str] = []
         self.term_products: list[int] = []
 
@@ -136,11 +144,27 @@ def _review_json(kept: pa.Table) -> pa.Array:
                     pa.binary())  # fmt: skip
 
 
-def _public(rows: pa.Table, keep: np.ndarray) -> pa.RecordBatch:
-    """The kept rows as reviews.arrow holds them, in one record batch."""
-    kept = rows.filter(pa.array(keep))
-    columns = {"review": _review_json(kept), **{name: kept.column(name).combine_chunks() for name in REVIEWS.names[1:]}}
-    return pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in REVIEWS], schema=REVIEWS)
+class _Compressor:
+    """Compresses each review's JSON, with a dictionary learnt from samples when there are enough."""
+
+    def __init__(self, samples: list[bytes]):
+        self.dictionary: zstandard.ZstdCompressionDict | None = None
+        if len(samples) >= MIN_SAMPLES:
+            try:
+                self.dictionary = zstandard.train_dictionary(DICTIONARY_BYTES, samples[:DICTIONARY_SAMPLES])
+            except zstandard.ZstdError:  # samples too alike to learn from: frames without a dictionary
+                self.dictionary = None
+        self._zstd = zstandard.ZstdCompressor(level=3, dict_data=self.dictionary, write_dict_id=False)
+
+    def metadata(self) -> str:
+        return base64.b64encode(self.dictionary.as_bytes()).decode() if self.dictionary else ""
+
+    def public(self, rows: pa.Table, keep: np.ndarray) -> pa.RecordBatch:
+        """The kept rows as reviews.arrow holds them, in one record batch."""
+        kept = rows.filter(pa.array(keep))
+        reviews = pa.array([self._zstd.compress(review) for review in _review_json(kept).to_pylist()], pa.binary())
+        columns = {"review": reviews, **{name: kept.column(name).combine_chunks() for name in REVIEWS.names[1:]}}
+        return pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in REVIEWS], schema=REVIEWS)
 
 
 def _sha256(path: Path) -> str:
@@ -151,56 +175,65 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _packed(folder: Path, name: str) -> Path:
-    return folder / f"{name}.arrow.zst"
+def _file(folder: Path, name: str) -> Path:
+    return folder / f"{name}.arrow"
+
+
+def _ranks(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each product of a range starts, its review count, and each row's rank within its product."""
+    starts = np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1)) if len(ids) else np.zeros(0, np.int64)
+    counts = np.diff(np.append(starts, len(ids)))
+    return starts, counts, np.arange(len(ids)) - np.repeat(starts, counts)
 
 
 def build(curated: Path, folder: Path, version: str, reviews_kept: int) -> ServingFiles:
-    """The serving files of the curated file at ``curated``, compressed, in ``folder``."""
+    """The serving files of the curated file at ``curated``, in ``folder``."""
     products = _Products()
     rows = kept_rows = 0
-    batch = 0
-    reviews_schema = REVIEWS.with_metadata(schema_metadata(version, reviews_kept=str(reviews_kept)))
-    sizes = {}
-    with pa.output_stream(_packed(folder, "reviews"), compression="zstd") as sink:
-        with pa.ipc.new_file(sink, reviews_schema) as writer:
-            for table in _ranges(curated):
-                ids = table.column("product_id").to_numpy(zero_copy_only=False)
-                starts = np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1))
-                counts = np.diff(np.append(starts, len(ids)))
-                keep = np.arange(len(ids)) - np.repeat(starts, counts) < reviews_kept
-                kept = np.minimum(counts, reviews_kept)
-                ratings = table.column("rating").to_numpy(zero_copy_only=False).astype(np.int64)
-                firsts = table.select(["product_title", "product_category"]).take(pa.array(starts))
-                products.add(
-                    ids[starts].tolist(), firsts.column("product_title").combine_chunks(),
-                    category=firsts.column("product_category").combine_chunks(),
-                    review_count=pa.array(counts, pa.int32()),
-                    average_rating=pa.array(np.add.reduceat(ratings, starts) / counts),
-                    batch=pa.array(np.full(len(starts), batch), pa.int32()),
-                    row=pa.array(np.cumsum(kept) - kept, pa.int32()),
-                    kept=pa.array(kept, pa.int32()),
-                )  # fmt: skip
-                writer.write_batch(_public(table, keep))
-                batch += 1
-                rows += table.num_rows
-                kept_rows += int(kept.sum())
-        sizes["reviews"] = sink.tell()
+    ranges = _ranges(curated)
+    first = next(ranges, None)
+    if first is None:
+        compressor = _Compressor([])
+    else:
+        _, _, rank = _ranks(first.column("product_id").to_numpy(zero_copy_only=False))
+        compressor = _Compressor(_review_json(first.filter(pa.array(rank < reviews_kept))).to_pylist())
+    head = min(HEAD, reviews_kept)
+    reviews_schema = REVIEWS.with_metadata(schema_metadata(
+        version, reviews_kept=str(reviews_kept), zstd_dictionary=compressor.metadata()))  # fmt: skip
+    with pa.ipc.new_file(_file(folder, "reviews"), reviews_schema) as writer:
+        for pair, table in enumerate(itertools.chain([first] if first else [], ranges)):
+            ids = table.column("product_id").to_numpy(zero_copy_only=False)
+            starts, counts, rank = _ranks(ids)
+            firsts, rest = np.minimum(counts, head), np.maximum(0, np.minimum(counts, reviews_kept) - head)
+            ratings = table.column("rating").to_numpy(zero_copy_only=False).astype(np.int64)
+            described = table.select(["product_title", "product_category"]).take(pa.array(starts))
+            products.add(
+                ids[starts].tolist(), described.column("product_title").combine_chunks(),
+                category=described.column("product_category").combine_chunks(),
+                review_count=pa.array(counts, pa.int32()),
+                average_rating=pa.array(np.add.reduceat(ratings, starts) / counts),
+                batch=pa.array(np.full(len(starts), 2 * pair), pa.int32()),
+                row=pa.array(np.cumsum(firsts) - firsts, pa.int32()), head=pa.array(firsts, pa.int32()),
+                rest_row=pa.array(np.cumsum(rest) - rest, pa.int32()), rest=pa.array(rest, pa.int32()),
+            )  # fmt: skip
+            writer.write_batch(compressor.public(table, rank < head))
+            writer.write_batch(compressor.public(table, (rank >= head) & (rank < reviews_kept)))
+            rows += table.num_rows
+            kept_rows += int(firsts.sum() + rest.sum())
     for name, table in (("products", products.table(version)), ("terms", products.terms_table(version))):
-        with pa.output_stream(_packed(folder, name), compression="zstd") as sink:
-            with pa.ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table, max_chunksize=max(1, table.num_rows))  # one batch: contiguous arrays
-            sizes[name] = sink.tell()
-    packed = sum(_packed(folder, name).stat().st_size for name in NAMES)
-    return ServingFiles(version, folder, len(products.ids), kept_rows, rows, sizes, packed)
+        with pa.ipc.new_file(_file(folder, name), table.schema) as writer:
+            writer.write_table(table, max_chunksize=max(1, table.num_rows))  # one batch: contiguous arrays
+    sizes = {name: _file(folder, name).stat().st_size for name in NAMES}
+    return ServingFiles(version, folder, len(products.ids), kept_rows, rows, sizes)
 
 
 def upload(lake: Lake, files: ServingFiles) -> None:
-    """Each file with its SHA-256 and unpacked size on the object's head, which the API checks."""
+    """Each file with its SHA-256 and size on the object's head, which the API checks."""
     for name in NAMES:
-        path = _packed(files.folder, name)
+        path = _file(files.folder, name)
         metadata = {"sha256": _sha256(path), "size": str(files.sizes[name])}
-        lake.put_file(serving_key(files.version, name), path, metadata=metadata, content_type="application/zstd")
+        lake.put_file(serving_key(files.version, name), path, metadata=metadata,
+                      content_type="application/vnd.apache.arrow.file")  # fmt: skip
 
 
 def write(lake: Lake, version: str, curated: Path, reviews_kept: int) -> ServingFiles:

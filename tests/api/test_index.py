@@ -11,7 +11,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from services.api.cache import unpack
 from services.api.index import CorruptServingFile, ServingIndex
 from services.publisher import serving
 from services.publisher.publish import curated_range
@@ -25,8 +24,6 @@ VERSION = CuratedVersion("20260701T000000Z-index1", "unused", 0, 0, datetime(202
 def build_index(folder: Path, rows: list[dict], version: CuratedVersion = VERSION) -> ServingIndex:
     pq.write_table(curated_range(scored_table(rows), given_relevance), folder / "curated.parquet")
     serving.build(folder / "curated.parquet", folder, version.version, reviews_kept=3)
-    for name in NAMES:
-        unpack(folder / f"{name}.arrow.zst", folder / f"{name}.arrow")
     return ServingIndex(version, folder)
 
 
