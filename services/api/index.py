@@ -14,7 +14,6 @@ import base64
 import mmap
 from bisect import bisect_left
 from datetime import UTC, datetime
-from functools import reduce
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +93,18 @@ class _SortedStrings:
 
     def __getitem__(self, i: int) -> bytes:
         return bytes(self._data[int(self._offsets[i]) : int(self._offsets[i + 1])])
+
+
+def _smallest_distinct(values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` smallest distinct values, ascending: a partial sort of a few more, not a sort of them all
+    (a product appears once per word of it that starts with the query's)."""
+    m = 4 * k
+    while m < len(values):
+        smallest = np.unique(np.partition(values, m)[: m + 1])  # the m + 1 smallest, repeats included
+        if len(smallest) >= k:
+            return smallest[:k]
+        m *= 4
+    return np.unique(values)[:k]
 
 
 class ServingIndex:
@@ -188,16 +199,22 @@ class ServingIndex:
         # A longer cursor sorts after every key equal to its first key-width bytes, before any greater one.
         return int(np.searchsorted(self._keys, cursor.encode()[: self._key_width], side="right"))
 
-    def _matching(self, query_words: list[str], start: int) -> np.ndarray:
-        """Products from ``start`` on, ascending, with a word starting with each query word."""
-        found = []
+    def _matching(self, query_words: list[str], start: int, wanted: int) -> np.ndarray:
+        """The first ``wanted`` products from ``start`` on, ascending, having a word that starts with each query
+        word. The work grows with the words' postings, not with the catalogue."""
+        postings = []
         for word in query_words:
             prefix = word.encode()
             lo = bisect_left(self._terms, prefix)
             hi = bisect_left(self._terms, prefix + b"\xff", lo)  # 0xff never occurs in UTF-8
-            postings = self._term_products[lo:hi]
-            found.append(np.unique(postings[postings >= start]))
-        return reduce(np.intersect1d, sorted(found, key=len))
+            postings.append(self._term_products[lo:hi])
+        postings.sort(key=len)
+        found = postings[0][postings[0] >= start]
+        for other in postings[1:]:  # keep the rarest word's products that the other words have too
+            has = np.zeros(self.product_count, dtype=bool)
+            has[other] = True
+            found = found[has[found]]
+        return _smallest_distinct(found, wanted)
 
     def _summary(self, i: int) -> dict:
         return {
@@ -214,7 +231,7 @@ class ServingIndex:
         start = self._after(cursor)
         query_words = words(query or "")
         if query_words:
-            hits = self._matching(query_words, start)
+            hits = self._matching(query_words, start, limit + 1)
         else:  # no word to look for (none, or punctuation only): every product
             hits = np.arange(start, min(start + limit + 1, self.product_count))
         page = [self._summary(int(i)) for i in hits[:limit]]
