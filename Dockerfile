@@ -13,5 +13,6 @@ COPY services ./services
 COPY ops ./ops
 RUN pip install --no-cache-dir .
 
-RUN useradd --create-home --uid 10001 reviews
+RUN useradd --create-home --uid 10001 reviews \
+    && mkdir -p /var/cache/review-api && chown reviews /var/cache/review-api
 USER reviews

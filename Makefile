@@ -42,6 +42,11 @@ $(AMTOOL):
 
 monitoring-tools: $(PROMTOOL) $(AMTOOL)
 
+# The API benchmark's load generator (Debian's wrk), installed like Chromium: only when missing.
+WRK := /usr/bin/wrk
+$(WRK):
+	-$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
+
 demo: install
 	$(PY) -m ops.demo --data "$(DATA)"
 
@@ -49,7 +54,7 @@ test: install browser monitoring-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Speed and memory figures, on the real local stack (never part of `make test`).
-bench: install
+bench: install $(WRK)
 	$(PY) -m bench.run $(if $(ONLY),--only $(ONLY))
 
 stack-down:

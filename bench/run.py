@@ -25,7 +25,8 @@ BENCHMARKS = [
     ("Pipeline end to end: source load, full / 10x / 1%-new runs per stage, 1 vs 2 classifier workers",
      "bench.pipeline_bench"),
     ("Classifier: stage vs raw forward pass, fp32 vs int8, cache re-run", "bench.classifier_bench"),
-    ("API: top reviews at 50 clients on 1,000,000 curated reviews, next to hello world", "bench.api_bench"),
+    ("API: top reviews with wrk at 50 connections on 1M and 10M curated reviews, next to hello world; memory, "
+     "load time", "bench.api_bench"),
 ]
 
 

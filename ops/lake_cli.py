@@ -30,14 +30,15 @@ def cmd_lake(args: argparse.Namespace) -> int:
 
 
 def cmd_curated(args: argparse.Namespace) -> int:
-    c = clients.init(get_settings())
+    settings = get_settings()
+    c = clients.init(settings)
     if args.action == "list":
         for v in list_versions(c.lake):
             print(f"{'*' if v.latest else ' '} {v.version}  {v.size_bytes:>12,} bytes  {v.key}")
         print("(* = latest, served by the API)")
         return 0
     try:
-        version = rollback(c.lake, args.to)
+        version = rollback(c.lake, args.to, settings.api_reviews_per_product)
     except UnknownVersion as exc:
         print(f"error: {exc}")
         return 2

@@ -133,8 +133,13 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_token: SecretStr = SecretStr("local-api-token")
+    # Publish writes this many of each product's most relevant reviews to the serving files; filters apply to them.
     api_reviews_per_product: int = Field(default=200, ge=1, description="filters apply to these most relevant")
     api_reload_check_s: float = Field(default=30.0, gt=0, description="fallback poll of the latest pointer")
+    # --- API serving at scale: uvicorn workers mapping one cache folder of serving files ---
+    api_workers: int = Field(default=1, ge=1, description="API processes; those of a host share the mapped pages")
+    api_cache_dir: Path | None = Field(default=None, description="copies of serving files; empty: STATE_DIR/api-cache")
+    api_cache_versions: int = Field(default=2, ge=1, description="versions the cache folder keeps")
 
     # --- Flower --------------------------------------------------------------------------
     flower_host: str = "127.0.0.1"
@@ -173,7 +178,7 @@ class Settings(BaseSettings):
     # Grafana's administrator in docker-compose.yml (the dashboards are provisioned read-only); no project service.
     grafana_admin_password: SecretStr = SecretStr("local-grafana")
 
-    @field_validator("labels_file", "log_format", mode="before")
+    @field_validator("labels_file", "log_format", "api_cache_dir", mode="before")
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         return None if value == "" else value
@@ -245,6 +250,10 @@ class Settings(BaseSettings):
     @property
     def api_base_url(self) -> str:
         return self.api_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def api_cache_path(self) -> Path:
+        return (self.api_cache_dir or self.state_dir / "api-cache").expanduser().resolve()
 
     @property
     def s3_endpoint_port(self) -> int:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from ops.source.formats import detect, parse_line, to_product, to_review
+from ops.source.loader import read_lines
+from services.api.index import ServingIndex
 from services.publisher.publish import Published, publish
-from shared.lake import Lake, scored_key
+from services.transformer.transform import clean_text
+from shared.lake import CuratedVersion, Lake, scored_key
 from shared.schemas import RELEVANCE_FIELDS, SCORED
+from shared.serving_format import NAMES, serving_key
 
 
 def scored_row(review_id: int, product_id: str, relevance: float, **overrides) -> dict:
@@ -52,3 +58,52 @@ def put_scored_batches(lake: Lake, run_id: str, batches: list[list[dict]]) -> li
 def publish_batches(lake: Lake, run_id: str, batches: list[list[dict]], keep: int = 5, **kwargs) -> Published:
     """Publish these scored batches as a full run would, with the relevance the rows give."""
     return publish(lake, run_id, put_scored_batches(lake, run_id, batches), keep, given_relevance, **kwargs)
+
+
+def open_serving(lake: Lake, version: CuratedVersion, folder: Path) -> ServingIndex:
+    """A published version's serving files, fetched into ``folder`` and mapped, as the API does."""
+    for name in NAMES:
+        lake.get_file(serving_key(version.version, name), folder / f"{name}.arrow")
+    return ServingIndex(version, folder)
+
+
+LABELS = ("product quality", "value for money", "durability", "ease of use", "content and artistry", None)
+
+
+def _records(path: Path):
+    for _, line in read_lines(path, progress=False):
+        record = parse_line(line)
+        yield record, detect(record, path.name)[1]
+
+
+def real_product_titles(data_dir: Path) -> dict[str, str]:
+    """Every product title of the shared metadata files (Digital Music, Magazines, Gift Cards), cleaned."""
+    titles = {}
+    for path in sorted(data_dir.rglob("meta_*.json.gz")):
+        for record, generation in _records(path):
+            product = to_product(record, generation)
+            if product.title:
+                titles[product.product_id] = clean_text(product.title)
+    return titles
+
+
+DIGITAL_MUSIC = "amazon-2014/digital_music/reviews_Digital_Music_5.json.gz"
+
+
+def real_scored_rows(data_dir: Path, file: str = DIGITAL_MUSIC) -> list[dict]:
+    """Scored rows of one shared review file, as transform cleans them: real texts, titles, ratings, votes,
+    dates and product titles. A classifier's outputs are stand-ins spread by the review's number: a topic
+    (or none), a confidence and a usefulness that ``given_relevance`` serves as the relevance."""
+    titles = real_product_titles(data_dir)
+    rows = []
+    for n, (record, generation) in enumerate(_records(data_dir / file), start=1):
+        review = to_review(record, generation)
+        spread = (n * 0.6180339887) % 1
+        rows.append(scored_row(
+            n, review.product_id, round(spread, 6), rating=review.rating, title=clean_text(review.title) or None,
+            text=clean_text(review.text), helpful_votes=review.helpful_votes,
+            verified_purchase=review.verified_purchase, reviewed_at=review.reviewed_at,
+            product_title=titles.get(review.product_id), category=LABELS[n % len(LABELS)],
+            category_confidence=0.125 + spread * 0.8, buyer_pseudonym=f"pseudonym-of-{review.buyer_id}",
+        ))  # fmt: skip
+    return rows

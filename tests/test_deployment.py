@@ -60,6 +60,14 @@ def test_the_api_holds_no_mongodb_or_pipeline_secret():
     assert env["API_S3_SECRET_ACCESS_KEY"].startswith("${")
 
 
+def test_the_api_runs_several_workers_sharing_one_cache_volume():
+    api = SERVICES["api"]
+    env = api["environment"]
+    assert api["command"] == ["python", "-m", "services.api"]  # as the local stack starts it
+    assert int(re.fullmatch(r"\$\{API_WORKERS:-(\d+)\}", env["API_WORKERS"]).group(1)) >= 2
+    assert f"api-cache:{env['API_CACHE_DIR']}" in api["volumes"]
+
+
 @pytest.mark.parametrize("service", sorted(PROJECT))
 def test_only_the_init_job_holds_an_administrator_secret(service):
     env = SERVICES[service]["environment"]

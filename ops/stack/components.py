@@ -429,11 +429,8 @@ API_WITHHELD = (
 
 
 def _api_command(ctx: Context) -> list[str]:
-    s = ctx.settings
-    return [
-        sys.executable, "-m", "uvicorn", "services.api.app:create_app", "--factory",
-        "--host", s.api_host, "--port", str(s.api_port), "--no-access-log",
-    ]  # fmt: skip
+    # Host, port and API_WORKERS come from the settings in its environment.
+    return [sys.executable, "-m", "services.api"]
 
 
 def components(settings: Settings) -> list[Component]:

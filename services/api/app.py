@@ -2,7 +2,8 @@
 
 The lifespan owns every client (S3 with the API's read-only credentials, Redis,
 the run-history pool, a Celery app for sending) and the task that keeps the
-served curated version fresh. The API has no MongoDB credentials at all.
+served curated version fresh, mapped from the host's cache folder (one per bucket).
+The API has no MongoDB credentials at all.
 It also serves the storefront mockup (``/shop``), a static page that calls the API.
 """
 
@@ -17,6 +18,7 @@ import redis.asyncio
 from botocore.config import Config
 from fastapi import FastAPI
 
+from services.api.cache import ServingCache
 from services.api.errors import install_error_handler
 from services.api.metrics import ApiMetrics
 from services.api.reload import IndexHolder
@@ -45,7 +47,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=5)
         app.state.history = History(settings.metadata_dsn)
         app.state.celery = create_celery(settings)
-        holder = app.state.holder = IndexHolder(s3, settings.s3_bucket, settings.api_reviews_per_product)
+        cache = ServingCache(settings.api_cache_path / settings.s3_bucket, settings.api_cache_versions)
+        holder = app.state.holder = IndexHolder(s3, settings.s3_bucket, cache)
         await holder.refresh()  # serve at once when a version exists; not fatal when S3 is down
         follower = asyncio.create_task(holder.follow(app.state.redis, CURATED_CHANNEL, settings.api_reload_check_s))
         try:

@@ -1,4 +1,8 @@
-"""Dependencies of the routes, as ``Annotated`` aliases; everything comes from ``app.state``."""
+"""Dependencies of the routes, as ``Annotated`` aliases; everything comes from ``app.state``.
+
+They are ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, two thread hops
+per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -9,36 +13,40 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.errors import Forbidden, NotReady, Unauthorized
-from services.api.index import ReviewIndex
+from services.api.index import ServingIndex
 from services.api.reload import IndexHolder
 from shared.history import History
 from shared.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_holder(request: Request) -> IndexHolder:
+async def get_holder(request: Request) -> IndexHolder:
     return request.app.state.holder
 
 
-def get_index(holder: Annotated[IndexHolder, Depends(get_holder)]) -> ReviewIndex:
+def served_index(request: Request) -> ServingIndex:
     # Read the reference once: the whole request then uses one version, even across a swap.
-    index = holder.index
+    index = request.app.state.holder.index
     if index is None:
         raise NotReady("no curated data published yet: run the pipeline (reviews run) and retry")
     return index
 
 
-def get_history(request: Request) -> History:
+async def get_index(request: Request) -> ServingIndex:
+    return served_index(request)
+
+
+async def get_history(request: Request) -> History:
     return request.app.state.history
 
 
 _bearer = HTTPBearer(auto_error=False, description="the API token (API_TOKEN)")
 
 
-def require_token(
+async def require_token(
     settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -50,6 +58,6 @@ def require_token(
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 HolderDep = Annotated[IndexHolder, Depends(get_holder)]
-IndexDep = Annotated[ReviewIndex, Depends(get_index)]
+IndexDep = Annotated[ServingIndex, Depends(get_index)]
 HistoryDep = Annotated[History, Depends(get_history)]
 TokenDep = Depends(require_token)

@@ -1,146 +1,242 @@
-"""The in-memory index the API serves from: one curated version, grouped by product.
+"""The index the API serves from: one version's serving files (shared/serving_format.py), memory-mapped.
 
-Built once per curated version, off the request path. Each review is serialised
-to JSON once, at load time; a request only picks and joins ready-made fragments,
-so its cost does not depend on the size of the file (no per-request S3 or Parquet).
+Opening a version maps its three files and checks that they are whole, of this format and of this
+version, and that every product's rows lie inside the reviews file; it reads no review. A request
+finds its product by a binary search over fixed-width keys, slices that product's kept reviews and
+joins those it answers with, serialised at publish (each unpacked from its zstd frame: microseconds).
+Its cost does not depend on the catalogue's size, and the pages it reads come from the page cache,
+shared by every worker process of the host.
 """
 
 from __future__ import annotations
 
-import json
-from bisect import bisect_right
-from dataclasses import dataclass
+import base64
+import mmap
+from bisect import bisect_left
 from datetime import UTC, datetime
+from pathlib import Path
 
+import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import zstandard
 
 from shared.lake import CuratedVersion
-
-# Fields a storefront gets for a review; never a buyer id or pseudonym.
-PUBLIC_FIELDS = (
-    "review_id", "rating", "title", "text", "date", "category", "category_confidence", "relevance_score",
-    "helpful_votes", "verified_purchase",
-)  # fmt: skip
+from shared.serving_format import FORMAT, REVIEWS, TERMS, products_schema, words
 
 
 class ProductNotFound(LookupError):
     pass
 
 
-@dataclass(frozen=True)
-class Product:
-    product_id: str
-    title: str | None
-    category: str | None
-    review_count: int
-    average_rating: float
-    # Up to ``reviews_kept`` of its reviews, most relevant first, each pre-serialised, with
-    # what the filters look at.
-    fragments: tuple[bytes, ...]
-    categories: tuple[str, ...]
-    ratings: tuple[int, ...]
-    verified: tuple[bool | None, ...]
-
-    def summary(self) -> dict:
-        return {
-            "product_id": self.product_id, "title": self.title, "category": self.category,
-            "review_count": self.review_count, "average_rating": round(self.average_rating, 3),
-        }  # fmt: skip
+class CorruptServingFile(ValueError):
+    """A serving file that is not whole, not of this format or of another version: never served."""
 
 
-class ReviewIndex:
-    def __init__(self, version: CuratedVersion, products: dict[str, Product]):
+def _map(path: Path, advice: int) -> pa.Buffer:
+    """The file mapped read-only: Arrow reads it in place, and the pages stay in the shared page cache."""
+    with path.open("rb") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    mapped.madvise(advice)
+    return pa.py_buffer(mapped)  # the buffer keeps the mapping alive while any array of it lives
+
+
+def _open(folder: Path, name: str, version: str) -> tuple[pa.Schema, list[pa.RecordBatch], dict[bytes, bytes]]:
+    path = folder / f"{name}.arrow"
+    # A request reads a few rows of reviews.arrow: readahead would load (and map) the pages around them too.
+    advice = mmap.MADV_RANDOM if name == "reviews" else mmap.MADV_NORMAL
+    try:
+        reader = pa.ipc.open_file(pa.BufferReader(_map(path, advice)))
+        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        for batch in batches:
+            batch.validate()  # buffers as long as the lengths say: no read outside the file
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: an empty file cannot be mapped
+        raise CorruptServingFile(f"{path.name} of version {version}: {exc}") from None
+    metadata = reader.schema.metadata or {}
+    if metadata.get(b"serving_format") != FORMAT.encode():
+        raise CorruptServingFile(f"{path.name}: serving format {metadata.get(b'serving_format')!r}, not {FORMAT}")
+    if metadata.get(b"version") != version.encode():
+        raise CorruptServingFile(f"{path.name}: of version {metadata.get(b'version')!r}, not {version}")
+    return reader.schema.remove_metadata(), batches, metadata
+
+
+def _single(schema: pa.Schema, batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    """A file written as one record batch: its columns are contiguous arrays."""
+    if len(batches) > 1:
+        raise CorruptServingFile(f"{len(batches)} record batches where one was written")
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=schema)
+
+
+def _decompressor(dictionary: bytes) -> zstandard.ZstdDecompressor:
+    try:
+        data = zstandard.ZstdCompressionDict(base64.b64decode(dictionary, validate=True)) if dictionary else None
+    except (ValueError, zstandard.ZstdError) as exc:
+        raise CorruptServingFile(f"reviews.arrow: its zstd dictionary is unreadable: {exc}") from None
+    return zstandard.ZstdDecompressor(dict_data=data)
+
+
+def _numbers(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    return batch.column(name).to_numpy(zero_copy_only=False)
+
+
+class _SortedStrings:
+    """A sorted Arrow string array as a sequence of UTF-8 bytes, for ``bisect``: no Python object per value."""
+
+    def __init__(self, array: pa.StringArray):
+        self._offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + len(array) + 1]
+        data = array.buffers()[2]
+        self._data = memoryview(data) if data is not None else memoryview(b"")
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> bytes:
+        return bytes(self._data[int(self._offsets[i]) : int(self._offsets[i + 1])])
+
+
+def _smallest_distinct(values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` smallest distinct values, ascending: a partial sort of a few more, not a sort of them all
+    (a product appears once per word of it that starts with the query's)."""
+    m = 4 * k
+    while m < len(values):
+        smallest = np.unique(np.partition(values, m)[: m + 1])  # the m + 1 smallest, repeats included
+        if len(smallest) >= k:
+            return smallest[:k]
+        m *= 4
+    return np.unique(values)[:k]
+
+
+class ServingIndex:
+    def __init__(self, version: CuratedVersion, folder: Path):
         self.version = version
-        self.products = products
-        self.rows = sum(p.review_count for p in products.values())
-        self._ids = sorted(products)  # cursor pagination walks product ids in order
-        self._search = {pid: f"{pid} {p.title or ''}".lower() for pid, p in products.items()}
+        schema, self._reviews, metadata = _open(folder, "reviews", version.version)
+        if not schema.equals(REVIEWS):
+            raise CorruptServingFile(f"reviews.arrow has columns {schema}, not {REVIEWS}")
+        self._unpack = _decompressor(metadata.get(b"zstd_dictionary", b"")).decompress
+        schema, batches, _ = _open(folder, "products", version.version)
+        key = schema.field("key").type if "key" in schema.names else None
+        if not isinstance(key, pa.FixedSizeBinaryType) or not schema.equals(products_schema(key.byte_width)):
+            raise CorruptServingFile(f"products.arrow has columns {schema}")
+        self._products = _single(schema, batches)
+        schema, batches, _ = _open(folder, "terms", version.version)
+        if not schema.equals(TERMS):
+            raise CorruptServingFile(f"terms.arrow has columns {schema}, not {TERMS}")
+        terms = _single(schema, batches)
 
-    @classmethod
-    def build(cls, table: pa.Table, version: CuratedVersion, reviews_kept: int) -> ReviewIndex:
-        """Group a curated table (sorted by product, then relevance descending) by product."""
-        columns = {name: table.column(name).to_pylist() for name in (
-            "product_id", "product_title", "product_category", "rating", "title", "text", "reviewed_at",
-            "category", "category_confidence", "relevance_score", "helpful_votes", "verified_purchase", "review_id",
-        )}  # fmt: skip
-        products: dict[str, Product] = {}
-        n = table.num_rows
-        start = 0
-        while start < n:
-            pid = columns["product_id"][start]
-            end = start
-            while end < n and columns["product_id"][end] == pid:
-                end += 1
-            ratings = columns["rating"][start:end]
-            kept = range(start, min(end, start + reviews_kept))
-            products[pid] = Product(
-                product_id=pid,
-                title=columns["product_title"][start],
-                category=columns["product_category"][start],
-                review_count=end - start,
-                average_rating=sum(ratings) / len(ratings),
-                fragments=tuple(_fragment(columns, i) for i in kept),
-                categories=tuple(columns["category"][i] for i in kept),
-                ratings=tuple(columns["rating"][i] for i in kept),
-                verified=tuple(columns["verified_purchase"][i] for i in kept),
-            )
-            start = end
-        return cls(version, products)
+        self._key_width = key.byte_width
+        n = self._products.num_rows
+        self._keys = np.frombuffer(self._products.column("key").buffers()[1], dtype=f"S{key.byte_width}", count=n)
+        self._batch, self._row, self._head, self._rest_row, self._rest = (
+            _numbers(self._products, c) for c in ("batch", "row", "head", "rest_row", "rest"))
+        self._review_count = _numbers(self._products, "review_count")
+        self._average = _numbers(self._products, "average_rating")
+        self._terms = _SortedStrings(terms.column("term"))
+        self._term_products = _numbers(terms, "product")
+        self._check(n)
+        self.rows = int(self._review_count.sum())
+        self.product_count = n
+
+    def _check(self, n: int) -> None:
+        """Everything a request will index with lies inside the files: a bad file fails here, not in a request."""
+        lengths = np.array([b.num_rows for b in self._reviews], dtype=np.int64)
+        if n and not (
+            (self._batch >= 0).all() and (self._batch % 2 == 0).all() and (self._batch + 1 < len(lengths)).all()
+            and (self._row >= 0).all() and (self._head >= 1).all() and (self._rest_row >= 0).all()
+            and (self._rest >= 0).all() and (self._row + self._head <= lengths[self._batch]).all()
+            and (self._rest_row + self._rest <= lengths[self._batch + 1]).all()
+        ):  # fmt: skip
+            raise CorruptServingFile("products.arrow points outside reviews.arrow")
+        if not (self._keys[1:] > self._keys[:-1]).all():
+            raise CorruptServingFile("products.arrow is not in strictly ascending product order")
+        if len(self._term_products) and not ((self._term_products >= 0) & (self._term_products < n)).all():
+            raise CorruptServingFile("terms.arrow names products that do not exist")
+
+    # --- GET /reviews/{id}/top ----------------------------------------------------------------
+
+    def _find(self, product_id: str) -> int:
+        key = product_id.encode()
+        if len(key) <= self._key_width and b"\0" not in key:
+            i = int(np.searchsorted(self._keys, key))
+            if i < len(self._keys) and self._keys[i] == key:
+                return i
+        raise ProductNotFound(product_id)
 
     def top(
         self, product_id: str, limit: int, category: str | None = None, min_rating: int | None = None,
         verified_only: bool = False,
     ) -> bytes:  # fmt: skip
-        """The JSON body of ``GET /reviews/{product_id}/top``, assembled from ready fragments."""
-        product = self.products.get(product_id)
-        if product is None:
-            raise ProductNotFound(product_id)
-        chosen: list[bytes] = []
-        for i, fragment in enumerate(product.fragments):
-            if category is not None and product.categories[i] != category:
-                continue
-            if min_rating is not None and product.ratings[i] < min_rating:
-                continue
-            if verified_only and product.verified[i] is not True:
-                continue
-            chosen.append(fragment)
-            if len(chosen) == limit:
-                break
-        head = json.dumps({
-            "product_id": product.product_id, "product_title": product.title, "version": self.version.version,
-            "count": len(chosen),
+        """The JSON body of ``GET /reviews/{product_id}/top``: its kept reviews that pass the filters, in order."""
+        i = self._find(product_id)
+        batch = int(self._batch[i])
+        rows = self._reviews[batch].slice(int(self._row[i]), int(self._head[i]))
+        filtered = category is not None or min_rating is not None or verified_only
+        if filtered or limit > len(rows):  # the product's other kept reviews too
+            rest = self._reviews[batch + 1].slice(int(self._rest_row[i]), int(self._rest[i]))
+            rows = pa.Table.from_batches([rows, rest])
+        if filtered:
+            keep = pa.scalar(True)
+            if category is not None:
+                keep = pc.and_(keep, pc.equal(rows.column("category"), category))
+            if min_rating is not None:
+                keep = pc.and_(keep, pc.greater_equal(rows.column("rating"), min_rating))
+            if verified_only:
+                keep = pc.and_(keep, pc.fill_null(rows.column("verified_purchase"), False))
+            rows = rows.filter(keep)  # a null (no category) is not a match
+        reviews = [self._unpack(review) for review in rows.column("review").slice(0, limit).to_pylist()]
+        head = orjson.dumps({
+            "product_id": product_id, "product_title": self._products.column("title")[i].as_py(),
+            "version": self.version.version, "count": len(reviews),
         })  # fmt: skip
-        return head[:-1].encode() + b', "reviews": [' + b",".join(chosen) + b"]}"
+        return head[:-1] + b',"reviews":[' + b",".join(reviews) + b"]}"
+
+    # --- GET /products --------------------------------------------------------------------------
+
+    def _after(self, cursor: str | None) -> int:
+        """The first product after ``cursor`` in id order."""
+        if not cursor:
+            return 0
+        # A longer cursor sorts after every key equal to its first key-width bytes, before any greater one.
+        return int(np.searchsorted(self._keys, cursor.encode()[: self._key_width], side="right"))
+
+    def _matching(self, query_words: list[str], start: int, wanted: int) -> np.ndarray:
+        """The first ``wanted`` products from ``start`` on, ascending, having a word that starts with each query
+        word. The work grows with the words' postings, not with the catalogue."""
+        postings = []
+        for word in query_words:
+            prefix = word.encode()
+            lo = bisect_left(self._terms, prefix)
+            hi = bisect_left(self._terms, prefix + b"\xff", lo)  # 0xff never occurs in UTF-8
+            postings.append(self._term_products[lo:hi])
+        postings.sort(key=len)
+        found = postings[0][postings[0] >= start]
+        for other in postings[1:]:  # keep the rarest word's products that the other words have too
+            has = np.zeros(self.product_count, dtype=bool)
+            has[other] = True
+            found = found[has[found]]
+        return _smallest_distinct(found, wanted)
+
+    def _summary(self, i: int) -> dict:
+        return {
+            "product_id": self._products.column("product_id")[i].as_py(),
+            "title": self._products.column("title")[i].as_py(),
+            "category": self._products.column("category")[i].as_py(),
+            "review_count": int(self._review_count[i]),
+            "average_rating": round(float(self._average[i]), 3),
+        }  # fmt: skip
 
     def search(self, query: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-        """Products whose id or title contains ``query``, in product-id order after ``cursor``."""
-        needle = (query or "").lower()
-        start = bisect_right(self._ids, cursor) if cursor else 0
-        page: list[dict] = []
-        for pid in self._ids[start:]:
-            if needle in self._search[pid]:
-                page.append(self.products[pid].summary())
-                if len(page) == limit:
-                    break
-        more = bool(page) and len(page) == limit and page[-1]["product_id"] != self._ids[-1]
-        return page, page[-1]["product_id"] if more else None
+        """Products after ``cursor`` in product-id order; with a query, those having, for each word of the
+        query, a word of their id or title that starts with it. The cost grows with the matches, not the catalogue."""
+        start = self._after(cursor)
+        query_words = words(query or "")
+        if query_words:
+            hits = self._matching(query_words, start, limit + 1)
+        else:  # no word to look for (none, or punctuation only): every product
+            hits = np.arange(start, min(start + limit + 1, self.product_count))
+        page = [self._summary(int(i)) for i in hits[:limit]]
+        return page, page[-1]["product_id"] if len(hits) > limit else None
 
     def age_seconds(self, now: datetime | None = None) -> float:
         published = datetime.fromisoformat(self.version.published_at)
         return ((now or datetime.now(UTC)) - published).total_seconds()
-
-
-def _fragment(columns: dict[str, list], i: int) -> bytes:
-    reviewed_at = columns["reviewed_at"][i]
-    return json.dumps({
-        "review_id": columns["review_id"][i],
-        "rating": columns["rating"][i],
-        "title": columns["title"][i],
-        "text": columns["text"][i],
-        "date": reviewed_at.date().isoformat() if reviewed_at else None,
-        "category": columns["category"][i],
-        "category_confidence": round(float(columns["category_confidence"][i]), 4),
-        "relevance_score": round(float(columns["relevance_score"][i]), 4),
-        "helpful_votes": columns["helpful_votes"][i],
-        "verified_purchase": columns["verified_purchase"][i],
-    }, ensure_ascii=False).encode()  # fmt: skip

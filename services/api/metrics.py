@@ -12,8 +12,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Probes and scrapes are not storefront traffic: a readiness 503 is the health alert's business.
@@ -74,20 +75,39 @@ class ApiMetrics:
         recent_5xx.set_function(lambda: self.recent.totals()[1])
 
     def install(self, app: FastAPI) -> None:
-        @app.middleware("http")
-        async def _observe(request: Request, call_next):
-            start = time.perf_counter()
-            status = 500
-            try:
-                response = await call_next(request)
-                status = response.status_code
-                return response
-            finally:
-                route = request.scope.get("route")
-                name = getattr(route, "path", "unmatched")
-                self.latency.labels(name, request.method).observe(time.perf_counter() - start)
-                self.responses.labels(name, f"{status // 100}xx").inc()
-                if status >= 500:
-                    self.errors.labels(name).inc()
-                if name not in OPERATIONAL_ROUTES:
-                    self.recent.add(status >= 500)
+        # A plain ASGI middleware: Starlette's @app.middleware("http") runs every request through a task
+        # group and memory streams, a cost a cheap route pays in full.
+        metrics = self
+
+        class Observe:
+            def __init__(self, app: ASGIApp):
+                self.app = app
+
+            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+                if scope["type"] != "http":
+                    await self.app(scope, receive, send)
+                    return
+                start = time.perf_counter()
+                status = 500  # unless a response starts: an exception escaping the app is a 500
+
+                async def observed(message: Message) -> None:
+                    nonlocal status
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                    await send(message)
+
+                try:
+                    await self.app(scope, receive, observed)
+                finally:
+                    metrics.observe(scope, status, time.perf_counter() - start)
+
+        app.add_middleware(Observe)
+
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        name = getattr(scope.get("route"), "path", "unmatched")
+        self.latency.labels(name, scope["method"]).observe(seconds)
+        self.responses.labels(name, f"{status // 100}xx").inc()
+        if status >= 500:
+            self.errors.labels(name).inc()
+        if name not in OPERATIONAL_ROUTES:
+            self.recent.add(status >= 500)

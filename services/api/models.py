@@ -42,6 +42,16 @@ class Review(BaseModel):
     verified_purchase: bool | None
 
 
+class TopQuery(BaseModel):
+    """The query of GET /reviews/{id}/top, validated as one model: FastAPI checks each separate parameter
+    in Python on every request, a model in one pydantic call."""
+
+    limit: int = Field(default=5, ge=1, le=50)
+    category: str | None = Field(default=None, max_length=64, description="only reviews of this topic")
+    min_rating: int | None = Field(default=None, ge=1, le=5)
+    verified_only: bool = False
+
+
 class TopReviews(BaseModel):
     product_id: str
     product_title: str | None

@@ -2,35 +2,34 @@
 
 Two signals make it look: a message on the Redis channel the publisher announces
 on (seconds), and a periodic read of the "latest" pointer (the fallback when a
-message is missed). A new version loads in a worker thread; only a complete
-index replaces the old one, in one assignment, so a request sees one version or
-the other, never a mix. A broken new file keeps the old index serving.
+message is missed). A new version's serving files come through the host's cache
+folder (fetched once per host, checked) and are mapped off the event loop; only a
+complete index replaces the old one, in one assignment, so a request sees one
+version or the other, never a mix. A broken new version keeps the old one serving.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 
 import anyio
-import pyarrow.parquet as pq
 import structlog
 
-from services.api.index import ReviewIndex
+from services.api.cache import ServingCache
+from services.api.index import CorruptServingFile, ServingIndex
 from shared.lake import LATEST_KEY, CuratedVersion
-from shared.schemas import CURATED
 
 log = structlog.get_logger()
 
 
 class IndexHolder:
-    def __init__(self, s3, bucket: str, reviews_kept: int):
+    def __init__(self, s3, bucket: str, cache: ServingCache):
         self._s3 = s3  # an aioboto3 client, owned by the app's lifespan
         self._bucket = bucket
-        self._reviews_kept = reviews_kept
+        self.cache = cache
         self._lock = asyncio.Lock()
-        self.index: ReviewIndex | None = None
+        self.index: ServingIndex | None = None
         self.last_error: str | None = None
         self.last_check: float | None = None
         self.loads = 0
@@ -55,8 +54,7 @@ class IndexHolder:
             if self.index is not None and self.index.version == pointer:
                 return False
             try:
-                data = await self._get(pointer.key)
-                index = await anyio.to_thread.run_sync(self._build, data, pointer)
+                index = await self._load(pointer)
             except Exception as exc:
                 self.last_error = f"version {pointer.version} not loaded: {exc!r}"
                 log.error("curated_load_failed", version=pointer.version, error=repr(exc))
@@ -64,15 +62,24 @@ class IndexHolder:
             self.index = index  # the swap: one reference assignment
             self.last_error = None
             self.loads += 1
-            log.info("curated_loaded", version=pointer.version, rows=index.rows, products=len(index.products))
+            log.info("curated_loaded", version=pointer.version, rows=index.rows, products=index.product_count)
             return True
 
-    def _build(self, data: bytes, pointer: CuratedVersion) -> ReviewIndex:
-        table = pq.read_table(io.BytesIO(data))
-        missing = set(CURATED.names) - set(table.schema.names)
-        if missing:
-            raise ValueError(f"curated file lacks columns {sorted(missing)}")
-        return ReviewIndex.build(table, pointer, self._reviews_kept)
+    async def _load(self, pointer: CuratedVersion) -> ServingIndex:
+        started = time.monotonic()
+        async with self.cache.locked():  # the host's other workers wait, then map the same files
+            locked = time.monotonic()
+            folder = await self.cache.fetch(self._s3, self._bucket, pointer.version)
+            fetched = time.monotonic()
+            try:
+                index = await anyio.to_thread.run_sync(ServingIndex, pointer, folder)
+            except CorruptServingFile:
+                self.cache.forget(pointer.version)
+                raise
+            self.cache.loaded(pointer.version)
+        log.info("serving_files_mapped", version=pointer.version, wait_s=round(locked - started, 3),
+                 fetch_s=round(fetched - locked, 3), open_s=round(time.monotonic() - fetched, 3))  # fmt: skip
+        return index
 
     async def follow(self, redis, channel: str, check_every_s: float) -> None:
         """Run until cancelled: reload on each announcement, and every ``check_every_s`` anyway."""

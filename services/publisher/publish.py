@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from services.publisher import serving
 from shared.lake import CURATED_CHANNEL, CuratedVersion, Lake, curated_key
 from shared.schemas import CURATED, SCORED
 
@@ -169,8 +170,9 @@ def curated_range(rows: pa.Table, score: Scorer) -> pa.Table:
 def publish(
     lake: Lake, run_id: str, scored_keys: list[str], keep: int, score: Scorer,
     erased: frozenset[str] = frozenset(), base: Base | None = None, now: datetime | None = None,
+    reviews_kept: int = serving.REVIEWS_KEPT,
 ) -> Published:  # fmt: skip
-    """Write the run's curated version, move "latest" to it, prune the oldest versions."""
+    """Write the run's curated version and its serving files, move "latest" to it, prune the oldest versions."""
     changes = Changes()
     delta = read_delta(lake, scored_keys, erased, changes)
     fingerprint = delta_fingerprint(delta)
@@ -198,6 +200,7 @@ def publish(
         changes.added = delta.num_rows - changes.replaced
         lake.put_file(key, out, metadata={"rows": str(rows)})
         size = out.stat().st_size
+        serving.write(lake, run_id, out, reviews_kept)  # what the API maps: in the lake before "latest" moves
     version = CuratedVersion(run_id, key, rows, size, (now or datetime.now(UTC)).isoformat())
     lake.set_latest(version)
     prune(lake, keep, protect=version.version)
@@ -214,4 +217,5 @@ def prune(lake: Lake, keep: int, protect: str) -> list[str]:
     versions = lake.curated_versions()
     doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != protect]
     lake.delete([curated_key(v) for v in doomed])
+    serving.prune(lake, kept=set(versions) - set(doomed))
     return doomed

@@ -58,7 +58,7 @@ def publish_run(self, ref: dict) -> str:
         result = publish.publish(
             c.lake, ref.run_id, keys, c.settings.curated_versions_kept,
             partial(relevance, settings=c.settings, as_of=as_of(record)),
-            c.history.erased_pseudonyms(), base_of(c, record),
+            c.history.erased_pseudonyms(), base_of(c, record), reviews_kept=c.settings.api_reviews_per_product,
         )  # fmt: skip
         version = result.version
         c.history.finish_run(ref.run_id, version.key, version.rows, result.fingerprint, result.changes.as_dict())

@@ -1,4 +1,8 @@
-"""Curated versions an operator can list and roll back to; the API follows "latest" within seconds."""
+"""Curated versions an operator can list and roll back to; the API follows "latest" within seconds.
+
+A version is served from its serving files (services/publisher/serving.py): a rollback to a version
+that has none (published before they existed) builds them from its curated file first.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
+from services.publisher import serving
 from shared.lake import CuratedVersion, Lake, curated_key
 
 
@@ -33,8 +38,8 @@ def list_versions(lake: Lake) -> list[VersionInfo]:
     return infos
 
 
-def rollback(lake: Lake, to: str | None = None) -> CuratedVersion:
-    """Point "latest" at ``to`` (default: the version before the one served)."""
+def rollback(lake: Lake, to: str | None = None, reviews_kept: int = serving.REVIEWS_KEPT) -> CuratedVersion:
+    """Point "latest" at ``to`` (default: the version before the one served), its serving files in the lake."""
     versions = lake.curated_versions()
     latest = lake.latest()
     if to is None:
@@ -45,6 +50,7 @@ def rollback(lake: Lake, to: str | None = None) -> CuratedVersion:
     if to not in versions:
         raise UnknownVersion(f"no curated version {to!r}; kept: {', '.join(reversed(versions)) or 'none'}")
     key = curated_key(to)
+    serving.ensure(lake, to, reviews_kept)
     head = lake.s3.head_object(Bucket=lake.bucket, Key=key)
     # publish records the rows on the object's head; only an older file is read for its footer
     rows = head.get("Metadata", {}).get("rows") or pq.read_metadata(io.BytesIO(lake.get_bytes(key))).num_rows

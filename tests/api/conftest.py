@@ -54,8 +54,8 @@ class Publisher:
         self.lake = Lake(make_s3(settings), settings.s3_bucket)
         self.redis = redis.Redis.from_url(settings.redis_url)
 
-    def publish(self, run_id: str, batches: list[list[dict]]):
-        version = publish_batches(self.lake, run_id, batches).version
+    def publish(self, run_id: str, batches: list[list[dict]], **kwargs):
+        version = publish_batches(self.lake, run_id, batches, **kwargs).version
         announce(self.redis, version)
         return version
 

@@ -38,7 +38,7 @@ def reviews_cli(settings, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def full_stack():
     root = make_state_dir("reviews-stack-test-")
-    settings = stack_settings(root)
+    settings = stack_settings(root, api_workers=2)  # the stack's option of several API processes
     stack = Stack(settings)
     try:
         started = time.monotonic()
@@ -60,6 +60,17 @@ def test_every_component_answers_a_real_ping(full_stack: Stack):
     result = reviews_cli(full_stack.ctx.settings, "stack", "status")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "not answering" not in result.stdout and "worker-classify-1" in result.stdout
+
+
+def api_workers(full_stack: Stack) -> list[int]:
+    """The API's worker processes: children of the process the stack recorded, each serving requests."""
+    master = next(c for c in full_stack.components if c.name == "api").running(full_stack.ctx).pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_the_api_runs_as_many_worker_processes_as_api_workers(full_stack: Stack):
+    assert len(api_workers(full_stack)) == full_stack.ctx.settings.api_workers == 2
 
 
 def test_a_second_up_starts_nothing(full_stack: Stack):
@@ -115,11 +126,13 @@ def test_down_stops_every_process_it_started_and_nothing_else(full_stack: Stack)
     try:
         records = [c.running(full_stack.ctx) for c in full_stack.components]
         records.append(PidFile(full_stack.ctx.root / "run" / "worker-classify-2.pid").live())
+        workers = api_workers(full_stack)
         root = str(full_stack.ctx.root)
         result = reviews_cli(full_stack.ctx.settings, "stack", "down")
         assert result.returncode == 0, result.stderr
         assert processes_mentioning(root) == []
         assert [r.pid for r in records if r.alive()] == []  # gone, or a zombie left for its parent to reap
+        assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []  # the API's workers too
         assert bystander.poll() is None
         status = reviews_cli(full_stack.ctx.settings, "stack", "status")
         assert status.returncode == 1 and status.stdout.count("stopped") == len(records) - 1

@@ -41,7 +41,7 @@ async def ready(request: Request, holder: HolderDep, settings: SettingsDep) -> J
         published_at=index.version.published_at if index else None,
         age_seconds=round(index.age_seconds(), 1) if index else None,
         rows=index.rows if index else None,
-        products=len(index.products) if index else None,
+        products=index.product_count if index else None,
         redis=redis_ok, s3=s3_ok, reasons=reasons,
     )  # fmt: skip
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)

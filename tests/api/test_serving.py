@@ -1,0 +1,272 @@
+"""The API as production runs it (``python -m services.api``, two worker processes sharing one cache
+folder), serving versions published to the real S3 server by the real publish code: answers equal to
+the curated file's, a reload under load, broken serving files refused, the cache folder bounded.
+
+The tests of this module run in order, each on the version the one before left served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from itertools import groupby
+
+import httpx
+import pytest
+
+from ops.stack.process import free_port
+from ops.stack.s3_server import grant_lake
+from services.publisher.publish import announce
+from shared.lake import CuratedVersion
+from shared.serving_format import serving_key
+from shared.settings import Settings
+from tests.api.conftest import Publisher, wait_until_served
+from tests.factories import publish_batches, real_scored_rows, scored_row
+
+KEPT = 20  # reviews kept a product: some of the real products have hundreds
+REAL = "20260801T000000Z-real01"
+
+
+@pytest.fixture(scope="module")
+def settings(servers: Settings) -> Settings:
+    settings = servers.model_copy(update={
+        "s3_bucket": "serving-test-lake", "redis_db": 5, "api_port": free_port(), "api_reload_check_s": 1.0,
+        "api_workers": 2, "api_cache_versions": 2, "api_cache_dir": servers.state_path / "serving-test-cache",
+        "log_level": "WARNING",
+    })  # fmt: skip
+    grant_lake(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def api(settings: Settings) -> Iterator[str]:
+    """``python -m services.api`` with API_WORKERS=2, as the local stack and the image start it."""
+    log = settings.state_path / "logs" / "serving-test-api.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "services.api"], env=settings.child_env(), stdout=out,
+                                   stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{settings.api_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"the API did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def publisher(settings: Settings) -> Publisher:
+    return Publisher(settings)
+
+
+@pytest.fixture
+def client(api: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api, timeout=10) as c:
+        yield c
+
+
+def cached_versions(settings: Settings) -> list[str]:
+    root = settings.api_cache_path / settings.s3_bucket
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def ordered(text: str) -> list:
+    """JSON with every object as its list of (key, value) pairs: equal only with the same keys in the same order."""
+    return json.loads(text, object_pairs_hook=list)
+
+
+def top_reviews_as_before(version: str, rows: list[dict], limit: int = 5, category: str | None = None,
+                          min_rating: int | None = None, verified_only: bool = False) -> dict:  # fmt: skip
+    """What the API answered before serving files, for one product's curated rows (most relevant first):
+    its first KEPT reviews, filtered, cut at ``limit``; these fields in this order, floats to 4 decimals."""
+    chosen = [r for r in rows[:KEPT] if (category is None or r["category"] == category)
+              and (min_rating is None or r["rating"] >= min_rating)
+              and (not verified_only or r["verified_purchase"] is True)][:limit]  # fmt: skip
+    return {
+        "product_id": rows[0]["product_id"], "product_title": rows[0]["product_title"], "version": version,
+        "count": len(chosen),
+        "reviews": [{
+            "review_id": r["review_id"], "rating": r["rating"], "title": r["title"], "text": r["text"],
+            "date": r["reviewed_at"].date().isoformat() if r["reviewed_at"] else None, "category": r["category"],
+            "category_confidence": round(float(r["category_confidence"]), 4),
+            "relevance_score": round(float(r["relevance_score"]), 4), "helpful_votes": r["helpful_votes"],
+            "verified_purchase": r["verified_purchase"],
+        } for r in chosen],
+    }  # fmt: skip
+
+
+def test_answers_are_the_curated_files_field_for_field_in_the_same_order(client, publisher, data_dir, settings):
+    # given the real Digital Music reviews (381 products, up to 878 reviews each) published as one version
+    version = publisher.publish(REAL, [real_scored_rows(data_dir)], reviews_kept=KEPT)
+    wait_until_served(client, REAL)
+    curated = publisher.lake.get_table(version.key).to_pylist()
+    products = {pid: list(rows) for pid, rows in groupby(curated, key=lambda r: r["product_id"])}
+    # when every product is asked for, with and without filters, then each answer is the one the API gave
+    # before serving files, byte for byte once parsed: same reviews, same order, same fields, no buyer
+    for pid, rows in products.items():
+        for params in ({}, {"limit": 50}, {"category": "durability", "limit": 50},
+                       {"min_rating": 4, "verified_only": "true", "limit": 3}):  # fmt: skip
+            response = client.get(f"/reviews/{pid}/top", params=params)
+            expected = top_reviews_as_before(REAL, rows, **{**params, "verified_only": "verified_only" in params})
+            assert ordered(response.text) == ordered(json.dumps(expected)), (pid, params)
+            assert not any(r["buyer_pseudonym"] in response.text for r in rows)
+    # and the product list pages through every product with its counts over all its reviews
+    listed, cursor = [], None
+    while True:
+        page = client.get("/products", params={"limit": 100, **({"cursor": cursor} if cursor else {})}).json()
+        listed += page["products"]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert listed == [{
+        "product_id": pid, "title": rows[0]["product_title"], "category": None, "review_count": len(rows),
+        "average_rating": round(sum(r["rating"] for r in rows) / len(rows), 3),
+    } for pid, rows in products.items()]  # fmt: skip
+    assert cached_versions(settings) == [REAL]  # fetched once for the host's two workers
+
+
+def tagged(tag: str, offset: int) -> list[list[dict]]:
+    return [[scored_row(offset + i, "P1", 1 - i / 10, title=f"{tag}-{i}") for i in range(6)]]
+
+
+def test_a_reload_under_load_loses_no_request_and_never_mixes_versions(api, publisher):
+    v2, v3 = "20260802T000000Z-load02", "20260803T000000Z-load03"
+    publisher.publish(v2, tagged("v2", 2000))
+    with httpx.Client(base_url=api, timeout=10) as c:
+        wait_until_served(c, v2)
+    expected = {v2: "v2", v3: "v3"}
+    seen: Counter = Counter()
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def hammer(keep_alive: bool) -> None:
+        limits = httpx.Limits(max_keepalive_connections=int(keep_alive))
+        with httpx.Client(base_url=api, timeout=10, limits=limits) as c:
+            while not stop.is_set():
+                try:
+                    response = c.get("/reviews/P1/top", params={"limit": 50})
+                except httpx.HTTPError as exc:  # a connection refused or reset: a request lost
+                    problems.append(repr(exc))
+                    continue
+                if response.status_code != 200:
+                    problems.append(f"status {response.status_code}")
+                    continue
+                body = response.json()
+                tags = {r["title"].split("-")[0] for r in body["reviews"]}
+                if tags != {expected.get(body["version"])}:
+                    problems.append(f"version {body['version']} served reviews of {tags}")
+                seen[body["version"]] += 1
+
+    # keep-alive clients stay with one worker each; the others open a connection per request
+    threads = [threading.Thread(target=hammer, args=(i % 2 == 0,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1)
+        publisher.publish(v3, tagged("v3", 3000))
+        with httpx.Client(base_url=api, timeout=10) as c:
+            wait_until_served(c, v3)
+            # both workers switched: fresh connections land on either, and every one names v3
+            assert {c.get("/health/ready").json()["version"] for _ in range(20)} == {v3}
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert problems == []
+    assert seen[v2] > 0 and seen[v3] > 0
+
+
+def flip_bytes(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 16]) + data[middle + 16 :]
+
+
+def keep_head(lake, key: str, data: bytes) -> None:
+    """Replace an object's bytes, keeping the checksum and size the publisher put on its head."""
+    metadata = lake.s3.head_object(Bucket=lake.bucket, Key=key)["Metadata"]
+    lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=data, Metadata=metadata)
+
+
+def republish_head(lake, key: str, data: bytes) -> None:
+    """Replace an object with bytes whose checksum and size are right: a publisher that wrote garbage."""
+    lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=data,
+                       Metadata={"sha256": hashlib.sha256(data).hexdigest(), "size": str(len(data))})  # fmt: skip
+
+
+BREAKAGES = {
+    "a flipped byte in the reviews": lambda lake, v: keep_head(lake, serving_key(v, "reviews"),
+                                                               flip_bytes(lake.get_bytes(serving_key(v, "reviews")))),
+    "the reviews truncated": lambda lake, v: keep_head(lake, serving_key(v, "reviews"),
+                                                         lake.get_bytes(serving_key(v, "reviews"))[:400]),
+    "products that are not Arrow, checksum right": lambda lake, v: republish_head(lake, serving_key(v, "products"),
+                                                                                  b"not an arrow file"),
+    "no terms file": lambda lake, v: lake.delete([serving_key(v, "terms")]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES)
+def test_a_corrupt_or_truncated_serving_file_is_refused_and_the_old_version_keeps_serving(
+    breakage, client, publisher, settings, monkeypatch
+):  # fmt: skip
+    served = client.get("/health/ready").json()["version"]
+    # given a new version published, then broken before "latest" names it
+    broken = f"20260804T0000{list(BREAKAGES).index(breakage):02d}Z-broken"
+    with monkeypatch.context() as m:
+        m.setattr(publisher.lake, "set_latest", lambda version: None)
+        version: CuratedVersion = publish_batches(publisher.lake, broken, tagged("bad", 4000)).version
+    BREAKAGES[breakage](publisher.lake, broken)
+    # when latest names it and the API hears of it
+    publisher.lake.set_latest(version)
+    announce(publisher.redis, version)
+    deadline = time.monotonic() + 20
+    while True:
+        ready = client.get("/health/ready").json()
+        if any(broken in reason for reason in ready["reasons"]):
+            break
+        assert time.monotonic() < deadline, "the broken version was never reported"
+        time.sleep(0.1)
+    # then it is refused, said why, and the version before keeps serving from both workers
+    assert ready["version"] == served
+    assert {client.get("/reviews/P1/top").json()["version"] for _ in range(10)} == {served}
+    assert broken not in cached_versions(settings)
+
+
+def test_the_cache_folder_never_grows_past_the_versions_kept(client, publisher, settings):
+    held: list[int] = []
+    stop = threading.Event()
+
+    root = settings.api_cache_path / settings.s3_bucket
+
+    def sample() -> None:
+        while not stop.is_set():
+            held.append(sum(p.is_dir() for p in root.iterdir()))  # versions, and a fetch in progress
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    runs = [f"20260805T00000{i}Z-cache{i}" for i in range(4)]
+    try:
+        for n, run_id in enumerate(runs):
+            publisher.publish(run_id, tagged(f"c{n}", 5000 + 10 * n))
+            wait_until_served(client, run_id)
+    finally:
+        stop.set()
+        sampler.join()
+    assert max(held) <= settings.api_cache_versions == 2
+    assert cached_versions(settings) == runs[-2:]
+
