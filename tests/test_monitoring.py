@@ -194,7 +194,8 @@ def test_prometheus_scrapes_every_worker_and_the_api_and_loads_the_rules():
         assert int(COMPOSE[worker]["environment"]["METRICS_PORT"]) == pipeline["port"]
     (api,) = jobs["api"]["dns_sd_configs"]
     assert api["names"] == ["api"] and api["port"] == 8000 and jobs["api"]["metrics_path"] == "/metrics"
-    assert "--port" in COMPOSE["api"]["command"] and "8000" in COMPOSE["api"]["command"]
+    assert COMPOSE["api"]["command"] == ["python", "-m", "services.api"]  # serves on API_PORT
+    assert COMPOSE["api"]["environment"]["API_PORT"] == "8000"
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
     assert "./deploy/prometheus:/etc/prometheus:ro" in COMPOSE["prometheus"]["volumes"]
 
