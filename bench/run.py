@@ -24,7 +24,8 @@ OUTPUT = ROOT / "BENCHMARKS.md"
 BENCHMARKS = [
     ("Pipeline end to end: source load, full / 10x / 1%-new runs per stage, 1 vs 2 classifier workers",
      "bench.pipeline_bench"),
-    ("Classifier: stage vs raw forward pass, fp32 vs int8, cache re-run", "bench.classifier_bench"),
+    ("Classifier: backends against torch fp32 (speed, quality), stage vs raw forward pass, MAX_TOKENS",
+     "bench.classifier_bench"),
     ("API: top reviews at 50 clients on 1,000,000 curated reviews, next to hello world", "bench.api_bench"),
 ]
 

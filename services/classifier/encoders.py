@@ -6,13 +6,14 @@ forward pass, from padded token arrays to the last hidden state:
 
 - ``OnnxForward``: the model folder exported to ONNX and run by ONNX Runtime, its weights quantised
   to int8 or kept in fp32 (services/classifier/onnx_build.py builds and caches the graphs);
-- ``TorchForward``: the model in PyTorch, fp32 or with its Linear layers dynamically quantised to int8.
+- ``TorchForward``: the model in PyTorch: fp32, bfloat16 (AMX / AVX512-BF16 CPUs), or with its Linear
+  layers dynamically quantised to int8.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +59,16 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 class Encoder:
     def __init__(self, tokenizer, forward: Forward, names: tuple[str, ...], *, name: str, digest: str,
                  max_tokens: int, batch_size: int):  # fmt: skip
-        self._tokenizer, self._forward, self._names = tokenizer, forward, names
+        self._tokenizer, self.forward, self._names = tokenizer, forward, names
         self.max_tokens, self._batch_size = max_tokens, batch_size
         self._pad = tokenizer.pad_token_id or 0
         self.name = name  # the backend and precision, with the recipe of an exported graph
         self.digest = digest  # the model folder's content
-        self.dim = int(self._forward(self._pad_batch([self._tokenize(["dimension"])[0]])).shape[-1])
+        self.dim = int(self.forward(self._pad_batch([self._tokenize(["dimension"])[0]])).shape[-1])
 
     def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        if not texts:
+            return []
         return self._tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
 
     def _pad_batch(self, rows: list[list[int]]) -> dict[str, np.ndarray]:
@@ -79,16 +82,18 @@ class Encoder:
             batch["token_type_ids"] = np.zeros((len(rows), width), dtype=np.int64)
         return batch
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
+    def batches(self, texts: list[str]) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
+        """(positions in ``texts``, padded token arrays), shortest texts first."""
         ids = self._tokenize(texts)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]
-            batch = self._pad_batch([ids[i] for i in idx])
-            out[idx] = mean_pool(self._forward(batch), batch["attention_mask"])
+            yield idx, self._pad_batch([ids[i] for i in idx])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for idx, batch in self.batches(texts):
+            out[idx] = mean_pool(self.forward(batch), batch["attention_mask"])
         return out
 
 
@@ -108,20 +113,27 @@ class OnnxForward:
 
 
 class TorchForward:
-    def __init__(self, folder: Path, n_threads: int, int8: bool):
+    def __init__(self, folder: Path, n_threads: int, precision: str):
         import torch
         from transformers import AutoModel
 
         configure_torch(n_threads)
         model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
-        if int8:
+        if precision == "int8":
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        elif precision == "bf16":
+            # bfloat16 weights and activations: oneDNN runs them on AMX / AVX512-BF16 where the CPU has
+            # them; elsewhere they are emulated, slower than fp32.
+            if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                raise ModelLoadError("CLASSIFIER_BACKEND=torch-bf16 needs a CPU with bfloat16 instructions "
+                                     "(AVX512-BF16 or AMX); use torch-fp32 or onnx-int8 here")  # fmt: skip
+            model = model.to(torch.bfloat16)
         self._model, self._torch = model, torch
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         with self._torch.inference_mode():
             inputs = {name: self._torch.from_numpy(array) for name, array in batch.items()}
-            return self._model(**inputs).last_hidden_state.numpy()
+            return self._model(**inputs).last_hidden_state.float().numpy()
 
 
 def configure_torch(n_threads: int):
@@ -132,7 +144,7 @@ def configure_torch(n_threads: int):
 
 
 def load_encoder(settings: Settings) -> Encoder:
-    """The sentence encoder CLASSIFIER_BACKEND names (onnx-int8, onnx-fp32, torch-fp32, torch-int8)."""
+    """The sentence encoder CLASSIFIER_BACKEND names (onnx-int8, onnx-fp32, torch-fp32, torch-bf16, torch-int8)."""
     from transformers import AutoTokenizer
 
     from services.classifier import onnx_build
@@ -152,10 +164,12 @@ def load_encoder(settings: Settings) -> Encoder:
                 forward = OnnxForward(onnx_build.graph(folder, precision, cache, digest), threads(settings))
             name = f"onnx-{precision}-{onnx_build.RECIPE[precision]}"
         else:
-            forward = TorchForward(folder, threads(settings), int8=precision == "int8")
+            forward = TorchForward(folder, threads(settings), precision)
             name = f"torch-{precision}"
         return Encoder(tokenizer, forward, onnx_build.input_names(tokenizer), name=name, digest=digest,
                        max_tokens=settings.max_tokens, batch_size=settings.classify_batch_size)  # fmt: skip
+    except ModelLoadError:
+        raise
     except onnx_build.OnnxBuildError as exc:
         raise ModelLoadError(f"{exc}; CLASSIFIER_BACKEND=torch-fp32 runs the model without ONNX") from exc
     except Exception as exc:  # transformers and onnxruntime raise many kinds for a broken folder or file
