@@ -128,10 +128,11 @@ def watch(
 ) -> dict:  # fmt: skip
     """Show each stage's progress until the run ends; returns the run's final record.
 
-    On a terminal, one bar per stage redrawn in place; otherwise (a log file, CI) plain lines,
-    each stage's at most every ``log_every_s`` and only when it changed, so a log stays short.
+    On stderr (the report goes to stdout), by default. On a terminal, one bar per stage redrawn in
+    place; otherwise (a log file, CI) plain lines, each stage's at most every ``log_every_s`` and only
+    when it changed, so a log stays short.
     """
-    stream = stream or sys.stdout
+    stream = stream or sys.stderr
     display = _Bars(stream) if stream.isatty() else _Lines(stream, log_every_s)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
