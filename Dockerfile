@@ -12,6 +12,10 @@ COPY shared ./shared
 COPY services ./services
 COPY ops ./ops
 RUN pip install --no-cache-dir .
+# The classifier's ONNX graphs, exported and quantised from the packaged model at build time: a
+# worker starts without building them, and the image never needs a writable cache.
+ENV MODEL_CACHE_DIR=/opt/review-intelligence/onnx
+RUN python -m services.classifier.onnx_build
 
 RUN useradd --create-home --uid 10001 reviews \
     && mkdir -p /var/cache/review-api && chown reviews /var/cache/review-api

@@ -24,7 +24,8 @@ OUTPUT = ROOT / "BENCHMARKS.md"
 BENCHMARKS = [
     ("Pipeline end to end: source load, full / 10x / 1%-new runs per stage, 1 vs 2 classifier workers",
      "bench.pipeline_bench"),
-    ("Classifier: stage vs raw forward pass, fp32 vs int8, cache re-run", "bench.classifier_bench"),
+    ("Classifier: backends against torch fp32 (speed, quality), stage vs raw forward pass, MAX_TOKENS",
+     "bench.classifier_bench"),
     ("API: top reviews with wrk at 50 connections on 1M and 10M curated reviews, next to hello world; memory, "
      "load time", "bench.api_bench"),
 ]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -23,31 +26,126 @@ def trigger_run(history: History, trigger: str, params: dict) -> str:
     return run_id
 
 
-def watch(history: History, run_id: str, timeout_s: float | None = None, interval_s: float = 0.5) -> dict:
-    """Show one progress bar per stage until the run ends; returns the run's final record."""
-    bars = {stage: tqdm(desc=f"{stage.value:<9}", unit="batch", position=i, leave=True, dynamic_ncols=True)
-            for i, stage in enumerate(Stage)}  # fmt: skip
+@dataclass(frozen=True)
+class StageProgress:
+    """One stage of a run as the watcher shows it."""
+
+    stage: Stage
+    done: int
+    total: int | None  # batches the stage will do; None while extraction has not counted them
+    rows: int
+    rejects: int
+    retrying: int
+    dead: int
+    started: bool
+    finished: bool
+    # The stage's own time: its first batch's start to its last batch's end, or to now while it works.
+    elapsed_s: float
+
+    def counts(self) -> str:
+        return (f"{self.done}/{'?' if self.total is None else self.total} batches, rows {self.rows:,}, "
+                f"rejects {self.rejects:,}, retrying {self.retrying}, dead {self.dead}")  # fmt: skip
+
+    def line(self) -> str:
+        state = "done" if self.finished else "working"
+        return f"{self.stage.value:<9} {self.counts()}, {_duration(self.elapsed_s)} {state}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(int(seconds), 60)
+    return f"{minutes}m{s:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def stage_progress(run: dict, summary: dict[str, dict], now: datetime) -> list[StageProgress]:
+    """Every stage's progress from the run history, as of ``now``."""
+    extracted = run["extracted_batches"]
+    run_done = run["status"] in DONE
+    progress = []
+    for stage in Stage:
+        s = summary.get(stage.value, {})
+        total = 1 if stage is Stage.PUBLISH else extracted
+        done, dead = s.get("succeeded", 0), s.get("dead", 0)
+        idle = not s.get("running", 0) and not s.get("retrying", 0)
+        finished = run_done or (total is not None and idle and done + dead >= total)
+        first, last = s.get("first_started"), s.get("last_finished")
+        end = (last or first) if finished else now
+        progress.append(StageProgress(
+            stage, done, total, s.get("rows_out", 0), s.get("rejects", 0), s.get("retrying", 0), dead,
+            started=first is not None, finished=finished and first is not None,
+            elapsed_s=max((end - first).total_seconds(), 0.0) if first else 0.0,
+        ))  # fmt: skip
+    return progress
+
+
+class _Bars:
+    """On a terminal: one bar per stage, redrawn in place."""
+
+    def __init__(self, stream: TextIO):
+        fmt = "{desc} {percentage:3.0f}%|{bar}| {postfix}"
+        self._bars = {stage: tqdm(desc=f"{stage.value:<9}", position=i, leave=True, dynamic_ncols=True,
+                                  file=stream, bar_format=fmt)
+                      for i, stage in enumerate(Stage)}  # fmt: skip
+
+    def show(self, progress: list[StageProgress]) -> None:
+        for p in progress:
+            bar = self._bars[p.stage]
+            bar.total, bar.n = p.total, p.done
+            bar.set_postfix_str(f"{p.counts()}, {_duration(p.elapsed_s)}", refresh=False)
+            bar.refresh()
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
+class _Lines:
+    """Elsewhere (a log, CI): a stage's line when it changed, at most once per ``every_s``, and when it ends."""
+
+    def __init__(self, stream: TextIO, every_s: float):
+        self._stream, self._every_s = stream, every_s
+        self._shown: dict[Stage, tuple[str, bool, float]] = {}  # what was printed, finished, when
+
+    def show(self, progress: list[StageProgress]) -> None:
+        now = time.monotonic()
+        for p in progress:
+            if not p.started:
+                continue
+            counts, shown = p.counts(), self._shown.get(p.stage)
+            if shown is not None:
+                last_counts, last_finished, at = shown
+                if last_finished or (not p.finished and (counts == last_counts or now - at < self._every_s)):
+                    continue
+            print(p.line(), file=self._stream, flush=True)
+            self._shown[p.stage] = (counts, p.finished, now)
+
+    def close(self) -> None:
+        pass
+
+
+def watch(
+    history: History, run_id: str, timeout_s: float | None = None, interval_s: float = 0.5,
+    stream: TextIO | None = None, log_every_s: float = 5.0,
+) -> dict:  # fmt: skip
+    """Show each stage's progress until the run ends; returns the run's final record.
+
+    On stderr (the report goes to stdout), by default. On a terminal, one bar per stage redrawn in
+    place; otherwise (a log file, CI) plain lines, each stage's at most every ``log_every_s`` and only
+    when it changed, so a log stays short.
+    """
+    stream = stream or sys.stderr
+    display = _Bars(stream) if stream.isatty() else _Lines(stream, log_every_s)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         while True:
             run = history.get_run(run_id)
-            summary = history.stage_summary(run_id)
-            total = run["extracted_batches"]
-            for stage, bar in bars.items():
-                s = summary.get(stage.value, {})
-                bar.total = 1 if stage is Stage.PUBLISH else (total if stage is not Stage.EXTRACT or total else None)
-                bar.n = s.get("succeeded", 0)
-                bar.set_postfix(rows=s.get("rows_out", 0), rejects=s.get("rejects", 0), retrying=s.get("retrying", 0),
-                                dead=s.get("dead", 0), refresh=False)  # fmt: skip
-                bar.refresh()
+            display.show(stage_progress(run, history.stage_summary(run_id), datetime.now(UTC)))
             if run["status"] in DONE:
                 return run
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} still {run['status']} after {timeout_s:.0f}s")
             time.sleep(interval_s)
     finally:
-        for bar in bars.values():
-            bar.close()
+        display.close()
 
 
 def format_report(run: dict, summary: dict[str, dict]) -> str:

