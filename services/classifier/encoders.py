@@ -124,7 +124,7 @@ class TorchForward:
         elif precision == "bf16":
             # bfloat16 weights and activations: oneDNN runs them on AMX / AVX512-BF16 where the CPU has
             # them; elsewhere they are emulated, slower than fp32.
-            if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            if not bf16_supported():
                 raise ModelLoadError("CLASSIFIER_BACKEND=torch-bf16 needs a CPU with bfloat16 instructions "
                                      "(AVX512-BF16 or AMX); use torch-fp32 or onnx-int8 here")  # fmt: skip
             model = model.to(torch.bfloat16)
@@ -134,6 +134,21 @@ class TorchForward:
         with self._torch.inference_mode():
             inputs = {name: self._torch.from_numpy(array) for name, array in batch.items()}
             return self._model(**inputs).last_hidden_state.float().numpy()
+
+
+def bf16_supported() -> bool:
+    """Whether oneDNN runs bfloat16 natively here (AMX / AVX512-BF16)."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_backend(name: str) -> str:
+    """CLASSIFIER_BACKEND as it runs on this machine: ``auto`` takes the fastest backend that meets the
+    quality bar against torch fp32 here (docs/relevance.md)."""
+    if name != "auto":
+        return name
+    return "torch-bf16" if bf16_supported() else "torch-fp32"
 
 
 def configure_torch(n_threads: int):
@@ -150,7 +165,7 @@ def load_encoder(settings: Settings) -> Encoder:
     from services.classifier import onnx_build
 
     folder = model_folder(settings)
-    runtime, precision = settings.classifier_backend.split("-")
+    runtime, precision = resolve_backend(settings.classifier_backend).split("-")
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         digest = onnx_build.model_digest(folder)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.classifier import onnx_build
-from services.classifier.encoders import ModelLoadError, load_encoder
+from services.classifier import encoders, onnx_build
+from services.classifier.encoders import ModelLoadError, bf16_supported, load_encoder, resolve_backend
 from services.classifier.evaluate import read_reviews
 from services.classifier.model import load_classifier
 from services.classifier.scoring import review_text
@@ -41,9 +41,16 @@ def agreement_with(reference, classifier, texts: list[str]) -> tuple[float, floa
 
 
 def test_the_default_backend_meets_the_quality_bar_against_torch_fp32(settings, real_texts, fp32_reference):
-    assert Settings().classifier_backend == "torch-bf16"
+    assert Settings().classifier_backend == "auto"
+    assert resolve_backend("auto") == ("torch-bf16" if bf16_supported() else "torch-fp32")
     cosine, top = agreement_with(fp32_reference, load_classifier(settings), real_texts)
     assert cosine >= 0.99 and top >= 0.97, (cosine, top)
+
+
+def test_auto_falls_back_to_torch_fp32_on_a_cpu_without_bfloat16(monkeypatch):
+    monkeypatch.setattr(encoders, "bf16_supported", lambda: False)
+    assert resolve_backend("auto") == "torch-fp32"
+    assert resolve_backend("onnx-int8") == "onnx-int8"  # a backend named is taken as named
 
 
 def test_onnx_int8_keeps_the_embedding_but_flips_some_near_tie_labels(settings, real_texts, fp32_reference):
