@@ -116,6 +116,8 @@ def run_pipeline(c: Clients, params: dict, cpu_pids: list[int], api: bool = True
         if api:
             wait_for_version(f"http://127.0.0.1:{c.settings.api_port}", run_id)
     times = run_times(c.history, run_id)
+    print(f"run {run_id}: {run.get('mode')}, {times.source_rows:,} rows, {times.end_to_end_s:.1f} s end to end",
+          file=sys.stderr, flush=True)  # fmt: skip
     classify = times.stages.get(Stage.CLASSIFY)
     usage = cpu.between(classify.started.timestamp(), classify.finished.timestamp()) if classify else None
     return Measured(times, usage, run, c.history.stage_summary(run_id))
