@@ -16,6 +16,8 @@ import re
 import subprocess
 import sys
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,15 +38,24 @@ def run_one(title: str, module: str) -> tuple[str, bool]:
     command = f".venv/bin/python -m {module}"
     print(f"==> {title}\n    {command}", flush=True)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True)
+    # stdout is the section; stderr is the benchmark's progress, passed through as it comes (a run can
+    # take hours) and its tail kept for the section of a failed benchmark.
+    tail: deque[str] = deque(maxlen=40)
+    with subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:  # fmt: skip
+        stdout = ThreadPoolExecutor(1).submit(proc.stdout.read)
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            tail.append(line)
+        body, returncode = stdout.result(), proc.wait()
     elapsed = time.monotonic() - started
-    print(result.stdout, flush=True)
-    if result.returncode != 0:
-        print(result.stderr[-3000:], file=sys.stderr)
-    body = result.stdout if result.returncode == 0 else f"FAILED (exit {result.returncode})\n\n{result.stderr[-2000:]}"
+    print(body, flush=True)
+    if returncode != 0:
+        body = f"FAILED (exit {returncode})\n\n{''.join(tail)}"
     measured = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     section = f"## {title}\n\n`{command}` ({elapsed:.0f} s, measured {measured})\n\n{body.strip()}\n"
-    return section, result.returncode == 0
+    return section, returncode == 0
 
 
 def previous_sections() -> dict[str, str]:

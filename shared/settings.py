@@ -110,10 +110,10 @@ class Settings(BaseSettings):
 
     # --- classifier ----------------------------------------------------------------------
     # What runs the sentence encoder (.env.example; quality and speed of each in docs/relevance.md):
-    # torch-bf16 (default: needs AMX or AVX512-BF16), torch-fp32 (the reference), torch-int8,
+    # auto (torch-bf16 on a CPU with bfloat16 instructions, else torch-fp32: the two that meet the
+    # quality bar), torch-bf16 (needs AMX or AVX512-BF16), torch-fp32 (the reference), torch-int8,
     # onnx-int8, onnx-fp32 (ONNX Runtime, graphs exported from the model folder); or nli, an NLI
     # model's zero-shot pipeline (NLI_MODEL), one pass per label.
-    # auto: torch-bf16 on a CPU with bfloat16 instructions, else torch-fp32 (the two that meet the quality bar)
     classifier_backend: Literal["auto", "torch-bf16", "torch-fp32", "torch-int8", "onnx-int8", "onnx-fp32", "nli"] = (
         "auto"
     )

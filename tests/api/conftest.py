@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -95,3 +98,46 @@ def wait_until_served(client: httpx.Client, version: str, timeout_s: float = 15)
             return
         time.sleep(0.1)
     raise AssertionError(f"version {version} not served within {timeout_s}s")
+
+
+@dataclass
+class Hammered:
+    seen: Counter = field(default_factory=Counter)  # answers per version named
+    problems: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def hammering(url: str, expected: dict[str, str], keep_alive: Sequence[bool] = (True,) * 8) -> Iterator[Hammered]:
+    """One client a thread asks for P1's top reviews until the block ends. Every answer must be a 200 whose
+    reviews all carry the tag ``expected`` gives the version it names; a refused or reset connection is a
+    request lost. A client without keep-alive opens a connection a request (and so meets every worker)."""
+    result = Hammered()
+    stop = threading.Event()
+
+    def hammer(keep: bool) -> None:
+        limits = httpx.Limits(max_keepalive_connections=int(keep))
+        with httpx.Client(base_url=url, timeout=10, limits=limits) as c:
+            while not stop.is_set():
+                try:
+                    response = c.get("/reviews/P1/top", params={"limit": 50})
+                except httpx.HTTPError as exc:
+                    result.problems.append(repr(exc))
+                    continue
+                if response.status_code != 200:
+                    result.problems.append(f"status {response.status_code}")
+                    continue
+                body = response.json()
+                tags = {r["title"].split("-")[0] for r in body["reviews"]}
+                if tags != {expected.get(body["version"])}:
+                    result.problems.append(f"version {body['version']} served reviews of {tags}")
+                result.seen[body["version"]] += 1
+
+    threads = [threading.Thread(target=hammer, args=(keep,)) for keep in keep_alive]
+    for t in threads:
+        t.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()

@@ -5,9 +5,7 @@ The tests of this module run in order: the first sees an empty lake.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from datetime import UTC, datetime
 
 import httpx
@@ -15,7 +13,7 @@ import pytest
 
 from services.publisher.publish import announce
 from shared.lake import CuratedVersion, curated_key
-from tests.api.conftest import wait_until_served
+from tests.api.conftest import hammering, wait_until_served
 from tests.factories import scored_row
 
 V1 = "20260301T000000Z-111111"
@@ -117,27 +115,7 @@ def test_jobs_need_the_token(client: httpx.Client, api_settings):
 def test_hot_reload_under_concurrent_requests_serves_no_error_and_no_mix(client: httpx.Client, publisher, api):
     v2, v3 = "20260302T000000Z-222222", "20260303T000000Z-333333"
     expected = {V1: "v1", v2: "v2", v3: "v3"}
-    seen: Counter = Counter()
-    problems: list[str] = []
-    stop = threading.Event()
-
-    def hammer() -> None:
-        with httpx.Client(base_url=api.url, timeout=10) as c:
-            while not stop.is_set():
-                response = c.get("/reviews/P1/top", params={"limit": 50})
-                if response.status_code != 200:
-                    problems.append(f"status {response.status_code}")
-                    continue
-                body = response.json()
-                tags = {r["title"].split("-")[0] for r in body["reviews"]}
-                if tags != {expected.get(body["version"])}:
-                    problems.append(f"version {body['version']} served reviews of {tags}")
-                seen[body["version"]] += 1
-
-    threads = [threading.Thread(target=hammer) for _ in range(8)]
-    for t in threads:
-        t.start()
-    try:
+    with hammering(api.url, expected) as load:
         time.sleep(0.5)
         publisher.publish(v2, catalogue("v2", 2000))
         wait_until_served(client, v2)
@@ -145,12 +123,8 @@ def test_hot_reload_under_concurrent_requests_serves_no_error_and_no_mix(client:
         publisher.publish(v3, catalogue("v3", 3000))
         wait_until_served(client, v3)
         time.sleep(0.5)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert problems == []
-    assert seen[v2] > 0 and seen[v3] > 0
+    assert load.problems == []
+    assert load.seen[v2] > 0 and load.seen[v3] > 0
 
 
 def test_a_broken_new_version_keeps_the_old_one_serving(client: httpx.Client, publisher):

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from itertools import groupby
 
@@ -26,7 +25,7 @@ from services.publisher.publish import announce
 from shared.lake import CuratedVersion
 from shared.serving_format import serving_key
 from shared.settings import Settings
-from tests.api.conftest import Publisher, wait_until_served
+from tests.api.conftest import Publisher, hammering, wait_until_served
 from tests.factories import publish_batches, real_scored_rows, scored_row
 
 KEPT = 20  # reviews kept a product: some of the real products have hundreds
@@ -149,33 +148,8 @@ def test_a_reload_under_load_loses_no_request_and_never_mixes_versions(api, publ
     with httpx.Client(base_url=api, timeout=10) as c:
         wait_until_served(c, v2)
     expected = {v2: "v2", v3: "v3"}
-    seen: Counter = Counter()
-    problems: list[str] = []
-    stop = threading.Event()
-
-    def hammer(keep_alive: bool) -> None:
-        limits = httpx.Limits(max_keepalive_connections=int(keep_alive))
-        with httpx.Client(base_url=api, timeout=10, limits=limits) as c:
-            while not stop.is_set():
-                try:
-                    response = c.get("/reviews/P1/top", params={"limit": 50})
-                except httpx.HTTPError as exc:  # a connection refused or reset: a request lost
-                    problems.append(repr(exc))
-                    continue
-                if response.status_code != 200:
-                    problems.append(f"status {response.status_code}")
-                    continue
-                body = response.json()
-                tags = {r["title"].split("-")[0] for r in body["reviews"]}
-                if tags != {expected.get(body["version"])}:
-                    problems.append(f"version {body['version']} served reviews of {tags}")
-                seen[body["version"]] += 1
-
     # keep-alive clients stay with one worker each; the others open a connection per request
-    threads = [threading.Thread(target=hammer, args=(i % 2 == 0,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    try:
+    with hammering(api, expected, keep_alive=[i % 2 == 0 for i in range(8)]) as load:
         time.sleep(1)
         publisher.publish(v3, tagged("v3", 3000))
         with httpx.Client(base_url=api, timeout=10) as c:
@@ -183,12 +157,8 @@ def test_a_reload_under_load_loses_no_request_and_never_mixes_versions(api, publ
             # both workers switched: fresh connections land on either, and every one names v3
             assert {c.get("/health/ready").json()["version"] for _ in range(20)} == {v3}
         time.sleep(1)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert problems == []
-    assert seen[v2] > 0 and seen[v3] > 0
+    assert load.problems == []
+    assert load.seen[v2] > 0 and load.seen[v3] > 0
 
 
 def flip_bytes(data: bytes) -> bytes:
