@@ -186,8 +186,8 @@ def catalogue(args: argparse.Namespace, c: Clients, pids: list[int]) -> Catalogu
     sizes = sorted(args.sizes, reverse=True)
     source_ops.grow_to(c.settings, sizes[0])
     # The API reloads every version it is told of; its load is the API benchmark's, not the pipeline's.
-    api = next(comp for comp in Stack(c.settings).components if comp.name == "api")
-    api.stop(Stack(c.settings).ctx)
+    stack = Stack(c.settings)
+    next(comp for comp in stack.components if comp.name == "api").stop(stack.ctx)
     result_redis = redis_memory(c)
     print(f"source: {source_ops.count(c.settings):,} reviews; full run", file=sys.stderr, flush=True)
     result = Catalogue(run_pipeline(c, {"full": True}, pids, api=False), args.delta, redis_before=result_redis)

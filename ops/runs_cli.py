@@ -12,18 +12,17 @@ from typing import TextIO
 from tqdm import tqdm
 
 from shared import clients
+from shared.flow import start_run
 from shared.history import History, RunAlreadyActive, Stage, Watermark, init_metadata_db, plan_of, watermark_of
 from shared.settings import get_settings
-from shared.tasks import BatchRef, send
+from shared.tasks import send
 
 DONE = ("succeeded", "failed")
 
 
 def trigger_run(history: History, trigger: str, params: dict) -> str:
-    """Create a run and enqueue its extraction: the path every trigger but beat takes."""
-    run_id = history.create_run(trigger, params)
-    send("extract.run", BatchRef(run_id, 0, ""))
-    return run_id
+    """Start a run through the pipeline's own Celery app."""
+    return start_run(history, send, trigger, params)
 
 
 @dataclass(frozen=True)

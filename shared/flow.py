@@ -8,9 +8,10 @@ API uses it, and must not load the pipeline's drivers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from shared.history import Stage
+from shared.history import History, Stage
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,19 @@ TASK = {
     Stage.CLASSIFY: "classify.batch",
     Stage.PUBLISH: "publish.run",
 }
+# A batch whose task may still be on its way: the sweep re-announces it if its message was lost, a retry waits.
+IN_FLIGHT = ("running", "retrying")
 # A batch stage -> the stage whose output (the same batch number) it reads.
 INPUT = {Stage.ARCHIVE: Stage.EXTRACT, Stage.TRANSFORM: Stage.EXTRACT, Stage.CLASSIFY: Stage.TRANSFORM}
 # A stage -> the batch stages that read its output.
 DOWNSTREAM = {stage: tuple(s for s, source in INPUT.items() if source is stage) for stage in Stage}
+
+# How a caller hands a message to the broker: its own Celery app (the API) or the pipeline's (shared.tasks.send).
+Send = Callable[[str, BatchRef], None]
+
+
+def start_run(history: History, send: Send, trigger: str, params: dict) -> str:
+    """Create a run and announce its extraction: what every trigger but beat does (CLI, API)."""
+    run_id = history.create_run(trigger, params)
+    send(TASK[Stage.EXTRACT], BatchRef(run_id, 0, ""))
+    return run_id

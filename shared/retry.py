@@ -13,13 +13,11 @@ again with everything downstream of it, for a bad intermediate file the stage af
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.flow import DOWNSTREAM, INPUT, TASK, BatchRef
+from shared.flow import DOWNSTREAM, IN_FLIGHT, INPUT, TASK, BatchRef, Send
 from shared.history import History, RetryRefused, Stage
 
-IN_FLIGHT = ("running", "retrying")
 RUN_LEVEL = (Stage.EXTRACT, Stage.PUBLISH)  # their one task is recorded as batch 0
 
 
@@ -75,7 +73,7 @@ def choose_batches(
 
 
 def retry_run(
-    history: History, send: Callable[[str, BatchRef], None], run_id: str, trigger: str,
+    history: History, send: Send, run_id: str, trigger: str,
     stage: Stage | None = None, batch: int | None = None,
 ) -> Retried:  # fmt: skip
     """Clear what ``choose_batches`` picks, announce it again, and claim publish when nothing is left."""

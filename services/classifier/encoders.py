@@ -151,21 +151,21 @@ def resolve_backend(name: str) -> str:
     return "torch-bf16" if bf16_supported() else "torch-fp32"
 
 
-def configure_torch(n_threads: int):
+def configure_torch(n_threads: int) -> None:
     import torch
 
     torch.set_num_threads(n_threads)  # before the first op
-    return torch
 
 
 def load_encoder(settings: Settings) -> Encoder:
-    """The sentence encoder CLASSIFIER_BACKEND names (onnx-int8, onnx-fp32, torch-fp32, torch-bf16, torch-int8)."""
+    """The sentence encoder CLASSIFIER_BACKEND names (auto, torch-bf16, -fp32, -int8, onnx-int8, -fp32)."""
     from transformers import AutoTokenizer
 
     from services.classifier import onnx_build
 
     folder = model_folder(settings)
     runtime, precision = resolve_backend(settings.classifier_backend).split("-")
+    n_threads = threads(settings)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         digest = onnx_build.model_digest(folder)
@@ -173,13 +173,13 @@ def load_encoder(settings: Settings) -> Encoder:
             cache = settings.model_cache_dir or onnx_build.default_cache_dir()
             path = onnx_build.graph(folder, precision, cache, digest)
             try:
-                forward: Forward = OnnxForward(path, threads(settings))
+                forward: Forward = OnnxForward(path, n_threads)
             except Exception:  # a damaged file in the cache: build it again, once
                 path.unlink(missing_ok=True)
-                forward = OnnxForward(onnx_build.graph(folder, precision, cache, digest), threads(settings))
+                forward = OnnxForward(onnx_build.graph(folder, precision, cache, digest), n_threads)
             name = f"onnx-{precision}-{onnx_build.RECIPE[precision]}"
         else:
-            forward = TorchForward(folder, threads(settings), precision)
+            forward = TorchForward(folder, n_threads, precision)
             name = f"torch-{precision}"
         return Encoder(tokenizer, forward, onnx_build.input_names(tokenizer), name=name, digest=digest,
                        max_tokens=settings.max_tokens, batch_size=settings.classify_batch_size)  # fmt: skip

@@ -1,8 +1,8 @@
 """Zero-shot review classifiers: embedding similarity (default, offline) or an NLI model.
 
 The embedding classifier is one, whatever runs its sentence encoder (services/classifier/encoders.py:
-ONNX Runtime int8 by default, ONNX fp32, PyTorch fp32 or int8): labels, temperature, probe and the
-handling of texts with nothing to read live here only.
+PyTorch bf16 where the CPU has it, else fp32, by default; PyTorch int8, ONNX Runtime int8 or fp32):
+labels, temperature, probe and the handling of texts with nothing to read live here only.
 
 A classifier turns texts into one vector each: the probability of every label
 (summing to 1) followed by the model's usefulness signal in [0, 1]. It is loaded

@@ -23,8 +23,11 @@ def lake_usage(lake: Lake) -> dict[str, tuple[int, int]]:
 
 
 def gauges(history: History, lake: Lake, settings: Settings) -> list[ScrapedGauge]:
+    # one query a scrape for the two gauges it feeds
+    run_duration = cached(lambda: history.run_duration(settings.alert_run_duration_runs), 1.0)
+
     def duration(baseline: bool) -> float | None:
-        d = history.run_duration(settings.alert_run_duration_runs)
+        d = run_duration()
         return None if d is None else d.baseline_s if baseline else d.seconds
 
     def curated_bytes() -> dict[str, float]:

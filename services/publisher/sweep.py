@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import structlog
 
-from shared.flow import INPUT, TASK, BatchRef
+from shared.flow import IN_FLIGHT, INPUT, TASK, BatchRef
 from shared.history import History, Stage
 
 log = structlog.get_logger()
@@ -35,7 +35,7 @@ def sweep(history: History, send: Callable[[str, BatchRef], None], stalled_after
         for stage, upstream in INPUT.items():
             for b in (b for b in batches if b["stage"] == upstream.value and b["status"] == "succeeded"):
                 mine = by_stage.get((stage.value, b["batch_no"]))
-                if mine is None or mine["status"] in ("running", "retrying"):
+                if mine is None or mine["status"] in IN_FLIGHT:
                     send(TASK[stage], BatchRef(run_id, b["batch_no"], b["output_key"]))
                     actions.append(f"{run_id}: {stage.value} batch {b['batch_no']}")
     for action in actions:

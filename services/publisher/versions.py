@@ -27,15 +27,21 @@ class VersionInfo:
     latest: bool
 
 
+def _info(lake: Lake, version: str, served: str | None) -> VersionInfo:
+    key = curated_key(version)
+    head = lake.s3.head_object(Bucket=lake.bucket, Key=key)
+    return VersionInfo(version, key, head["ContentLength"], version == served)
+
+
+def _served(lake: Lake) -> str | None:
+    latest = lake.latest()
+    return None if latest is None else latest.version
+
+
 def list_versions(lake: Lake) -> list[VersionInfo]:
     """Every curated file kept, newest first, with the one the API serves marked."""
-    latest = lake.latest()
-    infos = []
-    for version in reversed(lake.curated_versions()):
-        key = curated_key(version)
-        head = lake.s3.head_object(Bucket=lake.bucket, Key=key)
-        infos.append(VersionInfo(version, key, head["ContentLength"], latest is not None and latest.version == version))
-    return infos
+    served = _served(lake)
+    return [_info(lake, version, served) for version in reversed(lake.curated_versions())]
 
 
 def rollback(lake: Lake, to: str | None = None, reviews_kept: int = serving.REVIEWS_KEPT) -> CuratedVersion:
@@ -61,9 +67,10 @@ def rollback(lake: Lake, to: str | None = None, reviews_kept: int = serving.REVI
 
 
 def served_and_previous(lake: Lake) -> tuple[VersionInfo, VersionInfo] | None:
-    """The version served and the one before it (what its size is judged against), or None."""
-    versions = list_versions(lake)  # newest first
-    served = next((i for i, v in enumerate(versions) if v.latest), None)
-    if served is None or served + 1 == len(versions):
+    """The version served and the one before it (what its size is judged against), or None. Read at every
+    metrics scrape: two heads, however many versions are kept."""
+    served, versions = _served(lake), lake.curated_versions()  # oldest first
+    i = versions.index(served) if served in versions else 0
+    if i == 0:
         return None
-    return versions[served], versions[served + 1]
+    return _info(lake, versions[i], served), _info(lake, versions[i - 1], served)

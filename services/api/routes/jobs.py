@@ -18,11 +18,17 @@ from services.api.models import (
     RetryRequest,
     StageStatus,
 )
-from shared.flow import BatchRef
+from shared.flow import Send, start_run
 from shared.history import History, RetryRefused, RunAlreadyActive, RunNotFound, Stage
 from shared.retry import retry_run
 
 router = APIRouter(tags=["jobs"])
+
+
+def _sender(request: Request) -> Send:
+    """Messages through the API's own Celery app (it never loads the pipeline's clients)."""
+    celery = request.app.state.celery
+    return lambda task, ref: celery.send_task(task, args=[ref.as_message()])
 
 
 def _job(history: History, run: dict) -> Job:
@@ -53,15 +59,8 @@ def _job(history: History, run: dict) -> Job:
 async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
     """Enqueue a pipeline run (the same run task as the CLI and the daily schedule)."""
     params = (job or JobRequest()).model_dump(exclude_defaults=True)
-    celery = request.app.state.celery
-
-    def enqueue() -> str:
-        run_id = history.create_run("api", params)
-        celery.send_task("extract.run", args=[{"run_id": run_id, "batch": 0, "key": ""}])
-        return run_id
-
     try:
-        run_id = await anyio.to_thread.run_sync(enqueue)
+        run_id = await anyio.to_thread.run_sync(start_run, history, _sender(request), "api", params)
     except RunAlreadyActive as exc:
         raise Conflict(f"{exc}: follow it at /jobs/{exc.run_id}") from None
     return JobAccepted(job_id=run_id, status="queued")
@@ -102,13 +101,9 @@ async def retry_job(
 
     409 for a run that is queued, running or succeeded, or that a later run supersedes."""
     retry = retry or RetryRequest()
-    celery = request.app.state.celery
-
-    def send(task: str, ref: BatchRef) -> None:
-        celery.send_task(task, args=[ref.as_message()])
 
     def run():
-        return retry_run(history, send, job_id, "api", retry.stage and Stage(retry.stage), retry.batch)
+        return retry_run(history, _sender(request), job_id, "api", retry.stage and Stage(retry.stage), retry.batch)
 
     try:
         retried = await anyio.to_thread.run_sync(run)
