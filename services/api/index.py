@@ -80,10 +80,11 @@ def _numbers(batch: pa.RecordBatch, name: str) -> np.ndarray:
     return batch.column(name).to_numpy(zero_copy_only=False)
 
 
-class _SortedStrings:
-    """A sorted Arrow string array as a sequence of UTF-8 bytes, for ``bisect``: no Python object per value."""
+class _Binaries:
+    """An Arrow binary or string array as UTF-8 bytes by position, read from its buffers: no Arrow or Python
+    object per value (a pyarrow scalar costs microseconds). Sorted, it is a sequence ``bisect`` searches."""
 
-    def __init__(self, array: pa.StringArray):
+    def __init__(self, array: pa.Array):
         self._offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + len(array) + 1]
         data = array.buffers()[2]
         self._data = memoryview(data) if data is not None else memoryview(b"")
@@ -93,6 +94,11 @@ class _SortedStrings:
 
     def __getitem__(self, i: int) -> bytes:
         return bytes(self._data[int(self._offsets[i]) : int(self._offsets[i + 1])])
+
+    def run(self, start: int, count: int) -> list[memoryview]:
+        """Values ``start`` to ``start + count``, as views of the mapped file."""
+        ends = self._offsets[start : start + count + 1].tolist()
+        return [self._data[a:b] for a, b in zip(ends, ends[1:], strict=False)]
 
 
 def _smallest_distinct(values: np.ndarray, k: int) -> np.ndarray:
@@ -131,7 +137,10 @@ class ServingIndex:
             _numbers(self._products, c) for c in ("batch", "row", "head", "rest_row", "rest"))
         self._review_count = _numbers(self._products, "review_count")
         self._average = _numbers(self._products, "average_rating")
-        self._terms = _SortedStrings(terms.column("term"))
+        self._terms = _Binaries(terms.column("term"))
+        self._frames = [_Binaries(batch.column("review")) for batch in self._reviews]
+        titles = self._products.column("title")
+        self._titles, self._titled = _Binaries(titles), titles.is_valid().to_numpy(zero_copy_only=False)
         self._term_products = _numbers(terms, "product")
         self._check(n)
         self.rows = int(self._review_count.sum())
@@ -152,6 +161,9 @@ class ServingIndex:
         if len(self._term_products) and not ((self._term_products >= 0) & (self._term_products < n)).all():
             raise CorruptServingFile("terms.arrow names products that do not exist")
 
+    def _title(self, i: int) -> str | None:
+        return self._titles[i].decode() if self._titled[i] else None
+
     # --- GET /reviews/{id}/top ----------------------------------------------------------------
 
     def _find(self, product_id: str) -> int:
@@ -168,13 +180,15 @@ class ServingIndex:
     ) -> bytes:  # fmt: skip
         """The JSON body of ``GET /reviews/{product_id}/top``: its kept reviews that pass the filters, in order."""
         i = self._find(product_id)
-        batch = int(self._batch[i])
-        rows = self._reviews[batch].slice(int(self._row[i]), int(self._head[i]))
-        filtered = category is not None or min_rating is not None or verified_only
-        if filtered or limit > len(rows):  # the product's other kept reviews too
-            rest = self._reviews[batch + 1].slice(int(self._rest_row[i]), int(self._rest[i]))
-            rows = pa.Table.from_batches([rows, rest])
-        if filtered:
+        batch, head, rest = int(self._batch[i]), int(self._head[i]), int(self._rest[i])
+        if category is None and min_rating is None and not verified_only:
+            # The storefront's page: byte ranges of the mapped file, no Arrow object made (they cost more).
+            frames = self._frames[batch].run(int(self._row[i]), min(limit, head))
+            if limit > head:
+                frames += self._frames[batch + 1].run(int(self._rest_row[i]), min(limit - head, rest))
+        else:
+            rows = pa.Table.from_batches([self._reviews[batch].slice(int(self._row[i]), head),
+                                          self._reviews[batch + 1].slice(int(self._rest_row[i]), rest)])  # fmt: skip
             keep = pa.scalar(True)
             if category is not None:
                 keep = pc.and_(keep, pc.equal(rows.column("category"), category))
@@ -182,13 +196,13 @@ class ServingIndex:
                 keep = pc.and_(keep, pc.greater_equal(rows.column("rating"), min_rating))
             if verified_only:
                 keep = pc.and_(keep, pc.fill_null(rows.column("verified_purchase"), False))
-            rows = rows.filter(keep)  # a null (no category) is not a match
-        reviews = [self._unpack(review) for review in rows.column("review").slice(0, limit).to_pylist()]
-        head = orjson.dumps({
-            "product_id": product_id, "product_title": self._products.column("title")[i].as_py(),
+            frames = rows.filter(keep).column("review").slice(0, limit).to_pylist()  # a null is not a match
+        reviews = [self._unpack(frame) for frame in frames]
+        head_fields = orjson.dumps({
+            "product_id": product_id, "product_title": self._title(i),
             "version": self.version.version, "count": len(reviews),
         })  # fmt: skip
-        return head[:-1] + b',"reviews":[' + b",".join(reviews) + b"]}"
+        return head_fields[:-1] + b',"reviews":[' + b",".join(reviews) + b"]}"
 
     # --- GET /products --------------------------------------------------------------------------
 
@@ -219,7 +233,7 @@ class ServingIndex:
     def _summary(self, i: int) -> dict:
         return {
             "product_id": self._products.column("product_id")[i].as_py(),
-            "title": self._products.column("title")[i].as_py(),
+            "title": self._title(i),
             "category": self._products.column("category")[i].as_py(),
             "review_count": int(self._review_count[i]),
             "average_rating": round(float(self._average[i]), 3),

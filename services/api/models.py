@@ -5,12 +5,24 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorBody(BaseModel):
     error: str
     detail: str
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrors(BaseModel):
+    """FastAPI's 422 body: what in the request is wrong, and where."""
+
+    detail: list[ValidationIssue]
 
 
 class Health(BaseModel):
@@ -43,8 +55,7 @@ class Review(BaseModel):
 
 
 class TopQuery(BaseModel):
-    """The query of GET /reviews/{id}/top, validated as one model: FastAPI checks each separate parameter
-    in Python on every request, a model in one pydantic call."""
+    """The query of GET /reviews/{id}/top, which the route validates itself (services/api/routes/reviews.py)."""
 
     limit: int = Field(default=5, ge=1, le=50)
     category: str | None = Field(default=None, max_length=64, description="only reviews of this topic")
@@ -74,6 +85,8 @@ class ProductPage(BaseModel):
 
 
 class JobRequest(BaseModel):
+    model_config = ConfigDict(strict=True)  # JSON as documented: "full": "yes" is refused, not read as true
+
     full: bool = Field(default=False, description="read and score every review, not only what changed")
     limit: int | None = Field(default=None, ge=1, description="extract at most this many reviews")
     batch_size: int | None = Field(default=None, ge=1, le=100_000)
@@ -128,6 +141,8 @@ class JobList(BaseModel):
 
 
 class RetryRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     stage: Literal["extract", "archive", "transform", "classify", "publish"] | None = Field(
         default=None, description="only this stage's failed batches; with batch: that batch, even if it succeeded")
     batch: int | None = Field(default=None, ge=0, le=10_000_000, description="only this batch number")

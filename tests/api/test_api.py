@@ -78,6 +78,17 @@ def test_bad_parameters_are_422(client: httpx.Client, params):
     assert client.get("/reviews/P1/top", params=params).status_code == 422
 
 
+def test_a_422_says_where_as_fastapi_does(client: httpx.Client):
+    # the route reads its own parameters: its errors keep FastAPI's shape and locations
+    [error] = client.get("/reviews/P1/top", params={"limit": 51}).json()["detail"]
+    assert error["loc"] == ["query", "limit"] and error["type"] == "less_than_equal"
+    [error] = client.get(f"/reviews/{'P' * 65}/top").json()["detail"]
+    assert error["loc"] == ["path", "product_id"] and error["type"] == "string_too_long"
+    # the same answer as the documented defaults, whether the query names them or not
+    assert client.get("/reviews/P1/top", params={"limit": 5, "verified_only": "false"}).content == \
+        client.get("/reviews/P1/top").content
+
+
 def test_unknown_product_is_404_with_a_json_error(client: httpx.Client):
     response = client.get("/reviews/NOPE/top")
     assert response.status_code == 404
@@ -108,6 +119,8 @@ def test_jobs_need_the_token(client: httpx.Client, api_settings):
     # a second trigger for the same day does not start a second run
     again = client.post("/jobs", headers=auth)
     assert again.status_code == 409 and job_id in again.json()["detail"]
+    # a body that is not what the schema says is refused, not coerced into a run
+    assert client.post("/jobs", headers=auth, json={"full": "yes"}).status_code == 422
     assert job_id in [j["job_id"] for j in client.get("/jobs").json()["jobs"]]
     assert client.get("/jobs/no-such-job").status_code == 404
 
