@@ -43,6 +43,7 @@ from services.publisher import serving
 from services.publisher.publish import announce
 from shared.clients import make_s3
 from shared.lake import CuratedVersion, Lake, curated_key
+from shared.logs import configure_logging
 from shared.serving_format import words
 from shared.settings import Settings
 
@@ -333,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root = make_state_dir("reviews-api-bench-")
     settings = stack_settings(root, log_level="WARNING")
+    configure_logging(settings, quiet=True)  # stdout is the report's; the loader's lines go to stderr
     stack = Stack(settings, kinds=("server",))
     try:
         stack.up()

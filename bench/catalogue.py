@@ -18,6 +18,7 @@ the curated Parquet: memory holds one range, whatever N.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -57,7 +58,7 @@ def scored_reviews(settings: Settings, data_dir: Path) -> pa.Table:
     cached = CACHE / f"scored-{_data_digest(data_dir, classifier.fingerprint)}.parquet"
     if cached.exists():
         return pq.read_table(cached).select(SCORED.names).cast(SCORED)
-    print(f"scoring the shared reviews once (cached in {cached}) ...", flush=True)
+    print(f"scoring the shared reviews once (cached in {cached}) ...", file=sys.stderr, flush=True)
     started = time.monotonic()
     create_source(settings)
     load_paths(settings, [data_dir], progress=False)
@@ -69,7 +70,8 @@ def scored_reviews(settings: Settings, data_dir: Path) -> pa.Table:
             frame = cleaned.replace_schema_metadata(None).to_pandas()  # as the classify stage reads it back
             frame = pd.concat([frame, model_outputs(frame, classifier)], axis=1)
             scored.append(pa.Table.from_pandas(frame[SCORED.names], schema=SCORED, preserve_index=False))
-            print(f"  {sum(t.num_rows for t in scored):,} scored, {time.monotonic() - started:.0f} s", flush=True)
+            done = sum(t.num_rows for t in scored)
+            print(f"  {done:,} scored, {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     finally:
         conn.close()
     table = pa.concat_tables(scored)
