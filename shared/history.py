@@ -239,10 +239,19 @@ class History:
 
     @contextmanager
     def _cursor(self) -> Iterator[psycopg2.extras.RealDictCursor]:
+        """One transaction. Not ``with conn``: on a connection the server dropped, its rollback raises
+        InterfaceError ("connection already closed") in place of the OperationalError that says why, and
+        turns a transient error, which a task retries, into a permanent one."""
         conn = self._pool.getconn()
         try:
-            with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                yield cur
+            cur = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+            yield cur
+            cur.close()
+            conn.commit()
+        except BaseException:
+            if not conn.closed:
+                conn.rollback()
+            raise
         finally:
             self._pool.putconn(conn)
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shared.history import BatchDead, History, RunAlreadyActive, Stage, init_metadata_db
+from shared.tasks import TRANSIENT_ERRORS
 
 
 def test_init_is_idempotent(servers, history):
@@ -98,3 +99,12 @@ def test_two_triggers_of_the_same_date_do_not_run_at_once(history: History, logi
     # once the first has ended, the date can run again
     history.fail_run(first, "test")
     assert history.create_run("api", {}, logical_date) != first
+
+
+def test_a_connection_the_server_drops_raises_the_transient_error_a_task_retries(history: History):
+    # given a history call whose connection the server ends mid-transaction (as when PostgreSQL restarts)
+    with pytest.raises(Exception) as raised, history._cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    # then the error says the server went away, which StageTask retries, and the next call works
+    assert isinstance(raised.value, TRANSIENT_ERRORS), repr(raised.value)
+    assert history.get_run("no-such-run") is None
