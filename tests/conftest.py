@@ -75,7 +75,7 @@ def history(servers: Settings) -> Iterator:
     from shared.history import History, init_metadata_db
 
     init_metadata_db(servers)
-    h = History(servers.metadata_dsn, max_connections=16)
+    h = History(servers.metadata_dsn)
     yield h
     h.close()
 

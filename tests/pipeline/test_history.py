@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg2
 import pytest
 
 from shared.history import BatchDead, History, RunAlreadyActive, Stage, init_metadata_db
@@ -108,3 +109,28 @@ def test_a_connection_the_server_drops_raises_the_transient_error_a_task_retries
     # then the error says the server went away, which StageTask retries, and the next call works
     assert isinstance(raised.value, TRANSIENT_ERRORS), repr(raised.value)
     assert history.get_run("no-such-run") is None
+
+
+def test_connections_are_kept_and_one_the_server_drops_is_replaced_unseen(servers):
+    history = History(servers.metadata_dsn)
+
+    def backend() -> int:
+        with history._cursor() as cur:
+            cur.execute("SELECT pg_backend_pid() AS pid")
+            return cur.fetchone()["pid"]
+
+    try:
+        # given calls that reuse one connection, not a new one each (connecting costs ~16 queries)
+        first = backend()
+        assert backend() == first
+        # when the server ends that connection while it is idle, as a restart does
+        other = psycopg2.connect(servers.metadata_dsn)
+        try:
+            other.autocommit = True
+            other.cursor().execute("SELECT pg_terminate_backend(%s)", (first,))
+        finally:
+            other.close()
+        # then the next call works, on a new connection
+        assert backend() != first
+    finally:
+        history.close()
