@@ -7,17 +7,15 @@ re-announcing a batch whose next step never ran is always safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import structlog
 
-from shared.flow import IN_FLIGHT, INPUT, TASK, BatchRef
+from shared.flow import IN_FLIGHT, INPUT, TASK, BatchRef, Send
 from shared.history import History, Stage
 
 log = structlog.get_logger()
 
 
-def sweep(history: History, send: Callable[[str, BatchRef], None], stalled_after_s: int) -> list[str]:
+def sweep(history: History, send: Send, stalled_after_s: int) -> list[str]:
     """Repair every stalled run; returns what it re-announced, for the log and the tests."""
     actions: list[str] = []
     for run in history.stalled_runs(stalled_after_s):

@@ -8,6 +8,7 @@ API section of BENCHMARKS.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
@@ -36,7 +37,7 @@ def _parameters(product_id: TypeAdapter, query: type[BaseModel]) -> list[dict[st
     ]  # fmt: skip
 
 
-def _valid(validate, value: Any, *loc: str) -> Any:
+def _valid(validate: Callable[[Any], Any], value: Any, *loc: str) -> Any:
     try:
         return validate(value)
     except ValidationError as exc:  # FastAPI's answer: 422, each error located in the request
