@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     classify_batch_size: int = Field(default=32, ge=1, description="texts per forward pass, length-sorted")
     max_tokens: int = Field(default=256, ge=8)
     classify_threads: int = Field(default=0, ge=0, description="threads per classifier process; 0: cores / workers")
+    # torch-bf16 runs a BERT encoder through fused oneDNN layers (services/classifier/fused_bert.py);
+    # false runs it as Hugging Face does, should a PyTorch or CPU not suit the fused kernels.
+    classify_fused: bool = True
     # The ONNX graphs exported from the model folder, one folder per model digest; empty: the
     # user's cache folder ($XDG_CACHE_HOME or ~/.cache, then review-intelligence/onnx).
     model_cache_dir: Path | None = None

@@ -113,9 +113,11 @@ class OnnxForward:
 
 
 class TorchForward:
-    def __init__(self, folder: Path, n_threads: int, precision: str):
+    def __init__(self, folder: Path, n_threads: int, precision: str, fuse: bool):
         import torch
         from transformers import AutoModel
+
+        from services.classifier import fused_bert
 
         configure_torch(n_threads)
         model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
@@ -128,12 +130,15 @@ class TorchForward:
                 raise ModelLoadError("CLASSIFIER_BACKEND=torch-bf16 needs a CPU with bfloat16 instructions "
                                      "(AVX512-BF16 or AMX); use torch-fp32 or onnx-int8 here")  # fmt: skip
             model = model.to(torch.bfloat16)
-        self._model, self._torch = model, torch
+        # bfloat16 BERT encoders run with fused linear layers (fused_bert.py); any other model as it comes.
+        self.fused = fuse and precision == "bf16" and fused_bert.supports(model)
+        self._run = fused_bert.FusedBert(model) if self.fused else lambda **i: model(**i).last_hidden_state
+        self._torch = torch
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         with self._torch.inference_mode():
             inputs = {name: self._torch.from_numpy(array) for name, array in batch.items()}
-            return self._model(**inputs).last_hidden_state.float().numpy()
+            return self._run(**inputs).float().numpy()
 
 
 def bf16_supported() -> bool:
@@ -179,8 +184,8 @@ def load_encoder(settings: Settings) -> Encoder:
                 forward = OnnxForward(onnx_build.graph(folder, precision, cache, digest), n_threads)
             name = f"onnx-{precision}-{onnx_build.RECIPE[precision]}"
         else:
-            forward = TorchForward(folder, n_threads, precision)
-            name = f"torch-{precision}"
+            forward = TorchForward(folder, n_threads, precision, settings.classify_fused)
+            name = f"torch-{precision}{'-fused' if forward.fused else ''}"
         return Encoder(tokenizer, forward, onnx_build.input_names(tokenizer), name=name, digest=digest,
                        max_tokens=settings.max_tokens, batch_size=settings.classify_batch_size)  # fmt: skip
     except ModelLoadError:

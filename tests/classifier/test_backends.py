@@ -143,3 +143,41 @@ def test_an_unwritable_cache_is_a_clear_error(tiny, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(ModelLoadError, match="MODEL_CACHE_DIR"):
         load_encoder(tiny.model_copy(update={"classifier_backend": "onnx-int8", "model_cache_dir": blocker / "x"}))
+
+
+needs_bf16 = pytest.mark.skipif(not bf16_supported(), reason="this CPU has no bfloat16 instructions")
+
+
+@needs_bf16
+def test_bf16_runs_a_bert_encoder_with_fused_layers_computing_what_the_model_computes(tiny):
+    import torch
+    from transformers import AutoModel
+
+    from services.classifier.fused_bert import FusedBert
+
+    model = AutoModel.from_pretrained(tiny.model_path).eval()
+    ids = torch.tensor([[2, 6, 7, 3, 0, 0], [2, 8, 9, 10, 11, 3]])
+    mask, types = (ids > 0).long(), torch.tensor([[0] * 6, [0, 0, 0, 1, 1, 1]])
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        fused = FusedBert(model)(ids, mask, types).float()
+    kept = mask.bool()  # padding positions are free to differ: pooling ignores them
+    assert torch.allclose(fused[kept], expected[kept], atol=0.05), (fused[kept] - expected[kept]).abs().max()
+
+    encoder = load_encoder(tiny.model_copy(update={"classifier_backend": "torch-bf16"}))
+    reference = load_encoder(tiny.model_copy(update={"classifier_backend": "torch-fp32"}))
+    assert encoder.name == "torch-bf16-fused"
+    assert (encoder.encode(TEXTS) * reference.encode(TEXTS)).sum(1).min() > 0.999
+
+
+@needs_bf16
+def test_bf16_runs_unfused_when_switched_off_or_for_another_model_under_its_own_fingerprint(tiny):
+    bf16 = tiny.model_copy(update={"classifier_backend": "torch-bf16"})
+    fused, off = load_classifier(bf16), load_classifier(bf16.model_copy(update={"classify_fused": False}))
+    config = Path(tiny.model_path) / "config.json"
+    config.write_text(config.read_text().replace('"hidden_act": "gelu"', '"hidden_act": "relu"'))
+    other = load_classifier(bf16)  # not a model the fused pass computes
+    assert [c.encoder.name for c in (fused, off, other)] == ["torch-bf16-fused", "torch-bf16", "torch-bf16"]
+    assert fused.fingerprint != off.fingerprint
+    assert (fused.encoder.encode(TEXTS) * off.encoder.encode(TEXTS)).sum(1).min() > 0.999
+    assert other.encoder.encode(TEXTS).shape == (len(TEXTS), 32)
