@@ -40,11 +40,15 @@ def supports(model: Any) -> bool:
 
 
 def _pack(weight: torch.Tensor) -> torch.Tensor:
-    return torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(torch.bfloat16).contiguous())
+    return torch.ops.mkldnn._reorder_linear_weight(_bf16(weight).contiguous())
+
+
+def _bf16(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().to(torch.bfloat16)
 
 
 def _norm(layer_norm: torch.nn.LayerNorm) -> tuple[torch.Tensor, torch.Tensor, float]:
-    return layer_norm.weight.detach().to(torch.bfloat16), layer_norm.bias.detach().to(torch.bfloat16), layer_norm.eps
+    return _bf16(layer_norm.weight), _bf16(layer_norm.bias), layer_norm.eps
 
 
 class FusedBert:
@@ -62,12 +66,12 @@ class FusedBert:
             q, k, v = attention.self.query, attention.self.key, attention.self.value
             self._layers.append(_Layer(
                 qkv=_pack(torch.cat([q.weight, k.weight, v.weight])),
-                qkv_bias=torch.cat([q.bias, k.bias, v.bias]).detach().to(torch.bfloat16),
+                qkv_bias=_bf16(torch.cat([q.bias, k.bias, v.bias])),
                 out=_pack(attention.output.dense.weight),
-                out_bias=attention.output.dense.bias.detach().to(torch.bfloat16),
+                out_bias=_bf16(attention.output.dense.bias),
                 norm1=_norm(attention.output.LayerNorm),
-                up=_pack(ffn_in.weight), up_bias=ffn_in.bias.detach().to(torch.bfloat16),
-                down=_pack(ffn_out.dense.weight), down_bias=ffn_out.dense.bias.detach().to(torch.bfloat16),
+                up=_pack(ffn_in.weight), up_bias=_bf16(ffn_in.bias),
+                down=_pack(ffn_out.dense.weight), down_bias=_bf16(ffn_out.dense.bias),
                 norm2=_norm(ffn_out.LayerNorm),
             ))  # fmt: skip
 
