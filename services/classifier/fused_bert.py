@@ -39,12 +39,12 @@ def supports(model: Any) -> bool:
             and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))  # fmt: skip
 
 
-def _pack(weight: torch.Tensor) -> torch.Tensor:
-    return torch.ops.mkldnn._reorder_linear_weight(_bf16(weight).contiguous())
-
-
 def _bf16(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().to(torch.bfloat16)
+
+
+def _pack(weight: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._reorder_linear_weight(_bf16(weight).contiguous())
 
 
 def _norm(layer_norm: torch.nn.LayerNorm) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -53,7 +53,8 @@ def _norm(layer_norm: torch.nn.LayerNorm) -> tuple[torch.Tensor, torch.Tensor, f
 
 class FusedBert:
     """``FusedBert(model)(input_ids, attention_mask, token_type_ids)`` is ``model(...).last_hidden_state``
-    in bfloat16. ``model`` is a Hugging Face BertModel (``supports(model)``), in any precision."""
+    in bfloat16. ``model`` is a Hugging Face BertModel (``supports(model)``), in any precision; its
+    embedding layer, which this pass runs as it is, is cast to bfloat16 in place."""
 
     def __init__(self, model: Any):
         if not supports(model):
