@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     api_workers: int = Field(default=1, ge=1, description="API processes; those of a host share the mapped pages")
     api_cache_dir: Path | None = Field(default=None, description="copies of serving files; empty: STATE_DIR/api-cache")
     api_cache_versions: int = Field(default=2, ge=1, description="versions the cache folder keeps")
+    # prometheus_client's own variable: where each API process writes its metrics for a scrape to add
+    # up. `python -m services.api` sets it (a fresh folder) when API_WORKERS > 1 and it is unset.
+    prometheus_multiproc_dir: Path | None = None
 
     # --- Flower --------------------------------------------------------------------------
     flower_host: str = "127.0.0.1"
@@ -190,7 +193,7 @@ class Settings(BaseSettings):
     # Grafana's administrator in docker-compose.yml (the dashboards are provisioned read-only); no project service.
     grafana_admin_password: SecretStr = SecretStr("local-grafana")
 
-    @field_validator("labels_file", "log_format", "api_cache_dir", mode="before")
+    @field_validator("labels_file", "log_format", "api_cache_dir", "prometheus_multiproc_dir", mode="before")
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         return None if value == "" else value

@@ -50,13 +50,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cache = ServingCache(settings.api_cache_path / settings.s3_bucket, settings.api_cache_versions)
         holder = app.state.holder = IndexHolder(s3, settings.s3_bucket, cache)
         await holder.refresh()  # serve at once when a version exists; not fatal when S3 is down
-        follower = asyncio.create_task(holder.follow(app.state.redis, CURATED_CHANNEL, settings.api_reload_check_s))
+        tasks = [asyncio.create_task(holder.follow(app.state.redis, CURATED_CHANNEL, settings.api_reload_check_s)),
+                 asyncio.create_task(app.state.metrics.keep_published(holder))]  # fmt: skip
         try:
             yield
         finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await app.state.redis.aclose()
             app.state.history.close()
             app.state.celery.close()
@@ -72,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.metrics = ApiMetrics(settings.alert_api_window_s)
+    app.state.metrics = ApiMetrics(settings.alert_api_window_s, settings.prometheus_multiproc_dir)
     app.state.metrics.install(app)
     install_error_handler(app)
     for router in (health.router, reviews.router, products.router, jobs.router, metrics.router):

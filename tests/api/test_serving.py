@@ -1,6 +1,7 @@
 """The API as production runs it (``python -m services.api``, two worker processes sharing one cache
 folder), serving versions published to the real S3 server by the real publish code: answers equal to
-the curated file's, a reload under load, broken serving files refused, the cache folder bounded.
+the curated file's, a reload under load, broken serving files refused, the cache folder bounded,
+metrics that count every worker's requests.
 
 The tests of this module run in order, each on the version the one before left served.
 """
@@ -18,6 +19,7 @@ from itertools import groupby
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
@@ -37,7 +39,7 @@ def settings(servers: Settings) -> Settings:
     settings = servers.model_copy(update={
         "s3_bucket": "serving-test-lake", "redis_db": 5, "api_port": free_port(), "api_reload_check_s": 1.0,
         "api_workers": 2, "api_cache_versions": 2, "api_cache_dir": servers.state_path / "serving-test-cache",
-        "log_level": "WARNING",
+        "log_level": "WARNING", "alert_api_window_s": 3600,  # no response of the module leaves the window
     })  # fmt: skip
     grant_lake(settings)
     return settings
@@ -241,3 +243,39 @@ def test_the_cache_folder_never_grows_past_the_versions_kept(client, publisher, 
     assert max(held) <= settings.api_cache_versions == 2
     assert cached_versions(settings) == runs[-2:]
 
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of one GET /metrics, on a connection of its own (so any worker may answer it)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).raise_for_status().text
+    return {(s.name, frozenset(s.labels.items())): s.value for f in text_string_to_metric_families(text)
+            for s in f.samples}  # fmt: skip
+
+
+def test_a_scrape_counts_the_requests_of_every_worker_whichever_answers_it(api):
+    listed = ("api_responses_total", frozenset({("route", "/products"), ("status", "2xx")}))
+    timed = ("api_request_seconds_count", frozenset({("route", "/products"), ("method", "GET")}))
+    recent = ("api_recent_responses", frozenset())
+    before = scrape(api)
+    # when 200 requests come on connections of their own, from 8 threads: both workers answer some
+    requests = 200
+
+    def ask(n: int) -> None:
+        with httpx.Client(base_url=api, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as c:
+            for _ in range(n):
+                c.get("/products", params={"limit": 1}).raise_for_status()
+
+    threads = [threading.Thread(target=ask, args=(requests // 8,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    time.sleep(1.5)  # the worker that does not answer a scrape publishes its window every second
+    # then every scrape, whichever worker answers it, counts all of them, once
+    for _ in range(10):
+        after = scrape(api)
+        assert after.get(listed, 0) - before.get(listed, 0) == requests
+        assert after.get(timed, 0) - before.get(timed, 0) == requests
+        assert after[recent] - before[recent] == requests
+        # and each gauge is one series for the API, not one per worker
+        assert sum(name == "api_curated_rows" for name, _ in after) == 1
