@@ -81,10 +81,11 @@ def prune_dead_processes(directory: Path) -> None:
 
 
 class ApiMetrics:
-    """One registry per app: two apps in one process (tests) never share counters.
+    """One registry per app: in a single-process API, two apps in one process (tests) never share counters.
 
     ``multiprocess_dir``: the folder the processes of a multi-worker API write their metrics to
-    (``PROMETHEUS_MULTIPROC_DIR``); a scrape then reports all of them.
+    (``PROMETHEUS_MULTIPROC_DIR``); a scrape then reports all of them. There values live in one file
+    per process, so apps in one process do share them.
     """
 
     def __init__(self, window_s: int, multiprocess_dir: Path | None = None) -> None:

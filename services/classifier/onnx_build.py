@@ -109,13 +109,16 @@ def export(folder: Path, out: Path) -> None:
 
 
 def quantize(source: Path, out: Path) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # its advice to pre-process the graph first: for static quantisation only
     try:
-        quantize_dynamic(source, out, weight_type=QuantType.QInt8, **INT8)
+        # Handed the graph, not its path: given a path, quantize_dynamic writes a scratch "-inferred" copy
+        # beside it, in the shared cache folder, where a worker quantising at the same time deletes it.
+        quantize_dynamic(onnx.load(source), out, weight_type=QuantType.QInt8, **INT8)
     finally:
         root.setLevel(level)
 

@@ -116,16 +116,24 @@ def test_a_damaged_cached_graph_is_rebuilt(tiny):
     assert np.allclose(load_encoder(int8).encode(TEXTS), expected, atol=1e-6)
 
 
-def _build(folder: str, cache: str, digest: str) -> str:
+def _build(folder: str, cache: str, digest: str, start) -> str:
+    start.wait()  # both workers build at the same moment
     return str(onnx_build.graph(Path(folder), "int8", Path(cache), digest))
 
 
 def test_two_workers_building_the_cache_at_once_both_get_a_whole_graph(tiny):
-    digest = onnx_build.model_digest(Path(tiny.model_path))
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        paths = pool.starmap(_build, [(tiny.model_path, str(tiny.model_cache_dir), digest)] * 2)
-    assert paths[0] == paths[1]
-    leftovers = [p.name for p in (tiny.model_cache_dir / digest).iterdir() if p.suffix != ".onnx"]
+    folder = tiny.model_cache_dir / onnx_build.model_digest(Path(tiny.model_path))
+    with multiprocessing.get_context("spawn").Manager() as manager, \
+            multiprocessing.get_context("spawn").Pool(2) as pool:  # fmt: skip
+        start = manager.Barrier(2)
+        # from nothing (both export, then both quantise), then rounds of quantising only: the step
+        # whose scratch file beside the shared fp32 graph one worker once deleted under the other
+        for round in range(6):
+            for int8 in folder.glob("encoder-int8-*.onnx") if round else ():
+                int8.unlink()
+            paths = pool.starmap(_build, [(tiny.model_path, str(tiny.model_cache_dir), folder.name, start)] * 2)
+            assert paths[0] == paths[1]
+    leftovers = [p.name for p in folder.iterdir() if p.suffix != ".onnx"]
     assert leftovers == []  # temporary files renamed or removed
     encoder = load_encoder(tiny.model_copy(update={"classifier_backend": "onnx-int8"}))
     assert encoder.encode(TEXTS).shape == (len(TEXTS), 32)
