@@ -5,7 +5,7 @@ Three phases, each optional:
   workers    one against two classifier workers on a subset, with the CPU they and the machine use
   catalogue  a catalogue built from the shared reviews (bench/source_ops.py: copies under new review,
              product and buyer ids): a full run of the largest size against daily runs of a fixed delta
-             (half new, half edited reviews) at every size, rows touched per stage, Redis memory
+             (a third each new, edited, and voted on) at every size, rows touched per stage, Redis memory
 
     .venv/bin/python -m bench.pipeline_bench [--phases shared,workers,catalogue] [--reviews N]
         [--sizes 250000,500000,1000000] [--delta 10000] [--subset 1500] [--repeats 3]
@@ -351,10 +351,12 @@ def rows_table(r: Catalogue) -> list[str]:
     for stage, key, label in ((Stage.EXTRACT, "rows_out", "extract: read from the source"),
                               (Stage.ARCHIVE, "rows_in", "archive: upserted into MongoDB"),
                               (Stage.TRANSFORM, "rows_in", "transform: cleaned and validated"),
-                              (Stage.CLASSIFY, "rows_in", "classify: read by the model")):  # fmt: skip
+                              (Stage.CLASSIFY, "rows_in", "classify: rows of its batches")):  # fmt: skip
         lines.append(f"| {label} | {rows(r.full, stage, key):,} | {rows(daily, stage, key):,} |")
-    for key, label in (("delta_rows", "publish: scored rows of the run"), ("base_rows", "publish: rows of the base "
-                       "version streamed"), ("carried", "publish: carried forward (model outputs as they were)")):
+    for key, label in (("outputs_reused", "classify: left to publish, product and text unchanged (not read by the "
+                        "model)"), ("delta_rows", "publish: scored rows of the run"), ("base_rows", "publish: rows of "
+                       "the base version streamed"), ("carried", "publish: carried forward (model outputs as they "
+                       "were)")):  # fmt: skip
         full, day = (m.run["changes"] or {} for m in (r.full, daily))
         lines.append(f"| {label} | {full.get(key, 0):,} | {day.get(key, 0):,} |")
     lines.append(f"| publish: curated rows written (relevance recomputed) | {r.full.run['curated_rows']:,} | "
@@ -391,8 +393,9 @@ def report(args: argparse.Namespace, results: dict, wall_s: float) -> str:
             "reviews\n",
             "The catalogue repeats the shared reviews: copy k of each review gets a new review id and the k-th copy "
             "of its product and buyer (`<id>#k`), so products keep the review counts and texts of real products. A "
-            "daily change is half new reviews (real texts of the catalogue, tagged so the model has not read them) "
-            "and half edits (a review's text tagged and one more helpful vote). The catalogue then shrinks by "
+            "daily change is a third new reviews (real texts of the catalogue, tagged so the model has not read "
+            "them), a third edits (a review's text tagged and one more helpful vote) and a third new votes only "
+            "(one more helpful vote; the model does not read them again). The catalogue then shrinks by "
             "deleting source reviews; the run after a shrink removes them from the curated version. The API was "
             "stopped in this phase (its load of each version is the API benchmark's figure).\n",
             *catalogue_summary(c), "", per_stage, *stage_columns(columns), "", *rows_table(c),

@@ -60,6 +60,11 @@ EDIT = """
 UPDATE review SET text = text || ' (' || %(tag)s || ')', helpful_votes = helpful_votes + 1
 WHERE review_id IN (SELECT review_id FROM review ORDER BY md5(review_key || %(tag)s) LIMIT %(rows)s)
 """
+# Votes: shoppers find a review helpful; its text stays as it was.
+VOTE = """
+UPDATE review SET helpful_votes = helpful_votes + 1
+WHERE review_id IN (SELECT review_id FROM review ORDER BY md5(review_key || %(tag)s) LIMIT %(rows)s)
+"""
 
 
 @contextmanager
@@ -133,12 +138,15 @@ def grow_to(settings: Settings, reviews: int) -> None:
 class Delta:
     new: int
     edited: int
+    voted: int
 
 
 def change(settings: Settings, rows: int, tag: str) -> Delta:
-    """A day of the shop: ``rows`` changed reviews, half new, half edited."""
+    """A day of the shop: ``rows`` changed reviews, a third each new, edited, and with new votes only."""
     with _owner(settings) as cur:
-        cur.execute(ADD_NEW, {"rows": rows - rows // 2, "tag": tag})
+        cur.execute(ADD_NEW, {"rows": rows - 2 * (rows // 3), "tag": tag})
         new = cur.rowcount
-        cur.execute(EDIT, {"rows": rows // 2, "tag": f"edit {tag}"})
-        return Delta(new, cur.rowcount)
+        cur.execute(EDIT, {"rows": rows // 3, "tag": f"edit {tag}"})
+        edited = cur.rowcount
+        cur.execute(VOTE, {"rows": rows // 3, "tag": f"vote {tag}"})
+        return Delta(new, edited, cur.rowcount)

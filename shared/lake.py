@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 LATEST_KEY = "curated/LATEST.json"
 CURATED_CHANNEL = "reviews:curated"  # Redis pub/sub: the publisher announces, the API reloads
 CURATED_PREFIX = "curated/review_curated_"
+KNOWN_PREFIX = "curated/known/"
 
 
 # The lake's zones, in the order data flows through them.
@@ -46,6 +47,11 @@ def scored_key(run_id: str, batch: int) -> str:
 
 def curated_key(run_id: str) -> str:
     return f"{CURATED_PREFIX}{run_id}.parquet"
+
+
+def known_key(run_id: str) -> str:
+    """The keys of the reviews a curated version holds outputs for (shared/known.py)."""
+    return f"{KNOWN_PREFIX}{run_id}.u64"
 
 
 @dataclass(frozen=True)

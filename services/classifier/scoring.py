@@ -32,9 +32,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from services.classifier.model import Classifier
+from shared.known import keys as known_keys
+from shared.known import member
 from shared.schemas import RELEVANCE_FIELDS
 from shared.settings import Settings
 
+NONE_KNOWN = np.zeros(0, dtype=np.uint64)
 COMPONENTS = ("rel_model", "rel_substance", "rel_votes", "rel_verified", "rel_recency")
 _DAY_MS = 86_400_000
 
@@ -49,24 +52,33 @@ def content_hash(text: str, fingerprint: str) -> str:
     return hashlib.sha1(f"{fingerprint}\x1f{text}".encode()).hexdigest()
 
 
-def model_outputs(cleaned: pd.DataFrame, classifier: Classifier) -> pd.DataFrame:
-    """The classifier's outputs for a cleaned batch (the MODEL_FIELDS); a text repeated in the
-    batch reaches the model once."""
+def model_outputs(cleaned: pd.DataFrame, classifier: Classifier, known: np.ndarray = NONE_KNOWN) -> pd.DataFrame:
+    """The classifier's outputs for a cleaned batch (the MODEL_FIELDS). A text repeated in the batch
+    reaches the model once; a review whose product and text the run's base version holds (``known``,
+    sorted keys: shared/known.py) not at all: its outputs stay null, and publish carries them over."""
     texts = [review_text(t, x) for t, x in zip(cleaned["title"], cleaned["text"], strict=True)]
-    unique = list(dict.fromkeys(texts))
+    hashes = [content_hash(t, classifier.fingerprint) for t in texts]
+    carried = np.zeros(len(texts), dtype=bool)
+    if len(known) and texts:
+        rows = pa.table({"review_id": cleaned["review_id"].to_numpy(np.int64), "product_id": cleaned["product_id"],
+                         "content_hash": hashes})  # fmt: skip
+        carried = member(known_keys(rows), known)
+    unique = list(dict.fromkeys(t for t, c in zip(texts, carried, strict=True) if not c))
     inferred = classifier.infer(unique)
     position = {text: i for i, text in enumerate(unique)}
-    outputs = inferred[[position[t] for t in texts]] if texts else inferred
     n_labels = len(classifier.labels)
+    outputs = np.full((len(texts), n_labels + 1), np.nan, dtype=np.float32)
+    if len(unique):
+        outputs[~carried] = inferred[[position[t] for t, c in zip(texts, carried, strict=True) if not c]]
     probs, usefulness = outputs[:, :n_labels], outputs[:, n_labels]
     top = probs.argmax(axis=1) if len(probs) else np.array([], dtype=int)
     return pd.DataFrame({
-        "category": [classifier.labels[i] for i in top],
-        "category_confidence": probs.max(axis=1).astype(np.float32) if len(probs) else np.zeros(0, np.float32),
-        "label_scores": [json.dumps(dict(zip(classifier.labels, np.round(row, 4).tolist(), strict=True)))
-                         for row in probs],
-        "rel_model": usefulness.astype(np.float32),
-        "content_hash": [content_hash(t, classifier.fingerprint) for t in texts],
+        "category": [None if c else classifier.labels[i] for i, c in zip(top, carried, strict=True)],
+        "category_confidence": probs.max(axis=1) if len(probs) else np.zeros(0, np.float32),
+        "label_scores": [None if c else json.dumps(dict(zip(classifier.labels, np.round(row, 4).tolist(), strict=True)))
+                         for row, c in zip(probs, carried, strict=True)],
+        "rel_model": usefulness,
+        "content_hash": hashes,
         "model_fingerprint": classifier.fingerprint,
     }, index=cleaned.index)  # fmt: skip
 

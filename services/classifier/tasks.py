@@ -3,6 +3,7 @@ a missing or corrupt model fails the worker's start with a clear message."""
 
 from __future__ import annotations
 
+import structlog
 from celery import signals
 
 from services.classifier import stage
@@ -13,7 +14,9 @@ from shared.history import Stage
 from shared.settings import get_settings
 from shared.tasks import BatchOutcome, BatchRef, StageTask, publish_if_complete
 
+log = structlog.get_logger()
 _classifier = None
+_base_keys = stage.BaseKeys()
 
 
 @signals.worker_init.connect
@@ -38,7 +41,9 @@ def classify_batch(self, ref: dict) -> int:
     c = clients.get()
 
     def work() -> BatchOutcome:
-        key, rows = stage.run(c.lake, _classifier, ref.run_id, ref.batch, ref.key)
+        known = _base_keys.of(c.lake, c.history.get_run(ref.run_id)["base_version"])
+        key, rows, carried = stage.run(c.lake, _classifier, ref.run_id, ref.batch, ref.key, known)
+        log.info("batch_classified", rows=rows, classified=rows - carried, carried_over=carried)
         return BatchOutcome(rows, rows, key)
 
     outcome = self.run_batch(ref, work)

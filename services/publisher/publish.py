@@ -7,6 +7,10 @@ source, or its buyer asked to be forgotten; the delta's reviews of the same prod
 Every review's relevance is then computed as of the run's day, over whole products, and each range
 is sorted and written. Memory holds the delta and one range of the base, whatever the catalogue.
 
+A review the run read again with its product and text unchanged (its votes changed, say) comes
+without model outputs: the classifier left it (shared/known.py), and its outputs are carried over
+from its base row, which is in the same range. The version's known keys are written beside it.
+
 The pointer moves only after the file is complete in S3, so the API never sees a
 half-written version, and a failed run leaves the previous version as latest.
 """
@@ -26,12 +30,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from services.publisher import serving
-from shared.lake import CURATED_CHANNEL, CuratedVersion, Lake, curated_key
-from shared.schemas import CURATED, SCORED
+from shared import known
+from shared.known import member
+from shared.lake import CURATED_CHANNEL, CuratedVersion, Lake, curated_key, known_key
+from shared.schemas import CURATED, MODEL_FIELDS, SCORED
 
 # Rows of the base read at a time, and rows per row group of the file written (which the next
 # run reads back the same way): what bounds publish's memory beside the delta.
 RANGE_ROWS = 65_536
+# What carry_outputs takes from the base: the outputs (the hash and the classifier are the delta's own, equal).
+CARRIED_FIELDS = [n for n, _ in MODEL_FIELDS if n not in ("content_hash", "model_fingerprint")]
 
 Scorer = Callable[[pa.Table], pa.Table]  # scored rows of whole products -> with the relevance fields
 
@@ -42,6 +50,10 @@ class DuplicateReviews(ValueError):
 
 class ClassifierChanged(ValueError):
     """A version never mixes the outputs of two classifiers: that needs a full run."""
+
+
+class OutputsMissing(ValueError):
+    """A review the classifier left to publish has no outputs to carry over in the base: a bug, never published."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ class Changes:
     deleted: int = 0  # base reviews gone from the source
     withdrawn: int = 0  # base reviews read again and rejected now
     erased: int = 0  # reviews of buyers who asked to be forgotten
+    outputs_reused: int = 0  # delta reviews not classified again: product and text unchanged, outputs carried over
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -74,14 +87,6 @@ class Published:
     version: CuratedVersion
     changes: Changes = field(default_factory=Changes)
     fingerprint: str | None = None
-
-
-def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """``values`` in ``sorted_set`` (ascending): a binary search each, not a sort of the set."""
-    if len(sorted_set) == 0:
-        return np.zeros(len(values), dtype=bool)
-    at = np.searchsorted(sorted_set, values).clip(max=len(sorted_set) - 1)
-    return sorted_set[at] == values
 
 
 def _ids(table: pa.Table) -> np.ndarray:
@@ -146,9 +151,9 @@ def keep_from_base(rows: pa.Table, base: Base, delta_ids: np.ndarray, erased: fr
     """The base rows of one range that stay as they are, as scored rows; counts what leaves."""
     ids = _ids(rows)
     changes.base_rows += rows.num_rows
-    live = _member(ids, base.live_ids)
-    reread = live & _member(ids, base.reread_ids)
-    replaced = reread & _member(ids, delta_ids)
+    live = member(ids, base.live_ids)
+    reread = live & member(ids, base.reread_ids)
+    replaced = reread & member(ids, delta_ids)
     forgotten = live & ~reread & _forgotten(rows, erased)
     keep = live & ~reread & ~forgotten
     changes.deleted += int((~live).sum())
@@ -157,6 +162,33 @@ def keep_from_base(rows: pa.Table, base: Base, delta_ids: np.ndarray, erased: fr
     changes.erased += int(forgotten.sum())
     changes.carried += int(keep.sum())
     return rows.filter(pa.array(keep)).select(SCORED.names)
+
+
+def carry_outputs(fresh: pa.Table, base_rows: pa.Table, changes: Changes) -> pa.Table:
+    """The delta rows of one range with the outputs the classifier left out taken from the base."""
+    pending = pc.is_null(fresh.column(known.UNSCORED_MARK)).to_numpy(zero_copy_only=False)
+    if not pending.any():
+        return fresh
+    ids, base_ids = _ids(fresh)[pending], _ids(base_rows)
+    order = np.argsort(base_ids, kind="stable")
+    source = order[np.searchsorted(base_ids[order], ids).clip(max=max(len(base_ids) - 1, 0))] if len(base_ids) else \
+        np.zeros(len(ids), dtype=np.int64)  # fmt: skip
+    hashes = fresh.column("content_hash").to_numpy(zero_copy_only=False)[pending]
+    ok = len(base_ids) > 0 and (base_ids[source] == ids) & (
+        base_rows.column("content_hash").to_numpy(zero_copy_only=False)[source] == hashes)
+    if not np.all(ok):
+        missing = ids if len(base_ids) == 0 else ids[~ok]
+        raise OutputsMissing(f"{len(missing)} reviews were left unclassified but their outputs are not in the "
+                             f"base version, e.g. review ids {missing[:5].tolist()}")  # fmt: skip
+    take = np.zeros(fresh.num_rows, dtype=np.int64)
+    take[pending] = source
+    mask = pa.array(pending)
+    for name in CARRIED_FIELDS:
+        carried = base_rows.column(name).combine_chunks().take(take)
+        column = pc.if_else(mask, carried, fresh.column(name).combine_chunks())
+        fresh = fresh.set_column(fresh.schema.get_field_index(name), fresh.schema.field(name), column)
+    changes.outputs_reused += int(pending.sum())
+    return fresh
 
 
 def curated_range(rows: pa.Table, score: Scorer) -> pa.Table:
@@ -182,23 +214,27 @@ def publish(
     key = curated_key(run_id)
     rows = 0
     with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
-        out = Path(tmp) / "curated.parquet"
-        with pq.ParquetWriter(out, CURATED, compression="zstd") as writer:
+        out, keys = Path(tmp) / "curated.parquet", Path(tmp) / "known.u64"
+        with pq.ParquetWriter(out, CURATED, compression="zstd") as writer, keys.open("wb") as keys_file:
             if base is None:
-                ranges: Iterator[tuple[pa.Table, pa.Table]] = iter([(SCORED.empty_table(), delta)])
+                # nothing to carry outputs over from: carry_outputs fails on a review left unclassified
+                ranges: Iterator[tuple[pa.Table, pa.Table]] = iter([
+                    (SCORED.empty_table(), carry_outputs(delta, CURATED.empty_table(), changes))])
             else:
                 lake.get_file(base.key, Path(tmp) / "base.parquet")
-                delta = delta.filter(pa.array(_member(_ids(delta), base.live_ids)))  # deleted since it was read
+                delta = delta.filter(pa.array(member(_ids(delta), base.live_ids)))  # deleted since it was read
                 delta_ids = np.sort(_ids(delta))
-                ranges = ((keep_from_base(b, base, delta_ids, erased, changes), d)
+                ranges = ((keep_from_base(b, base, delta_ids, erased, changes), carry_outputs(d, b, changes))
                           for b, d in product_ranges(base_batches(Path(tmp) / "base.parquet"), delta))  # fmt: skip
             for kept, fresh in ranges:
                 table = curated_range(pa.concat_tables([kept, fresh]), score)
                 if table.num_rows:
                     writer.write_table(table, row_group_size=RANGE_ROWS)
+                    keys_file.write(known.keys(table).astype("<u8").tobytes())
                     rows += table.num_rows
         changes.added = delta.num_rows - changes.replaced
         lake.put_file(key, out, metadata={"rows": str(rows)})
+        lake.put_file(known_key(run_id), keys)
         size = out.stat().st_size
         serving.write(lake, run_id, out, reviews_kept)  # what the API maps: in the lake before "latest" moves
     version = CuratedVersion(run_id, key, rows, size, (now or datetime.now(UTC)).isoformat())
@@ -216,6 +252,6 @@ def prune(lake: Lake, keep: int, protect: str) -> list[str]:
     """Delete curated versions beyond the newest ``keep``, never the one ``latest`` names."""
     versions = lake.curated_versions()
     doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != protect]
-    lake.delete([curated_key(v) for v in doomed])
+    lake.delete([curated_key(v) for v in doomed] + [known_key(v) for v in doomed])
     serving.prune(lake, kept=set(versions) - set(doomed))
     return doomed

@@ -113,6 +113,29 @@ def test_an_incremental_run_reads_only_the_changes_and_publishes_the_whole_catal
     assert products == sorted(products) and lake.latest().version == run["run_id"] and product in products
 
 
+def test_a_review_whose_votes_changed_is_not_classified_again(pipeline, lake, small_source):
+    base = curated(lake, pipeline.history.get_run(lake.latest().version))
+    conn = owner(small_source)
+    with conn.cursor() as cur:
+        # given a shop where one review gains votes and another is edited
+        cur.execute("SELECT review_id FROM review ORDER BY review_id DESC LIMIT 2")
+        (voted,), (edited,) = cur.fetchall()
+        cur.execute("UPDATE review SET helpful_votes = helpful_votes + 5 WHERE review_id = %s RETURNING helpful_votes",
+                    (voted,))  # fmt: skip
+        (votes,) = cur.fetchone()
+        cur.execute("UPDATE review SET text = text || ' Update: still works a year later.' WHERE review_id = %s",
+                    (edited,))  # fmt: skip
+    conn.close()
+    # when the daily run comes
+    run = run_to_end(pipeline, {})
+    # then both are read, the edited one is classified again, and the voted one keeps the outputs it had
+    assert run["source_rows"] == 2 and run["changes"]["replaced"] == 2 and run["changes"]["outputs_reused"] == 1
+    new = curated(lake, run)
+    assert new[voted]["helpful_votes"] == votes
+    assert {c: new[voted][c] for c in MODEL_COLUMNS} == {c: base[voted][c] for c in MODEL_COLUMNS}
+    assert new[edited]["content_hash"] != base[edited]["content_hash"]
+
+
 def test_a_failed_incremental_run_moves_neither_the_watermark_nor_the_served_version(pipeline, lake, small_source):
     before = lake.latest()
     base_run = pipeline.history.get_run(before.version)

@@ -12,8 +12,16 @@ import pytest
 
 from services.classifier.scoring import relevance
 from services.publisher import publish as publish_module
-from services.publisher.publish import Base, ClassifierChanged, DuplicateReviews, product_ranges, publish
-from shared.lake import LATEST_KEY, curated_key
+from services.publisher.publish import (
+    Base,
+    ClassifierChanged,
+    DuplicateReviews,
+    OutputsMissing,
+    product_ranges,
+    publish,
+)
+from shared import known
+from shared.lake import LATEST_KEY, curated_key, known_key
 from shared.schemas import CURATED
 from shared.settings import Settings
 from tests.factories import given_relevance, publish_batches, put_scored_batches, scored_row, scored_table
@@ -48,6 +56,7 @@ def test_only_the_newest_versions_are_kept(own_lake):
         publish_batches(own_lake, run_id, [rows((1, "A", 0.5))], keep=2)
     kept = [v for v in own_lake.curated_versions() if v.startswith("20260201")]
     assert kept == runs[-2:]
+    assert [own_lake.exists(known_key(run_id)) for run_id in runs] == [False] * 3 + [True] * 2  # pruned with them
     assert json.loads(own_lake.get_bytes(LATEST_KEY))["version"] == runs[-1]
 
 
@@ -83,7 +92,7 @@ def test_an_incremental_publish_keeps_replaces_adds_and_removes_what_the_run_say
     assert curated(own_lake, result.version)[2]["rel_model"] == pytest.approx(0.95)
     assert result.changes.as_dict() == {
         "base_rows": 7, "delta_rows": 3, "carried": 3, "replaced": 1, "added": 2, "deleted": 1, "withdrawn": 1,
-        "erased": 1,
+        "erased": 1, "outputs_reused": 0,
     }  # fmt: skip
     assert result.version.rows == 6 == table.num_rows and own_lake.latest() == result.version
 
@@ -112,6 +121,46 @@ def test_a_version_never_mixes_two_classifiers(own_lake):
     with pytest.raises(ClassifierChanged, match="full run"):
         publish(own_lake, "20260503T000000Z-incr02", delta, 5, given_relevance, base=spec)
     assert own_lake.latest().version == "20260502T000000Z-base02" != before
+
+
+def test_a_review_read_again_unchanged_takes_its_outputs_from_the_base(own_lake, monkeypatch):
+    # given a base version whose keys are written beside it, read back two rows at a time
+    monkeypatch.setattr(publish_module, "RANGE_ROWS", 2)
+    base = publish_batches(own_lake, "20260601T000000Z-base03", [rows(
+        (1, "A", 0.9), (2, "A", 0.8), (3, "B", 0.7), (4, "C", 0.6),
+    )]).version  # fmt: skip
+    base_rows = curated(own_lake, base)
+    assert np.array_equal(known.read(own_lake, base.version), np.sort(known.keys(own_lake.get_table(base.key))))
+    # when a run reads review 3 again with new votes, left unclassified (no outputs), and review 2 edited
+    unscored = {c: None for c in publish_module.CARRIED_FIELDS}
+    delta = put_scored_batches(own_lake, "20260602T000000Z-incr03", [[
+        scored_row(3, "B", 0.0, helpful_votes=12, **unscored), scored_row(2, "A", 0.1, content_hash="hash-2-edited"),
+    ]])  # fmt: skip
+    spec = Base(base.key, "test-classifier", np.array([2, 3]), np.array([1, 2, 3, 4]))
+    result = publish(own_lake, "20260602T000000Z-incr03", delta, 5, given_relevance, base=spec)
+    # then review 3 has its new votes and the base's outputs; review 2 the ones of its new text
+    new = curated(own_lake, result.version)
+    assert new[3]["helpful_votes"] == 12
+    outputs = publish_module.CARRIED_FIELDS
+    assert {c: new[3][c] for c in outputs} == {c: base_rows[3][c] for c in outputs}
+    assert new[2]["rel_model"] == pytest.approx(0.1)
+    assert result.changes.outputs_reused == 1 and result.changes.replaced == 2
+
+
+def test_a_review_left_unclassified_without_outputs_in_the_base_is_never_published(own_lake):
+    base = publish_batches(own_lake, "20260701T000000Z-base04", [rows((1, "A", 0.9), (2, "A", 0.8))]).version
+    unscored = {c: None for c in publish_module.CARRIED_FIELDS}
+    for run_id, row in [
+        ("20260702T000000Z-incr04", scored_row(2, "A", 0.0, content_hash="hash-2-edited", **unscored)),  # text changed
+        ("20260703T000000Z-incr05", scored_row(5, "A", 0.0, **unscored)),  # not in the base
+    ]:  # fmt: skip
+        delta = put_scored_batches(own_lake, run_id, [[row]])
+        spec = Base(base.key, "test-classifier", np.array([row["review_id"]]), np.array([1, 2, 5]))
+        with pytest.raises(OutputsMissing, match="not in the base"):
+            publish(own_lake, run_id, delta, 5, given_relevance, base=spec)
+    with pytest.raises(OutputsMissing):  # a full run has nothing to carry over from
+        publish_batches(own_lake, "20260704T000000Z-full05", [[scored_row(6, "A", 0.0, **unscored)]])
+    assert own_lake.latest() == base
 
 
 def table_of(*specs: tuple[int, str]) -> pa.Table:
