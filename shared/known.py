@@ -10,9 +10,10 @@ Each version has a file of one 64-bit key per review, ``curated/known/<version>.
 as it writes the version (unsorted, streamed: publish's memory stays one range) and pruned with it. A
 classify worker reads the file of its run's base once, sorted: 8 bytes a review of the catalogue, a
 binary search per review of the batch. A version without the file (published before it existed)
-only means its reviews are classified again. Two different reviews colliding on 64 bits, which would
-carry the wrong outputs, is a chance of about one in 10^6 a run at 50 million reviews and 100,000
-changes.
+only means its reviews are classified again. A changed review whose key collides with another's (a
+chance of about 3 in 10^7 a run at 50 million reviews and 100,000 changes) never gets wrong outputs:
+publish finds no base row of that id, product and hash, and fails the run (``OutputsMissing``); a
+full run gets past it.
 """
 
 from __future__ import annotations

@@ -170,16 +170,18 @@ def carry_outputs(fresh: pa.Table, base_rows: pa.Table, changes: Changes) -> pa.
     if not pending.any():
         return fresh
     ids, base_ids = _ids(fresh)[pending], _ids(base_rows)
-    order = np.argsort(base_ids, kind="stable")
-    source = order[np.searchsorted(base_ids[order], ids).clip(max=max(len(base_ids) - 1, 0))] if len(base_ids) else \
-        np.zeros(len(ids), dtype=np.int64)  # fmt: skip
-    hashes = fresh.column("content_hash").to_numpy(zero_copy_only=False)[pending]
-    ok = len(base_ids) > 0 and (base_ids[source] == ids) & (
-        base_rows.column("content_hash").to_numpy(zero_copy_only=False)[source] == hashes)
-    if not np.all(ok):
-        missing = ids if len(base_ids) == 0 else ids[~ok]
-        raise OutputsMissing(f"{len(missing)} reviews were left unclassified but their outputs are not in the "
-                             f"base version, e.g. review ids {missing[:5].tolist()}")  # fmt: skip
+    source = np.zeros(len(ids), dtype=np.int64)
+    found = np.zeros(len(ids), dtype=bool)
+    if len(base_ids):
+        order = np.argsort(base_ids, kind="stable")
+        source = order[np.searchsorted(base_ids[order], ids).clip(max=len(base_ids) - 1)]
+        same_text = base_rows.column("content_hash").to_numpy(zero_copy_only=False)[source] == \
+            fresh.column("content_hash").to_numpy(zero_copy_only=False)[pending]  # fmt: skip
+        found = (base_ids[source] == ids) & same_text
+    if not found.all():
+        raise OutputsMissing(f"{int((~found).sum())} reviews were left unclassified but their outputs are not in the "
+                             f"base version, e.g. review ids {ids[~found][:5].tolist()}: run a full run "
+                             "(reviews run --full)")  # fmt: skip
     take = np.zeros(fresh.num_rows, dtype=np.int64)
     take[pending] = source
     mask = pa.array(pending)
