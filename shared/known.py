@@ -27,6 +27,7 @@ from shared.lake import Lake, known_key
 
 # A scored row without this output is one the classifier left for publish to fill from the base.
 UNSCORED_MARK = "rel_model"
+NONE = np.zeros(0, dtype=np.uint64)  # no version to build upon, or one without keys: nothing is known
 
 
 def keys(table: pa.Table) -> np.ndarray:
@@ -40,7 +41,7 @@ def read(lake: Lake, version: str) -> np.ndarray:
     """The sorted keys of ``version``; empty when it has no file."""
     key = known_key(version)
     if not lake.exists(key):
-        return np.zeros(0, dtype=np.uint64)
+        return NONE
     return np.sort(np.frombuffer(lake.get_bytes(key), dtype="<u8").astype(np.uint64))
 
 

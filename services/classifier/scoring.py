@@ -32,12 +32,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from services.classifier.model import Classifier
-from shared.known import keys as known_keys
-from shared.known import member
+from shared import known as known_reviews
 from shared.schemas import RELEVANCE_FIELDS
 from shared.settings import Settings
 
-NONE_KNOWN = np.zeros(0, dtype=np.uint64)
 COMPONENTS = ("rel_model", "rel_substance", "rel_votes", "rel_verified", "rel_recency")
 _DAY_MS = 86_400_000
 
@@ -52,7 +50,8 @@ def content_hash(text: str, fingerprint: str) -> str:
     return hashlib.sha1(f"{fingerprint}\x1f{text}".encode()).hexdigest()
 
 
-def model_outputs(cleaned: pd.DataFrame, classifier: Classifier, known: np.ndarray = NONE_KNOWN) -> pd.DataFrame:
+def model_outputs(cleaned: pd.DataFrame, classifier: Classifier,
+                  known: np.ndarray = known_reviews.NONE) -> pd.DataFrame:  # fmt: skip
     """The classifier's outputs for a cleaned batch (the MODEL_FIELDS). A text repeated in the batch
     reaches the model once; a review whose product and text the run's base version holds (``known``,
     sorted keys: shared/known.py) not at all: its outputs stay null, and publish carries them over."""
@@ -62,14 +61,15 @@ def model_outputs(cleaned: pd.DataFrame, classifier: Classifier, known: np.ndarr
     if len(known) and texts:
         rows = pa.table({"review_id": cleaned["review_id"].to_numpy(np.int64), "product_id": cleaned["product_id"],
                          "content_hash": hashes})  # fmt: skip
-        carried = member(known_keys(rows), known)
-    unique = list(dict.fromkeys(t for t, c in zip(texts, carried, strict=True) if not c))
+        carried = known_reviews.member(known_reviews.keys(rows), known)
+    to_read = [t for t, c in zip(texts, carried, strict=True) if not c]
+    unique = list(dict.fromkeys(to_read))
     inferred = classifier.infer(unique)
     position = {text: i for i, text in enumerate(unique)}
     n_labels = len(classifier.labels)
     outputs = np.full((len(texts), n_labels + 1), np.nan, dtype=np.float32)
-    if len(unique):
-        outputs[~carried] = inferred[[position[t] for t, c in zip(texts, carried, strict=True) if not c]]
+    if to_read:
+        outputs[~carried] = inferred[[position[t] for t in to_read]]
     probs, usefulness = outputs[:, :n_labels], outputs[:, n_labels]
     top = probs.argmax(axis=1) if len(probs) else np.array([], dtype=int)
     return pd.DataFrame({

@@ -7,14 +7,14 @@ import pandas as pd
 import pyarrow as pa
 
 from services.classifier.model import Classifier
-from services.classifier.scoring import NONE_KNOWN, model_outputs
+from services.classifier.scoring import model_outputs
 from shared import known
 from shared.lake import Lake, scored_key
 from shared.schemas import CLEANED, SCORED
 
 
 def run(lake: Lake, classifier: Classifier, run_id: str, batch: int, cleaned_key: str,
-        known_keys: np.ndarray = NONE_KNOWN) -> tuple[str, int, int]:  # fmt: skip
+        known_keys: np.ndarray = known.NONE) -> tuple[str, int, int]:  # fmt: skip
     """Score one stored cleaned batch; returns (scored key, rows, rows whose outputs publish carries over)."""
     cleaned = lake.get_table(cleaned_key, CLEANED).to_pandas()
     outputs = model_outputs(cleaned, classifier, known_keys)
@@ -29,11 +29,11 @@ class BaseKeys:
 
     def __init__(self):
         self._version: str | None = None
-        self._keys = NONE_KNOWN
+        self._keys = known.NONE
 
     def of(self, lake: Lake, base_version: str | None) -> np.ndarray:
         if base_version is None:  # a full run: every review is classified
-            return NONE_KNOWN
+            return known.NONE
         if base_version != self._version:
             self._keys, self._version = known.read(lake, base_version), base_version
         return self._keys
