@@ -369,7 +369,8 @@ def rows_table(r: Catalogue) -> list[str]:
 
 
 def report(args: argparse.Namespace, results: dict, wall_s: float) -> str:
-    parts = [f"Private stack, default settings (batches of 1,000, one classifier worker unless stated); "
+    parts = [f"Private stack, default settings (batches of 1,000, MAX_TOKENS {Settings().max_tokens}, one "
+             "classifier worker unless stated); "
              f"{args.repeats} repeats of what takes minutes; WATERMARK_LAG_S=0 (nothing else writes to the "
              f"source). Benchmark wall time {wall_s / 60:.1f} min.\n"]  # fmt: skip
     per_stage = "Per stage: wall = the stage's own span (stages overlap), busy = the sum of its batches' times.\n"
