@@ -119,11 +119,14 @@ class EmbeddingClassifier:
         ).hexdigest()[:16]
 
     def infer(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, len(self.labels) + 1), dtype=np.float32)
+        return self.outputs(texts, self.encoder.encode(texts))
+
+    def outputs(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
+        """``infer(texts)`` from the texts' embeddings, for a caller that keeps them."""
         n_labels = len(self.labels)
         result = np.zeros((len(texts), n_labels + 1), dtype=np.float32)
-        if not texts:
-            return result
-        vectors = self.encoder.encode(texts)
         result[:, :n_labels] = _softmax(vectors @ self._label_vectors.T / self._temperature)
         if self._probe is not None:
             result[:, n_labels] = self._probe.usefulness(vectors)

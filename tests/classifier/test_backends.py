@@ -27,17 +27,22 @@ def real_texts(data_dir) -> list[str]:
     return [review_text(t, x) for t, x in zip(df["title"], df["text"], strict=True)]
 
 
+def embeddings_and_outputs(classifier, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    vectors = classifier.encoder.encode(texts)
+    return vectors, classifier.outputs(texts, vectors)
+
+
 @pytest.fixture(scope="session")
 def fp32_reference(settings, real_texts):
     """torch fp32's embeddings and outputs of those reviews, computed once for the session."""
-    reference = load_classifier(settings.model_copy(update={"classifier_backend": "torch-fp32"}))
-    return reference.encoder.encode(real_texts), reference.infer(real_texts)
+    return embeddings_and_outputs(load_classifier(settings.model_copy(update={"classifier_backend": "torch-fp32"})),
+                                  real_texts)  # fmt: skip
 
 
 def agreement_with(reference, classifier, texts: list[str]) -> tuple[float, float]:
-    vectors, outputs = reference
-    cosine = float((classifier.encoder.encode(texts) * vectors).sum(axis=1).mean())
-    top = float((classifier.infer(texts)[:, :-1].argmax(axis=1) == outputs[:, :-1].argmax(axis=1)).mean())
+    (vectors, outputs), (theirs, their_outputs) = reference, embeddings_and_outputs(classifier, texts)
+    cosine = float((theirs * vectors).sum(axis=1).mean())
+    top = float((their_outputs[:, :-1].argmax(axis=1) == outputs[:, :-1].argmax(axis=1)).mean())
     return cosine, top
 
 
@@ -48,7 +53,7 @@ def test_the_default_classifier_meets_the_quality_bar_against_torch_fp32_reading
     assert resolve_backend("auto") == ("torch-bf16" if bf16_supported() else "torch-fp32")
     published = load_classifier(settings.model_copy(update={"classifier_backend": "torch-fp32",
                                                             "max_tokens": FULL_TOKENS}))  # fmt: skip
-    reference = published.encoder.encode(real_texts), published.infer(real_texts)
+    reference = embeddings_and_outputs(published, real_texts)
     default = load_classifier(settings.model_copy(update={"max_tokens": defaults["max_tokens"].default}))
     cosine, top = agreement_with(reference, default, real_texts)
     assert cosine >= 0.99 and top >= 0.97, (cosine, top)
