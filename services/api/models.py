@@ -129,7 +129,9 @@ class Job(BaseModel):
     base_version: str | None = Field(description="the curated version an incremental run builds upon")
     watermark_from: datetime | None = Field(description="the run read source changes after this")
     watermark_to: datetime | None = Field(description="the next run reads source changes after this")
-    changes: dict[str, int] | None = Field(description="what the published version kept, replaced, added, removed")
+    changes: dict[str, int] | None = Field(
+        description="what the published version kept, replaced, added, removed; outputs_reused: reviews read "
+                    "again with product and text unchanged, whose model outputs were carried over")
     stages: dict[str, StageStatus]
 
 

@@ -121,6 +121,11 @@ def test_jobs_need_the_token(client: httpx.Client, api_settings):
     assert again.status_code == 409 and job_id in again.json()["detail"]
     # a body that is not what the schema says is refused, not coerced into a run
     assert client.post("/jobs", headers=auth, json={"full": "yes"}).status_code == 422
+    # and so is one that cannot be read as JSON at all: a documented 400 with the usual error body
+    unreadable = client.post("/jobs", headers={**auth, "Content-Type": "application/json"}, content=b"\xff")
+    assert unreadable.status_code == 400 and unreadable.json()["error"] == "http_error"
+    documented = client.get("/openapi.json").json()["paths"]
+    assert all("400" in documented[path]["post"]["responses"] for path in ("/jobs", "/jobs/{job_id}/retry"))
     assert job_id in [j["job_id"] for j in client.get("/jobs").json()["jobs"]]
     assert client.get("/jobs/no-such-job").status_code == 404
 

@@ -23,6 +23,8 @@ from shared.history import History, RetryRefused, RunAlreadyActive, RunNotFound,
 from shared.retry import retry_run
 
 router = APIRouter(tags=["jobs"])
+# FastAPI answers 400 before the route runs when a body is not text it can decode (say, bytes that are not UTF-8).
+UNREADABLE_BODY = {400: {"model": ErrorBody, "description": "The body could not be read as JSON"}}
 
 
 def _sender(request: Request) -> Send:
@@ -54,7 +56,7 @@ def _job(history: History, run: dict) -> Job:
 
 @router.post(
     "/jobs", status_code=202, response_model=JobAccepted, dependencies=[TokenDep],
-    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    responses={**UNREADABLE_BODY, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )  # fmt: skip
 async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
     """Enqueue a pipeline run (the same run task as the CLI and the daily schedule)."""
@@ -90,7 +92,7 @@ async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=10
 
 @router.post(
     "/jobs/{job_id}/retry", status_code=202, response_model=JobRetried, dependencies=[TokenDep],
-    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
+    responses={**UNREADABLE_BODY, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
                409: {"model": ErrorBody}},
 )  # fmt: skip
 async def retry_job(
