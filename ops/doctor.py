@@ -22,12 +22,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
+from functools import cached_property, partial
 from typing import Literal
 
 import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from services.api.metrics import OPERATIONAL_ROUTES
 from services.publisher.versions import served_and_previous
@@ -65,10 +66,18 @@ def _warns(condition: bool) -> Severity:
     return "warning" if condition else "ok"
 
 
-def _api_samples(http: httpx.Client, api_url: str):
-    response = http.get(f"{api_url}/metrics")
-    response.raise_for_status()
-    return [s for f in text_string_to_metric_families(response.text) for s in f.samples]
+class Scrape:
+    """The API's GET /metrics, fetched by the first rule that reads it and kept for the others: one check,
+    one scrape. A failed scrape is not kept: each rule that needs it reports the failure."""
+
+    def __init__(self, http: httpx.Client, api_url: str):
+        self._http, self._url = http, f"{api_url}/metrics"
+
+    @cached_property
+    def samples(self) -> list[Sample]:
+        response = self._http.get(self._url)
+        response.raise_for_status()
+        return [s for f in text_string_to_metric_families(response.text) for s in f.samples]
 
 
 def api_health(http: httpx.Client, api_url: str) -> Rule:
@@ -109,10 +118,10 @@ def curated_age(lake: Lake, max_age_h: float, now: datetime | None = None) -> Ru
     return Rule("curated_age", _fires(age_h > max_age_h), f"{age_h:.1f} h ({latest.version})", threshold)
 
 
-def api_5xx_rate(http: httpx.Client, api_url: str, max_share: float, window_s: int) -> Rule:
+def api_5xx_rate(scrape: Scrape, max_share: float, window_s: int) -> Rule:
     """The share of 5xx among the API's responses of the last ``window_s``, as its metrics count them."""
     threshold = f"above {max_share:.0%} over {window_s} s"
-    samples = {s.name: s.value for s in _api_samples(http, api_url)}
+    samples = {s.name: s.value for s in scrape.samples}
     total, errors = samples["api_recent_responses"], samples["api_recent_5xx"]
     if not total:
         return Rule("api_5xx_rate", "ok", f"no requests in the last {window_s} s", threshold)
@@ -226,12 +235,12 @@ def histogram_quantile(q: float, buckets: dict[float, float]) -> float:
     return lower
 
 
-def api_latency(http: httpx.Client, api_url: str, memory: redis.Redis, max_s: float, quantile: float) -> Rule:
+def api_latency(scrape: Scrape, memory: redis.Redis, max_s: float, quantile: float) -> Rule:
     """The API's latency at ``quantile`` on storefront routes (probes and scrapes left out), from its own
     histogram: over the requests since the doctor's previous check, or since the API started."""
     threshold = f"p{quantile * 100:g} above {max_s * 1000:g} ms"
     counts: dict[float, float] = {}
-    for s in _api_samples(http, api_url):
+    for s in scrape.samples:
         if s.name == "api_request_seconds_bucket" and s.labels["route"] not in OPERATIONAL_ROUTES:
             le = float(s.labels["le"])
             counts[le] = counts.get(le, 0.0) + s.value
@@ -256,11 +265,12 @@ def api_latency(http: httpx.Client, api_url: str, memory: redis.Redis, max_s: fl
 def evaluate(settings: Settings, c: Clients, http: httpx.Client) -> list[Rule]:
     """Every rule, in the order an operator reads them: serving first, then the runs, then the data."""
     api = settings.api_base_url
+    scrape = Scrape(http, api)
     checks: list[partial[Rule]] = [
         partial(api_health, http, api),
         partial(api_liveness, http, api, c.redis, settings.alert_health_failures),
-        partial(api_5xx_rate, http, api, settings.alert_api_5xx_share, settings.alert_api_window_s),
-        partial(api_latency, http, api, c.redis, settings.alert_api_latency_s, settings.alert_api_latency_quantile),
+        partial(api_5xx_rate, scrape, settings.alert_api_5xx_share, settings.alert_api_window_s),
+        partial(api_latency, scrape, c.redis, settings.alert_api_latency_s, settings.alert_api_latency_quantile),
         partial(last_run, c.history),
         partial(run_duration, c.history, settings.alert_run_duration_factor, settings.alert_run_duration_runs),
         partial(retries_exhausted, c.history, settings.alert_retries_window_h),

@@ -25,7 +25,7 @@ from ops import doctor
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
 from services.publisher.versions import rollback
-from shared.clients import make_s3
+from shared.clients import Clients, make_s3
 from shared.history import History, Plan, Stage, init_metadata_db, new_run_id
 from shared.lake import Lake
 from shared.metrics import record_connection_error
@@ -127,17 +127,31 @@ def test_api_5xx_rate_counts_the_storefronts_responses_of_the_window(system, htt
     with ServerThread(system.settings):
         for _ in range(3):  # readiness probes answer 503 before a version is served: not counted
             http.get(f"{system.api_url}/health/ready")
-        quiet = doctor.api_5xx_rate(http, system.api_url, 0.10, 600)
+        quiet = doctor.api_5xx_rate(doctor.Scrape(http, system.api_url), 0.10, 600)
         for _ in range(2):
             assert http.get(f"{system.api_url}/products").status_code == 503
-        failing = doctor.api_5xx_rate(http, system.api_url, 0.10, 600)
+        failing = doctor.api_5xx_rate(doctor.Scrape(http, system.api_url), 0.10, 600)
         wait_until_served(http, system.publish(50))
         for _ in range(20):
             assert http.get(f"{system.api_url}/products").status_code == 200
-        recovered = doctor.api_5xx_rate(http, system.api_url, 0.10, 600)
+        recovered = doctor.api_5xx_rate(doctor.Scrape(http, system.api_url), 0.10, 600)
     assert quiet.severity == "ok" and "no requests" in quiet.value
     assert failing.severity == "critical" and failing.value == "100.0% (2 of 2)"
     assert recovered.severity == "ok" and recovered.value == "9.1% (2 of 22)"
+
+
+def test_one_check_scrapes_the_api_once_for_every_rule_that_reads_its_metrics(system):
+    paths: list[str] = []
+    record = lambda request: paths.append(request.url.path)  # noqa: E731
+    # the doctor sends no task, so its clients need no Celery app
+    c = Clients(system.settings, system.lake, system.history, system.redis, celery=None)
+    with ServerThread(system.settings), httpx.Client(base_url=system.api_url, timeout=10,
+                                                     event_hooks={"request": [record]}) as http:  # fmt: skip
+        wait_until_served(http, system.publish(50))
+        paths.clear()
+        rules = {r.name: r for r in doctor.evaluate(system.settings, c, http)}
+    assert paths.count("/metrics") == 1
+    assert rules["api_5xx_rate"].severity == rules["api_latency"].severity == "ok"
 
 
 def test_last_run_and_reject_share_judge_the_last_finished_run(system):
@@ -299,11 +313,11 @@ def test_api_latency_is_read_from_the_apis_histogram_since_the_previous_check(sy
         wait_until_served(http, system.publish(50))
         for _ in range(20):
             http.get("/products")
-        first = doctor.api_latency(http, system.api_url, system.redis, max_s=5.0, quantile=0.99)
-        quiet = doctor.api_latency(http, system.api_url, system.redis, max_s=5.0, quantile=0.99)
+        first = doctor.api_latency(doctor.Scrape(http, system.api_url), system.redis, max_s=5.0, quantile=0.99)
+        quiet = doctor.api_latency(doctor.Scrape(http, system.api_url), system.redis, max_s=5.0, quantile=0.99)
         for _ in range(10):
             http.get("/products")
-        slow = doctor.api_latency(http, system.api_url, system.redis, max_s=1e-6, quantile=0.99)
+        slow = doctor.api_latency(doctor.Scrape(http, system.api_url), system.redis, max_s=1e-6, quantile=0.99)
     assert first.severity == "ok" and "over 20 requests since the API started" in first.value  # probes left out
     assert quiet.severity == "ok" and quiet.value.startswith("no storefront requests since the check at")
     assert slow.severity == "warning" and "over 10 requests since the check at" in slow.value
