@@ -23,15 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from services.classifier.encoders import Encoder, load_encoder, resolve_backend, threads
+from services.classifier.encoders import PUBLISHED_MAX_TOKENS, Encoder, load_encoder, resolve_backend, threads
 from services.classifier.evaluate import read_reviews
 from services.classifier.model import EmbeddingClassifier, LabelConfig
 from services.classifier.scoring import model_outputs, review_text
 from shared.settings import get_settings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-REFERENCE = "torch-fp32"
-FULL_TOKENS = 256  # the longest input all-MiniLM-L6-v2 is configured for: the model as published
+REFERENCE = ("torch-fp32", PUBLISHED_MAX_TOKENS)  # a row: backend, MAX_TOKENS
 # Each row's settings besides MAX_TOKENS 256 (CLASSIFIER_BACKEND is the row's name unless given);
 # torch-bf16 runs the model through fused_bert.py unless CLASSIFY_FUSED is off.
 BACKENDS = {"torch-fp32": {}, "torch-bf16": {},
@@ -88,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
     default = resolve_backend(settings.classifier_backend)
     served = (default, settings.max_tokens)  # the classifier as configured: what the pipeline runs
-    rows = [(REFERENCE, FULL_TOKENS), served] + [(name, FULL_TOKENS) for name in BACKENDS if name != REFERENCE]
-    updates = {(name, FULL_TOKENS): {"classifier_backend": name, "max_tokens": FULL_TOKENS, **update}
-               for name, update in BACKENDS.items()}  # fmt: skip
+    updates = {(name, PUBLISHED_MAX_TOKENS): {"classifier_backend": name, "max_tokens": PUBLISHED_MAX_TOKENS,
+                                              **update} for name, update in BACKENDS.items()}  # fmt: skip
+    rows = [REFERENCE, served, *updates]
     runs = {row: classifier(**updates.get(row, {})) for row in dict.fromkeys(rows)}
     for c in runs.values():  # warm: oneDNN and ONNX Runtime prepare their kernels per input shape on first use
         c.encoder.encode(texts)
@@ -98,19 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         for row, c in runs.items():
             rates[row].append(n / stage_seconds(df, c, settings.batch_size))
-    reference = runs[(REFERENCE, FULL_TOKENS)].encoder.encode(texts)
+    reference = runs[REFERENCE].encoder.encode(texts)
 
     print(f"{n:,} real reviews drawn from every file of the shared data; {threads(settings)} threads, batches of "
           f"{settings.classify_batch_size} texts (length-sorted), {settings.batch_size:,} rows per stage batch; "
           f"{args.repeats} rounds: median (min–max)\n")  # fmt: skip
-    print(f"| backend | MAX_TOKENS | classify stage, reviews/s | × torch fp32 at {FULL_TOKENS} | mean cosine to it "
-          "| top label agrees with it |\n|---|---|---|---|---|---|")  # fmt: skip
+    print(f"| backend | MAX_TOKENS | classify stage, reviews/s | × torch fp32 at {PUBLISHED_MAX_TOKENS} "
+          "| mean cosine to it | top label agrees with it |\n|---|---|---|---|---|---|")  # fmt: skip
     for row, c in runs.items():
         (name, tokens), median = row, statistics.median(rates[row])
-        cosine, agree = (1.0, 1.0) if row == (REFERENCE, FULL_TOKENS) else quality(c, reference)
+        cosine, agree = (1.0, 1.0) if row == REFERENCE else quality(c, reference)
         label = f"**{name}** (default)" if row == served else name
         print(f"| {label} | {tokens} | {fmt(rates[row])} "
-              f"| {median / statistics.median(rates[(REFERENCE, FULL_TOKENS)]):.2f} | {cosine:.4f} | {agree:.1%} |")
+              f"| {median / statistics.median(rates[REFERENCE]):.2f} | {cosine:.4f} | {agree:.1%} |")  # fmt: skip
 
     # The stage against the best raw forward pass of the same backend and threads.
     raw = {}
@@ -129,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
           f"forward pass ({statistics.median(raw[best]):.1f})")  # fmt: skip
 
     # Truncation: the model was trained on 128 tokens; its configuration allows 256.
-    print(f"\nMAX_TOKENS ({default}):\n\n| max tokens | classify stage, reviews/s | mean cosine to {FULL_TOKENS} "
-          f"| top label agrees with {FULL_TOKENS} |\n|---|---|---|---|")  # fmt: skip
+    print(f"\nMAX_TOKENS ({default}):\n\n| max tokens | classify stage, reviews/s "
+          f"| mean cosine to {PUBLISHED_MAX_TOKENS} | top label agrees with {PUBLISHED_MAX_TOKENS} |\n"
+          "|---|---|---|---|")  # fmt: skip
     at = {tokens: classifier(max_tokens=tokens) for tokens in TRUNCATIONS}
     for c in at.values():
         c.encoder.encode(texts)
@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         for tokens, c in at.items():
             speed[tokens].append(n / stage_seconds(df, c, settings.batch_size))
-    full = at[FULL_TOKENS].encoder.encode(texts)
+    full = at[PUBLISHED_MAX_TOKENS].encoder.encode(texts)
     for tokens, c in at.items():
-        cosine, agree = (1.0, 1.0) if tokens == FULL_TOKENS else quality(c, full)
+        cosine, agree = (1.0, 1.0) if tokens == PUBLISHED_MAX_TOKENS else quality(c, full)
         label = f"**{tokens}** (default)" if tokens == settings.max_tokens else str(tokens)
         print(f"| {label} | {fmt(speed[tokens])} | {cosine:.4f} | {agree:.1%} |")
     print("\nNDCG@5 of each (`python -m services.classifier.evaluate`): docs/relevance.md.")

@@ -23,6 +23,11 @@ from shared.settings import Settings
 Forward = Callable[[dict[str, np.ndarray]], np.ndarray]  # padded token arrays -> (batch, tokens, dim)
 
 
+# The longest input the packaged all-MiniLM-L6-v2 is configured for (max_seq_length of its
+# sentence_bert_config.json): the model as published, the reference of the quality bar.
+PUBLISHED_MAX_TOKENS = 256
+
+
 class ModelLoadError(RuntimeError):
     pass
 

@@ -10,14 +10,19 @@ import numpy as np
 import pytest
 
 from services.classifier import encoders, onnx_build
-from services.classifier.encoders import ModelLoadError, bf16_supported, load_encoder, resolve_backend
+from services.classifier.encoders import (
+    PUBLISHED_MAX_TOKENS,
+    ModelLoadError,
+    bf16_supported,
+    load_encoder,
+    resolve_backend,
+)
 from services.classifier.evaluate import read_reviews
 from services.classifier.model import load_classifier
 from services.classifier.scoring import review_text
 from shared.settings import Settings
 
 REVIEWS = 2000
-FULL_TOKENS = 256  # the longest input all-MiniLM-L6-v2 is configured for
 
 
 @pytest.fixture(scope="session")
@@ -49,10 +54,10 @@ def agreement_with(reference, classifier, texts: list[str]) -> tuple[float, floa
 def test_the_default_classifier_meets_the_quality_bar_against_torch_fp32_reading_the_whole_256_tokens(
         settings, real_texts):  # fmt: skip
     defaults = Settings.model_fields
-    assert defaults["classifier_backend"].default == "auto" and defaults["max_tokens"].default < FULL_TOKENS
+    assert defaults["classifier_backend"].default == "auto" and defaults["max_tokens"].default < PUBLISHED_MAX_TOKENS
     assert resolve_backend("auto") == ("torch-bf16" if bf16_supported() else "torch-fp32")
     published = load_classifier(settings.model_copy(update={"classifier_backend": "torch-fp32",
-                                                            "max_tokens": FULL_TOKENS}))  # fmt: skip
+                                                            "max_tokens": PUBLISHED_MAX_TOKENS}))  # fmt: skip
     reference = embeddings_and_outputs(published, real_texts)
     default = load_classifier(settings.model_copy(update={"max_tokens": defaults["max_tokens"].default}))
     cosine, top = agreement_with(reference, default, real_texts)
