@@ -12,6 +12,7 @@ message, not every task.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from dataclasses import dataclass
@@ -110,13 +111,24 @@ class EmbeddingClassifier:
         self._label_vectors /= np.linalg.norm(self._label_vectors, axis=1, keepdims=True)
         self._informative = encoder.encode(config.informative).mean(axis=0)
         self._uninformative = encoder.encode(config.uninformative).mean(axis=0)
-        self._probe = _load_probe(config.probe)
-        probe_digest = self._probe.digest() if self._probe else "zero-shot"
+        self._config_digest = config.digest()
+        self._set_probe(_load_probe(config.probe))
+
+    def _set_probe(self, probe: Probe | None) -> None:
+        self._probe = probe
+        probe_digest = probe.digest() if probe else "zero-shot"
         # The model's content (not its folder), the backend and its quantisation recipe, the labels,
         # the probe and the truncation: all that changes the outputs.
         self.fingerprint = hashlib.sha1(
-            f"emb|{encoder.digest}|{encoder.name}|{config.digest()}|{probe_digest}|{encoder.max_tokens}".encode()
+            f"emb|{self.encoder.digest}|{self.encoder.name}|{self._config_digest}|{probe_digest}|"
+            f"{self.encoder.max_tokens}".encode()
         ).hexdigest()[:16]
+
+    def with_probe(self, probe: Probe) -> EmbeddingClassifier:
+        """The same encoder and labels reading usefulness with another probe (an evaluation's refit)."""
+        other = copy.copy(self)
+        other._set_probe(probe)
+        return other
 
     def infer(self, texts: list[str]) -> np.ndarray:
         if not texts:
