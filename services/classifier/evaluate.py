@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from tqdm import tqdm
 
 from ops.source.formats import Malformed, detect, parse_line, to_review
 from ops.source.loader import discover, read_lines
@@ -48,6 +49,7 @@ from shared.settings import Settings, get_settings
 K = 5
 RANDOM_SEEDS = 20
 BOOTSTRAP = 2000
+CHUNK = 2000  # reviews read by the model between two updates of the progress bar
 TEXT_ONLY = "relevance, text only (cold start)"
 NESTED = "relevance, text only, constants chosen in the fold"
 LONGEST = "baseline: longest first"
@@ -111,6 +113,16 @@ def texts_of(df: pd.DataFrame) -> list[str]:
     return [review_text(t, x) for t, x in zip(df["title"], df["text"], strict=True)]
 
 
+def in_chunks(function: Callable[[list[str]], np.ndarray], texts: list[str], desc: str) -> np.ndarray:
+    """``function(texts)`` a chunk at a time, with a progress bar on stderr: minutes on a CPU."""
+    parts = []
+    with tqdm(total=len(texts), unit="review", desc=desc, file=sys.stderr) as bar:
+        for start in range(0, len(texts), CHUNK):
+            parts.append(function(texts[start : start + CHUNK]))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else function([])
+
+
 def score(df: pd.DataFrame, rel_model: np.ndarray, settings: Settings) -> pd.DataFrame:
     """What publish computes for these reviews from the model's usefulness signal: relevance as of
     the day after the newest review (the crawl's "now")."""
@@ -141,10 +153,8 @@ def per_product(scored: pd.DataFrame, rankings: dict[str, Callable[[pd.DataFrame
         gains = np.log2(1 + group["helpful_votes"].to_numpy(dtype=float))
         row = {"product_id": product_id, "category": group["category"].iloc[0]}
         row.update({name: ndcg_at_k(rank(group), gains) for name, rank in rankings.items()})
-        if not random:
-            rows.append(row)
-            continue
-        row[RANDOM] = float(np.mean([ndcg_at_k(rng.random(len(group)), gains) for _ in range(RANDOM_SEEDS)]))
+        if random:
+            row[RANDOM] = float(np.mean([ndcg_at_k(rng.random(len(group)), gains) for _ in range(RANDOM_SEEDS)]))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -162,7 +172,7 @@ def margin_interval(margins: pd.Series, strata: pd.Series | None = None, seed: i
 def evaluate_half(df: pd.DataFrame, classifier: Classifier, settings: Settings) -> pd.DataFrame:
     """NDCG per product of the evaluation half, scored by the classifier as shipped."""
     df = df[~df["product_id"].map(in_training_half)].reset_index(drop=True)
-    return per_product(score(df, classifier.infer(texts_of(df))[:, -1], settings))
+    return per_product(score(df, in_chunks(classifier.infer, texts_of(df), "classifying")[:, -1], settings))
 
 
 class Folds:
@@ -173,7 +183,7 @@ class Folds:
         self.df, self.classifier, self.settings = df, classifier, settings
         self.min_reviews, self.min_voted = min_reviews, min_voted
         self.texts = texts_of(df)
-        self.vectors = classifier.encoder.encode(self.texts)
+        self.vectors = in_chunks(classifier.encoder.encode, self.texts, "embedding")
         self.categories = df["category"].to_numpy()
 
     def usefulness(self, train: np.ndarray, category: str) -> tuple[pd.DataFrame, np.ndarray]:

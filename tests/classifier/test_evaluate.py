@@ -92,12 +92,16 @@ def test_the_summary_gives_each_category_then_both_means():
     assert table.loc["mean of products", "margin"] == pytest.approx((results[TEXT_ONLY] - results[LONGEST]).mean())
 
 
-def test_the_command_prints_the_table_of_the_split_asked(reviews, classifier, monkeypatch, capsys, data_dir):
+@pytest.mark.parametrize("split", ["half", "categories"])
+def test_the_command_prints_the_table_of_the_split_asked(split, reviews, classifier, monkeypatch, capsys, data_dir):
     monkeypatch.setattr(evaluate, "read_reviews", lambda paths: reviews)
     monkeypatch.setattr(evaluate, "load_classifier", lambda settings: classifier)
-    assert evaluate.main([str(data_dir), "--split", "categories"]) == 0
-    out = capsys.readouterr().out
-    assert "leave one category out" in out
-    for row in ("| Appliances |", "| Gift_Cards |", "| mean of categories |", "| mean of products |"):
-        assert row in out
-    assert f"{NESTED} − longest first [95% CI]" in out and "constants each fold chose" in out
+    assert evaluate.main([str(data_dir), "--split", split]) == 0
+    out, err = capsys.readouterr()
+    assert "| mean of categories |" in out and "| mean of products |" in out and "| Gift_Cards |" in out
+    assert f"{'classifying' if split == 'half' else 'embedding'}: 100%" in err  # the model's progress
+    if split == "half":
+        assert "the evaluation half" in out and f"{TEXT_ONLY} − longest first [95% CI]" in out
+    else:
+        assert "leave one category out" in out and "| Appliances |" in out
+        assert f"{NESTED} − longest first [95% CI]" in out and "constants each fold chose" in out
