@@ -50,9 +50,17 @@ def cmd_curated(args: argparse.Namespace) -> int:
 def cmd_gdpr(args: argparse.Namespace) -> int:
     settings = get_settings()
     c = clients.init(settings)
-    report = erase_buyer(settings, c.history, args.buyer)
+    report = erase_buyer(settings, c.history, c.lake, args.buyer)
+    if report.served is not None:
+        announce(c.redis, report.served)
     print(f"buyer erased: {report.archived_documents_deleted} archived review document(s) deleted from MongoDB; "
           f"pseudonym {report.buyer_pseudonym} excluded from every later curated file")  # fmt: skip
+    for r in report.versions_rewritten:
+        print(f"curated version {r.version}: {r.removed} review(s) removed, {r.rows} kept"
+              + (" (served: the API reloads it within seconds)" if report.served and r.version == report.served.version
+                 else ""))  # fmt: skip
+    if not report.versions_rewritten:
+        print("no kept curated version holds their reviews")
     print("note: the source database belongs to the shop and is not changed by the pipeline")
     return 0
 

@@ -2,11 +2,14 @@
 
 The worker processes of a host share it. A lock file orders them: one fetches a version while the
 others wait, then every worker maps the same files, so the kernel keeps one copy of their pages.
-A version is fetched into a folder of its own; each file is checked against the SHA-256 and size on
-its object's head, and only a complete, checked folder takes the version's name, so a failed or
-corrupt fetch leaves nothing behind. Before a fetch, the cache deletes all but the ``versions`` - 1
-most recently loaded, so with the one coming it never holds more than ``versions`` (a worker still
-mapping a deleted file keeps reading it: the kernel frees it when the last mapping goes).
+A version is fetched into a folder of its own, named by the "latest" pointer that announced it (the
+version, its rows, size and time): a version rewritten in place, as a right-to-erasure request does
+(services/publisher/erasure.py), comes with another row count and is fetched again, never served
+from the copy cached before. Each file is checked against the SHA-256 and size on its object's
+head, and only a complete, checked folder takes its name, so a failed or corrupt fetch leaves
+nothing behind. Before a fetch, the cache deletes all but the ``versions`` - 1 most recently
+loaded, so with the one coming it never holds more than ``versions`` (a worker still mapping a
+deleted file keeps reading it: the kernel frees it when the last mapping goes).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -22,6 +26,7 @@ from pathlib import Path
 import anyio
 
 from services.api.index import CorruptServingFile
+from shared.lake import CuratedVersion
 from shared.serving_format import NAMES, VERSION_NAME, serving_key
 
 CHUNK = 4 << 20
@@ -42,10 +47,11 @@ class ServingCache:
         self.root = root
         self.versions = versions
 
-    def folder(self, version: str) -> Path:
-        if not VERSION_NAME.match(version):
-            raise CorruptServingFile(f"{version!r} is not a version name")
-        return self.root / version
+    def folder(self, pointer: CuratedVersion) -> Path:
+        if not VERSION_NAME.match(pointer.version):
+            raise CorruptServingFile(f"{pointer.version!r} is not a version name")
+        identity = hashlib.sha1(json.dumps([pointer.rows, pointer.size_bytes, pointer.published_at]).encode())
+        return self.root / f"{pointer.version}@{identity.hexdigest()[:12]}"
 
     def entries(self) -> list[Path]:
         """The versions held, most recently loaded first."""
@@ -63,14 +69,15 @@ class ServingCache:
         finally:
             os.close(fd)  # releases the lock
 
-    async def fetch(self, s3, bucket: str, version: str) -> Path:
+    async def fetch(self, s3, bucket: str, pointer: CuratedVersion) -> Path:
         """The version's folder; downloaded and checked unless it is there already. Call it holding the lock."""
-        folder = self.folder(version)
+        folder = self.folder(pointer)
         if folder.is_dir():
             return folder
         for stale in self.entries()[self.versions - 1 :]:  # room first: with the new one, never more than kept
             shutil.rmtree(stale, ignore_errors=True)
-        incoming = self.root / f"{INCOMING}{version}"
+        version = pointer.version
+        incoming = self.root / f"{INCOMING}{folder.name}"
         shutil.rmtree(incoming, ignore_errors=True)  # whoever left it is gone: we hold the lock
         incoming.mkdir()
         try:
@@ -105,10 +112,10 @@ class ServingCache:
             raise CorruptServingFile(f"{key}: {size} bytes whose SHA-256 differs from the one published "
                                      f"({expected['size']} bytes): corrupt or truncated")  # fmt: skip
 
-    def loaded(self, version: str) -> None:
+    def loaded(self, pointer: CuratedVersion) -> None:
         """Mark a version as just loaded: the last one a fetch deletes to make room."""
-        os.utime(self.folder(version))
+        os.utime(self.folder(pointer))
 
-    def forget(self, version: str) -> None:
+    def forget(self, pointer: CuratedVersion) -> None:
         """Drop a cached version that failed to open: the next load fetches it again."""
-        shutil.rmtree(self.folder(version), ignore_errors=True)
+        shutil.rmtree(self.folder(pointer), ignore_errors=True)

@@ -69,14 +69,14 @@ class IndexHolder:
         started = time.monotonic()
         async with self.cache.locked():  # the host's other workers wait, then map the same files
             locked = time.monotonic()
-            folder = await self.cache.fetch(self._s3, self._bucket, pointer.version)
+            folder = await self.cache.fetch(self._s3, self._bucket, pointer)
             fetched = time.monotonic()
             try:
                 index = await anyio.to_thread.run_sync(ServingIndex, pointer, folder)
             except CorruptServingFile:
-                self.cache.forget(pointer.version)
+                self.cache.forget(pointer)
                 raise
-            self.cache.loaded(pointer.version)
+            self.cache.loaded(pointer)
         log.info("serving_files_mapped", version=pointer.version, wait_s=round(locked - started, 3),
                  fetch_s=round(fetched - locked, 3), open_s=round(time.monotonic() - fetched, 3))  # fmt: skip
         return index

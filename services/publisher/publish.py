@@ -93,7 +93,8 @@ def _ids(table: pa.Table) -> np.ndarray:
     return table.column("review_id").to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _forgotten(table: pa.Table, erased: frozenset[str]) -> np.ndarray:
+def erased_rows(table: pa.Table, erased: frozenset[str]) -> np.ndarray:
+    """Which rows are reviews of buyers who asked to be forgotten."""
     if not erased:
         return np.zeros(table.num_rows, dtype=bool)
     return pc.is_in(table.column("buyer_pseudonym"), pa.array(sorted(erased))).to_numpy(zero_copy_only=False)
@@ -104,7 +105,7 @@ def read_delta(lake: Lake, keys: list[str], erased: frozenset[str], changes: Cha
     tables = [lake.get_table(key, SCORED) for key in keys]
     delta = pa.concat_tables(tables) if tables else SCORED.empty_table()
     changes.delta_rows += delta.num_rows
-    forgotten = _forgotten(delta, erased)
+    forgotten = erased_rows(delta, erased)
     changes.erased += int(forgotten.sum())
     delta = delta.filter(pa.array(~forgotten))
     if pc.count_distinct(delta.column("review_id")).as_py() != delta.num_rows:
@@ -154,7 +155,7 @@ def keep_from_base(rows: pa.Table, base: Base, delta_ids: np.ndarray, erased: fr
     live = member(ids, base.live_ids)
     reread = live & member(ids, base.reread_ids)
     replaced = reread & member(ids, delta_ids)
-    forgotten = live & ~reread & _forgotten(rows, erased)
+    forgotten = live & ~reread & erased_rows(rows, erased)
     keep = live & ~reread & ~forgotten
     changes.deleted += int((~live).sum())
     changes.replaced += int(replaced.sum())

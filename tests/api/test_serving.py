@@ -23,7 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
+from services.publisher.erasure import forget_in_curated
 from services.publisher.publish import announce
+from services.publisher.serving import REVIEWS_KEPT
+from services.publisher.versions import rollback
 from shared.lake import CuratedVersion
 from shared.serving_format import serving_key
 from shared.settings import Settings
@@ -83,7 +86,7 @@ def client(api: str) -> Iterator[httpx.Client]:
 
 def cached_versions(settings: Settings) -> list[str]:
     root = settings.api_cache_path / settings.s3_bucket
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name.split("@")[0] for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def ordered(text: str) -> list:
@@ -282,3 +285,30 @@ def test_a_scrape_counts_the_requests_of_every_worker_whichever_answers_it(api):
         assert after[recent] - before[recent] == requests
         # and each gauge is one series for the API, not one per worker
         assert sum(name == "api_curated_rows" for name, _ in after) == 1
+
+
+def test_an_erasure_stops_every_worker_serving_the_buyers_reviews_and_a_rollback_does_not_bring_them_back(
+    api, client, publisher
+):  # fmt: skip
+    older, served = "20260806T000000Z-erase1", "20260806T000001Z-erase2"
+    theirs = [[scored_row(7001, "E1", 0.9, buyer_pseudonym="GONE"), scored_row(7002, "E1", 0.5),
+               scored_row(7003, "E1", 0.1, buyer_pseudonym="GONE")]]  # fmt: skip
+    for run_id in (older, served):
+        publisher.publish(run_id, theirs)
+        wait_until_served(client, run_id)
+
+    def answers() -> set[tuple[int, ...]]:  # on new connections: either worker may answer
+        return {tuple(r["review_id"] for r in httpx.get(f"{api}/reviews/E1/top").json()["reviews"])
+                for _ in range(10)}  # fmt: skip
+
+    assert answers() == {(7001, 7002, 7003)}
+    rewritten, pointer = forget_in_curated(publisher.lake, frozenset({"GONE"}), REVIEWS_KEPT)
+    assert {r.version for r in rewritten} == {older, served} and pointer is not None
+    announce(publisher.redis, pointer)
+    deadline = time.monotonic() + 15
+    while answers() != {(7002,)}:  # the same version name, rewritten: fetched again, not served from the cache
+        assert time.monotonic() < deadline, "the erased buyer's reviews are still served"
+        time.sleep(0.2)
+    announce(publisher.redis, rollback(publisher.lake, older))
+    wait_until_served(client, older)
+    assert answers() == {(7002,)}

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pymongo
 
 from ops.gdpr import erase_buyer
+from services.publisher.versions import rollback
 from services.transformer.transform import pseudonym, transform
 from shared.history import History, init_metadata_db
+from shared.lake import curated_key
 from shared.schemas import RAW
-from tests.factories import publish_batches, scored_row
+from tests.factories import open_serving, publish_batches, scored_row
 
 
 def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(servers, own_lake):
@@ -22,7 +25,7 @@ def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(server
         archive = client[servers.mongo_db][servers.mongo_collection]
         archive.insert_many([{"_id": 9_000_001, "buyer_id": "FORGET-ME"}, {"_id": 9_000_002, "buyer_id": "FORGET-ME"},
                              {"_id": 9_000_003, "buyer_id": "KEEP-ME"}])  # fmt: skip
-        report = erase_buyer(servers, history, "FORGET-ME")
+        report = erase_buyer(servers, history, own_lake, "FORGET-ME")
         assert report.archived_documents_deleted == 2
         assert archive.count_documents({"buyer_id": "FORGET-ME"}) == 0
         assert archive.count_documents({"_id": 9_000_003}) == 1
@@ -42,4 +45,40 @@ def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(server
         scored_row(1, "P", 0.9, buyer_pseudonym=report.buyer_pseudonym), scored_row(2, "P", 0.1)]], erased=erased)
     assert own_lake.get_table(published.version.key).column("review_id").to_pylist() == [2]
     assert published.changes.erased == 1
+    history.close()
+
+
+def served_ids(lake, version, folder) -> list[int]:
+    folder.mkdir()
+    body = json.loads(open_serving(lake, version, folder).top("E", limit=10))
+    return [r["review_id"] for r in body["reviews"]]
+
+
+def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_serves_them(servers, own_lake, tmp_path):
+    init_metadata_db(servers)
+    history = History(servers.metadata_dsn)
+    gone = pseudonym("ERASE-KEPT", servers.pseudonym_key.get_secret_value().encode())
+    theirs = [[scored_row(11, "E", 0.9, buyer_pseudonym=gone), scored_row(12, "E", 0.5),
+               scored_row(13, "E", 0.1, buyer_pseudonym=gone)]]  # fmt: skip
+    without = publish_batches(own_lake, "20260701T000000Z-gdpr10", [[scored_row(12, "E", 0.5)]]).version
+    older = publish_batches(own_lake, "20260701T000001Z-gdpr11", theirs).version
+    served = publish_batches(own_lake, "20260701T000002Z-gdpr12", theirs).version
+    untouched = own_lake.s3.head_object(Bucket=own_lake.bucket, Key=curated_key(without.version))["ETag"]
+
+    report = erase_buyer(servers, history, own_lake, "ERASE-KEPT")
+
+    assert {(r.version, r.removed, r.rows) for r in report.versions_rewritten} == {
+        (older.version, 2, 1), (served.version, 2, 1)}
+    assert own_lake.s3.head_object(Bucket=own_lake.bucket, Key=curated_key(without.version))["ETag"] == untouched
+    for version in (older, served):
+        assert own_lake.get_table(curated_key(version.version)).column("review_id").to_pylist() == [12]
+    # the served version's pointer names the rewritten file (its rows changed: the API loads it again)
+    assert report.served == own_lake.latest() and report.served.version == served.version
+    assert report.served.rows == 1 and report.served.published_at == served.published_at
+    assert served_ids(own_lake, report.served, tmp_path / "served") == [12]
+    # and rolling back to the older version serves it without them too
+    assert served_ids(own_lake, rollback(own_lake, older.version), tmp_path / "older") == [12]
+    # run again, it finds nothing left to rewrite
+    again = erase_buyer(servers, history, own_lake, "ERASE-KEPT")
+    assert again.versions_rewritten == [] and again.served is None
     history.close()

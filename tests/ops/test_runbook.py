@@ -149,6 +149,8 @@ def test_an_operator_walks_the_runbook_end_to_end(data_dir):
     assert re.search(r"curated\s+1 objects", said("reviews lake")), said("reviews lake")
     assert f"* {run_id}" in said("reviews curated list")
     assert f"latest is now {first}" in said("reviews curated rollback")
-    assert re.search(r"buyer erased: [1-9]\d* archived", said("reviews gdpr erase")), said("reviews gdpr erase")
+    erased = said("reviews gdpr erase")
+    assert re.search(r"buyer erased: [1-9]\d* archived", erased), erased
+    assert re.search(rf"curated version {first}: [1-9]\d* review\(s\) removed, \d+ kept \(served", erased), erased
     assert f"run {operator.filled['FAILED_RUN_ID']}: succeeded" in said("reviews retry")
     assert left_running == []

@@ -1,0 +1,74 @@
+"""Right to erasure in the curated zone: every kept version rewritten without the buyers forgotten.
+
+A later run leaves them out anyway (transform and publish read the erasure table), but until then
+the served version, and every older one an operator can roll back to, would still hold their
+reviews. So an erasure rewrites each kept curated file that holds any, row group by row group
+(memory holds one), rebuilds its serving files, and moves "latest" to the rewritten served version:
+its row count changes, which is what makes the API load it again (services/api/cache.py).
+
+A run publishing at that very moment read the erasure table before the request: its version may
+still hold the buyer until the next run, or until the command, which is idempotent, is run again.
+The run zones (raw/, cleaned/, scored/, rejects/) are not rewritten here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from services.publisher import serving
+from services.publisher.publish import RANGE_ROWS, erased_rows
+from shared.lake import CuratedVersion, Lake, curated_key
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    version: str
+    removed: int  # reviews of the buyers forgotten
+    rows: int  # what the version holds now
+    size_bytes: int
+
+
+def rewrite_version(lake: Lake, version: str, erased: frozenset[str], reviews_kept: int) -> Rewritten | None:
+    """The curated file of ``version`` and its serving files without the ``erased`` buyers' reviews;
+    None when it holds none (nothing is written)."""
+    with tempfile.TemporaryDirectory(prefix="erasure-") as tmp:
+        source, out = Path(tmp) / "curated.parquet", Path(tmp) / "rewritten.parquet"
+        lake.get_file(curated_key(version), source)
+        curated = pq.ParquetFile(source)
+        removed = rows = 0
+        with pq.ParquetWriter(out, curated.schema_arrow, compression="zstd") as writer:
+            for group in range(curated.num_row_groups):
+                table = curated.read_row_group(group)
+                forgotten = erased_rows(table, erased)
+                removed += int(forgotten.sum())
+                table = table.filter(pa.array(~forgotten))
+                rows += table.num_rows
+                if table.num_rows:
+                    writer.write_table(table, row_group_size=RANGE_ROWS)
+        if not removed:
+            return None
+        # Serving files first: a reader that follows "latest" meanwhile finds the old pair or the new one.
+        serving.write(lake, version, out, reviews_kept)
+        lake.put_file(curated_key(version), out, metadata={"rows": str(rows)})
+        return Rewritten(version, removed, rows, out.stat().st_size)
+
+
+def forget_in_curated(
+    lake: Lake, erased: frozenset[str], reviews_kept: int
+) -> tuple[list[Rewritten], CuratedVersion | None]:
+    """Rewrite every kept version holding the ``erased`` buyers' reviews. Returns what was rewritten,
+    and the new "latest" pointer when the served version was (to announce), else None."""
+    rewritten = [r for v in lake.curated_versions() if (r := rewrite_version(lake, v, erased, reviews_kept))]
+    served = lake.latest()
+    changed = next((r for r in rewritten if served and r.version == served.version), None)
+    if served is None or changed is None:
+        return rewritten, None
+    # published_at stays the version's own: its age is what alerting looks at.
+    pointer = CuratedVersion(served.version, served.key, changed.rows, changed.size_bytes, served.published_at)
+    lake.set_latest(pointer)
+    return rewritten, pointer
