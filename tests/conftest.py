@@ -8,6 +8,7 @@ Celery workers on the same servers (``Stack.up`` is idempotent, so nothing start
 from __future__ import annotations
 
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,16 @@ from ops.stack.manager import Stack, make_state_dir, stack_settings
 from shared.settings import Settings
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config) -> None:
+    # A CI timeout or a kill sends SIGTERM, which would end the session without its teardown and
+    # leave the servers it started running: as an interrupt, pytest stops them first.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")
