@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from ops.gdpr import erase_buyer
 from ops.runs_cli import format_report, trigger_run, watch
 from ops.source.loader import load_paths
 from ops.source.schema import create_source
@@ -82,7 +81,10 @@ def test_an_incremental_run_reads_only_the_changes_and_publishes_the_whole_catal
         (added,) = cur.fetchone()
         cur.execute("DELETE FROM review WHERE review_id = %s", (deleted,))
     conn.close()
-    erase_buyer(small_source, pipeline.history, buyer)
+    # only recorded, as when the request comes while a run is in flight (reviews gdpr erase also rewrites
+    # the kept versions at once: tests/ops/test_gdpr.py): the run itself must leave the buyer out
+    pseudo = pseudonym(buyer, small_source.pseudonym_key.get_secret_value().encode())
+    pipeline.history.add_erasure(pseudo)
 
     # when the daily run comes
     run = run_to_end(pipeline, {})
@@ -97,7 +99,6 @@ def test_an_incremental_run_reads_only_the_changes_and_publishes_the_whole_catal
              "the delta's archive")  # fmt: skip
     # and the new version is the whole catalogue with the changes applied
     new = curated(lake, run)
-    pseudo = pseudonym(buyer, small_source.pseudonym_key.get_secret_value().encode())
     forgotten = {review_id for review_id, row in base.items() if row["buyer_pseudonym"] == pseudo}
     assert forgotten
     assert edited in new and new[edited]["text"] != base[edited]["text"]
