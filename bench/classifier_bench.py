@@ -26,7 +26,7 @@ import pandas as pd
 from services.classifier.encoders import PUBLISHED_MAX_TOKENS, Encoder, load_encoder, resolve_backend, threads
 from services.classifier.evaluate import read_reviews
 from services.classifier.model import EmbeddingClassifier, LabelConfig
-from services.classifier.scoring import model_outputs, review_text
+from services.classifier.scoring import model_outputs, review_texts
 from shared.settings import get_settings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     df = sample(args.reviews)
-    texts = [review_text(t, x) for t, x in zip(df["title"], df["text"], strict=True)]
+    texts = review_texts(df)
     n, config = len(texts), LabelConfig.load(settings.labels_file)
 
     def classifier(**update) -> EmbeddingClassifier:

@@ -55,10 +55,10 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
         announce(c.redis, report.served)
     print(f"buyer erased: {report.archived_documents_deleted} archived review document(s) deleted from MongoDB; "
           f"pseudonym {report.buyer_pseudonym} excluded from every later curated file")  # fmt: skip
+    served = report.served.version if report.served else None
     for r in report.versions_rewritten:
-        print(f"curated version {r.version}: {r.removed} review(s) removed, {r.rows} kept"
-              + (" (served: the API reloads it within seconds)" if report.served and r.version == report.served.version
-                 else ""))  # fmt: skip
+        reload = " (served: the API reloads it within seconds)" if r.version == served else ""
+        print(f"curated version {r.version}: {r.removed} review(s) removed, {r.rows} kept{reload}")
     if not report.versions_rewritten:
         print("no kept curated version holds their reviews")
     print("note: the source database belongs to the shop and is not changed by the pipeline")

@@ -42,7 +42,7 @@ from ops.source.formats import Malformed, detect, parse_line, to_review
 from ops.source.loader import discover, read_lines
 from services.classifier.model import Classifier, EmbeddingClassifier, load_classifier
 from services.classifier.probe import fit, in_training_half
-from services.classifier.scoring import relevance, review_text
+from services.classifier.scoring import relevance, review_texts
 from services.transformer.transform import clean_text
 from shared.settings import Settings, get_settings
 
@@ -109,10 +109,6 @@ def ndcg_at_k(scores: np.ndarray, gains: np.ndarray, k: int = K) -> float:
     return float(gains[order] @ discounts[: len(order)]) / ideal if ideal > 0 else math.nan
 
 
-def texts_of(df: pd.DataFrame) -> list[str]:
-    return [review_text(t, x) for t, x in zip(df["title"], df["text"], strict=True)]
-
-
 def in_chunks(function: Callable[[list[str]], np.ndarray], texts: list[str], desc: str) -> np.ndarray:
     """``function(texts)`` a chunk at a time, with a progress bar on stderr: minutes on a CPU."""
     parts = []
@@ -172,7 +168,7 @@ def margin_interval(margins: pd.Series, strata: pd.Series | None = None, seed: i
 def evaluate_half(df: pd.DataFrame, classifier: Classifier, settings: Settings) -> pd.DataFrame:
     """NDCG per product of the evaluation half, scored by the classifier as shipped."""
     df = df[~df["product_id"].map(in_training_half)].reset_index(drop=True)
-    return per_product(score(df, in_chunks(classifier.infer, texts_of(df), "classifying")[:, -1], settings))
+    return per_product(score(df, in_chunks(classifier.infer, review_texts(df), "classifying")[:, -1], settings))
 
 
 class Folds:
@@ -182,7 +178,7 @@ class Folds:
                  min_reviews: int, min_voted: int):  # fmt: skip
         self.df, self.classifier, self.settings = df, classifier, settings
         self.min_reviews, self.min_voted = min_reviews, min_voted
-        self.texts = texts_of(df)
+        self.texts = review_texts(df)
         self.vectors = in_chunks(classifier.encoder.encode, self.texts, "embedding")
         self.categories = df["category"].to_numpy()
 

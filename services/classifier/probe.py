@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.classifier.encoders import load_encoder
     from services.classifier.evaluate import read_reviews
     from services.classifier.model import DEFAULT_LABELS
-    from services.classifier.scoring import review_text
+    from services.classifier.scoring import review_texts
     from shared.settings import get_settings
 
     parser = argparse.ArgumentParser(prog="python -m services.classifier.probe", description=__doc__,
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     df = read_reviews(args.paths)
     df = df[df["product_id"].map(in_training_half)].reset_index(drop=True)
     encoder = load_encoder(get_settings())  # the configured backend: a probe reads that backend's embeddings
-    embeddings = encoder.encode([review_text(t, x) for t, x in zip(df["title"], df["text"], strict=True)])
+    embeddings = encoder.encode(review_texts(df))
     probe = fit(embeddings, df["product_id"], df["helpful_votes"])
     probe.save(args.out)
     print(f"fitted on {len(df)} reviews of {df['product_id'].nunique()} products (the training half); "

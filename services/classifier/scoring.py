@@ -46,6 +46,11 @@ def review_text(title: str | None, text: str | None) -> str:
     return f"{title}. {text}" if isinstance(title, str) and title else text
 
 
+def review_texts(reviews: pd.DataFrame) -> list[str]:
+    """What the model reads of each review of a frame with title and text columns."""
+    return [review_text(t, x) for t, x in zip(reviews["title"], reviews["text"], strict=True)]
+
+
 def content_hash(text: str, fingerprint: str) -> str:
     return hashlib.sha1(f"{fingerprint}\x1f{text}".encode()).hexdigest()
 
@@ -55,7 +60,7 @@ def model_outputs(cleaned: pd.DataFrame, classifier: Classifier,
     """The classifier's outputs for a cleaned batch (the MODEL_FIELDS). A text repeated in the batch
     reaches the model once; a review whose product and text the run's base version holds (``known``,
     sorted keys: shared/known.py) not at all: its outputs stay null, and publish carries them over."""
-    texts = [review_text(t, x) for t, x in zip(cleaned["title"], cleaned["text"], strict=True)]
+    texts = review_texts(cleaned)
     hashes = [content_hash(t, classifier.fingerprint) for t in texts]
     carried = np.zeros(len(texts), dtype=bool)
     if len(known) and texts:

@@ -19,7 +19,7 @@ from services.classifier.encoders import (
 )
 from services.classifier.evaluate import read_reviews
 from services.classifier.model import load_classifier
-from services.classifier.scoring import review_text
+from services.classifier.scoring import review_texts
 from shared.settings import Settings
 
 REVIEWS = 2000
@@ -29,7 +29,7 @@ REVIEWS = 2000
 def real_texts(data_dir) -> list[str]:
     """2,000 real reviews drawn across every shared file (fixed seed), as the classify stage reads them."""
     df = read_reviews([data_dir]).sample(n=REVIEWS, random_state=0)
-    return [review_text(t, x) for t, x in zip(df["title"], df["text"], strict=True)]
+    return review_texts(df)
 
 
 def embeddings_and_outputs(classifier, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
