@@ -157,8 +157,12 @@ class Api:
         self.url = f"http://127.0.0.1:{settings.api_port}"
         self.log = log
         with log.open("ab") as out:
-            self.process = subprocess.Popen(["taskset", "-c", API_CORE, sys.executable, "-m", "services.api"],
-                                            env=settings.child_env(), stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            self.process = subprocess.Popen(
+                ["taskset", "-c", API_CORE, sys.executable, "-m", "services.api"],
+                env=settings.child_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -194,15 +198,34 @@ class Api:
 def wrk(api: Api, paths_file: Path, seconds: float, connections: int, work: Path, seed: int) -> Load:
     script = work / "paths.lua"
     script.write_text(WRK_SCRIPT)
-    command = ["taskset", "-c", CLIENT_CORE, WRK, "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout", "5s",
-               "-s", str(script), api.url, "--", str(paths_file), str(seed)]  # fmt: skip
+    command = [
+        "taskset",
+        "-c",
+        CLIENT_CORE,
+        WRK,
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:.0f}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        api.url,
+        "--",
+        str(paths_file),
+        str(seed),
+    ]
     cpu_before = cpu_seconds(api.pids())
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     cpu = cpu_seconds(api.pids()) - cpu_before
     result = json.loads(out.strip().splitlines()[-1])
-    return Load(result["requests"] / (result["duration_us"] / 1e6), result["p50_us"] / 1000,
-                result["p99_us"] / 1000, result["errors"] + result["non_2xx"],
-                cpu / max(1, result["requests"]) * 1e6)  # fmt: skip
+    return Load(
+        result["requests"] / (result["duration_us"] / 1e6),
+        result["p50_us"] / 1000,
+        result["p99_us"] / 1000,
+        result["errors"] + result["non_2xx"],
+        cpu / max(1, result["requests"]) * 1e6,
+    )
 
 
 def publish_version(lake: Lake, redis_client, version: str, rows: int, api_url: str) -> float:
@@ -214,10 +237,18 @@ def publish_version(lake: Lake, redis_client, version: str, rows: int, api_url: 
 
 
 def measure(size: int, real: pa.Table, base: Settings, args: argparse.Namespace, work: Path) -> Measured:
-    bench = base.model_copy(update={
-        "s3_bucket": "bench-api-lake", "redis_db": 6, "api_port": free_port(), "api_reload_check_s": 30.0,
-        "log_level": "INFO", "log_format": "json", "api_workers": 1, "api_cache_dir": work / "api-cache",
-    })  # fmt: skip
+    bench = base.model_copy(
+        update={
+            "s3_bucket": "bench-api-lake",
+            "redis_db": 6,
+            "api_port": free_port(),
+            "api_reload_check_s": 30.0,
+            "log_level": "INFO",
+            "log_format": "json",
+            "api_workers": 1,
+            "api_cache_dir": work / "api-cache",
+        }
+    )
     lake = Lake(make_s3(bench), bench.s3_bucket)
     lake.delete(lake.list_keys("curated/"))
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-bench{size // 1_000_000}m"
@@ -246,9 +277,19 @@ def measure(size: int, real: pa.Table, base: Settings, args: argparse.Namespace,
         empty = Memory.of(api.pids()[0])
         load_s = publish_version(lake, redis_client, version, files.rows, api.url)
         loaded = Memory.of(api.pids()[0])
-        measured = Measured(files.rows, files.products, files.reviews, files.sizes["reviews"] / 1e6,
-                            (files.size - files.sizes["reviews"]) / 1e6, built - started, uploaded - built, load_s,
-                            api.load_phases(version), empty, loaded)
+        measured = Measured(
+            files.rows,
+            files.products,
+            files.reviews,
+            files.sizes["reviews"] / 1e6,
+            (files.size - files.sizes["reviews"]) / 1e6,
+            built - started,
+            uploaded - built,
+            load_s,
+            api.load_phases(version),
+            empty,
+            loaded,
+        )
         for repeat in range(args.repeats):  # alternated, so both routes see the same machine
             measured.health.append(wrk(api, work / "health.txt", args.seconds, args.connections, work, repeat))
             measured.top.append(wrk(api, work / "top.txt", args.seconds, args.connections, work, repeat))
@@ -277,48 +318,74 @@ def span(values: list[float], fmt: str) -> str:
 
 
 def report(results: list[Measured], args: argparse.Namespace) -> None:
-    print(f"wrk 4.1 (one thread, pinned to core {CLIENT_CORE}), {args.connections} connections, {args.seconds:.0f} s "
-          f"a run; the API (`python -m services.api`, one uvicorn worker) pinned to core {API_CORE}; /health and "
-          f"/reviews/{{id}}/top alternated {args.repeats} times (median, min–max); top reviews of a random product "
-          f"among all of the version's.\n")  # fmt: skip
-    print("| curated reviews | route | p50 ms | p99 ms | req/s | errors | req/s vs hello world "
-          "| API CPU per request, µs |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        f"wrk 4.1 (one thread, pinned to core {CLIENT_CORE}), {args.connections} connections, {args.seconds:.0f} s "
+        f"a run; the API (`python -m services.api`, one uvicorn worker) pinned to core {API_CORE}; /health and "
+        f"/reviews/{{id}}/top alternated {args.repeats} times (median, min–max); top reviews of a random product "
+        f"among all of the version's.\n"
+    )
+    print(
+        "| curated reviews | route | p50 ms | p99 ms | req/s | errors | req/s vs hello world "
+        "| API CPU per request, µs |\n|---|---|---|---|---|---|---|---|"
+    )
     for m in results:
         health = statistics.median(x.rps for x in m.health)
-        for name, loads in (("GET /health (hello world)", m.health), ("GET /reviews/{id}/top", m.top),
-                            ("GET /products?query=word", [m.search])):  # fmt: skip
+        for name, loads in (
+            ("GET /health (hello world)", m.health),
+            ("GET /reviews/{id}/top", m.top),
+            ("GET /products?query=word", [m.search]),
+        ):
             ratio = statistics.median(x.rps for x in loads) / health
-            print(f"| {m.rows:,} | {name} | {span([x.p50_ms for x in loads], '.2f')} | "
-                  f"{span([x.p99_ms for x in loads], '.2f')} | {span([x.rps for x in loads], '.0f')} | "
-                  f"{sum(x.errors for x in loads)} | {ratio:.2f} | {span([x.cpu_us for x in loads], '.0f')} |")
-    print("\n| curated reviews | products | reviews kept (≤ 200 a product) | serving files: reviews + products and "
-          "terms | publish: build + upload | new version served after \"latest\" moved (download and check, map) |")
+            print(
+                f"| {m.rows:,} | {name} | {span([x.p50_ms for x in loads], '.2f')} | "
+                f"{span([x.p99_ms for x in loads], '.2f')} | {span([x.rps for x in loads], '.0f')} | "
+                f"{sum(x.errors for x in loads)} | {ratio:.2f} | {span([x.cpu_us for x in loads], '.0f')} |"
+            )
+    print(
+        "\n| curated reviews | products | reviews kept (≤ 200 a product) | serving files: reviews + products and "
+        'terms | publish: build + upload | new version served after "latest" moved (download and check, map) |'
+    )
     print("|---|---|---|---|---|---|")
     for m in results:
         phases = m.load_phases
-        print(f"| {m.rows:,} | {m.products:,} | {m.kept:,} | {m.reviews_mb:,.0f} MB + {m.index_mb:,.0f} MB | "
-              f"{m.build_s:.1f} s + {m.upload_s:.1f} s | **{m.load_s:.2f} s** (fetch {phases.get('fetch_s', '?')} s, "
-              f"map {phases.get('open_s', '?')} s) |")  # fmt: skip
-    print("\nMemory of the API process (MB): RSS, and within it the process's own memory (anonymous) and the pages "
-          "of the mapped serving files, which the page cache shares with every other worker; PSS counts shared "
-          "pages once across processes.\n")  # fmt: skip
+        print(
+            f"| {m.rows:,} | {m.products:,} | {m.kept:,} | {m.reviews_mb:,.0f} MB + {m.index_mb:,.0f} MB | "
+            f"{m.build_s:.1f} s + {m.upload_s:.1f} s | **{m.load_s:.2f} s** (fetch {phases.get('fetch_s', '?')} s, "
+            f"map {phases.get('open_s', '?')} s) |"
+        )
+    print(
+        "\nMemory of the API process (MB): RSS, and within it the process's own memory (anonymous) and the pages "
+        "of the mapped serving files, which the page cache shares with every other worker; PSS counts shared "
+        "pages once across processes.\n"
+    )
     print("| curated reviews | when | RSS | own | mapped file pages | PSS | RSS per million reviews |")
     print("|---|---|---|---|---|---|---|")
     for m in results:
-        for when, mem in (("started, nothing served", m.empty), ("version loaded", m.loaded),
-                          ("after every load test", m.after)):  # fmt: skip
-            print(f"| {m.rows:,} | {when} | {mem.rss:,.0f} | {mem.anon:,.0f} | {mem.file:,.0f} | {mem.pss:,.0f} | "
-                  f"{mem.rss / m.rows * 1e6:,.0f} |")  # fmt: skip
+        for when, mem in (
+            ("started, nothing served", m.empty),
+            ("version loaded", m.loaded),
+            ("after every load test", m.after),
+        ):
+            print(
+                f"| {m.rows:,} | {when} | {mem.rss:,.0f} | {mem.anon:,.0f} | {mem.file:,.0f} | {mem.pss:,.0f} | "
+                f"{mem.rss / m.rows * 1e6:,.0f} |"
+            )
         for n, mem in enumerate(m.two_workers, start=1):
-            print(f"| {m.rows:,} | two workers on core {API_CORE}, worker {n}, after a load test | {mem.rss:,.0f} | "
-                  f"{mem.anon:,.0f} | {mem.file:,.0f} | {mem.pss:,.0f} | {mem.rss / m.rows * 1e6:,.0f} |")  # fmt: skip
+            print(
+                f"| {m.rows:,} | two workers on core {API_CORE}, worker {n}, after a load test | {mem.rss:,.0f} | "
+                f"{mem.anon:,.0f} | {mem.file:,.0f} | {mem.pss:,.0f} | {mem.rss / m.rows * 1e6:,.0f} |"
+            )
     for m in results:
         t = m.two_workers_top
-        print(f"\n{m.rows:,} reviews, two workers sharing core {API_CORE}: top reviews {t.rps:.0f} req/s, p99 "
-              f"{t.p99_ms:.2f} ms, {t.errors} errors (one core: no more throughput, the point is memory).")  # fmt: skip
+        print(
+            f"\n{m.rows:,} reviews, two workers sharing core {API_CORE}: top reviews {t.rps:.0f} req/s, p99 "
+            f"{t.p99_ms:.2f} ms, {t.errors} errors (one core: no more throughput, the point is memory)."
+        )
     last = results[-1]
-    print(f"\nMachine: {last.machine_total_gb:.1f} GB, {last.machine_available_gb:.1f} GB available at the end of "
-          f"the {last.rows:,} run (shared with other work).")  # fmt: skip
+    print(
+        f"\nMachine: {last.machine_total_gb:.1f} GB, {last.machine_available_gb:.1f} GB available at the end of "
+        f"the {last.rows:,} run (shared with other work)."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

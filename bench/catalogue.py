@@ -125,8 +125,9 @@ def _copies(real: pa.Table, rows: int) -> Iterator[pa.Table]:
         part = real.take(pa.array(first))
         review_ids = pc.add(part.column("review_id"), pa.array(np.repeat(copy[picked], n) * ID_STRIDE))
         part = part.set_column(part.schema.get_field_index("review_id"), "review_id", review_ids)
-        part = part.set_column(part.schema.get_field_index("product_id"), "product_id",
-                               pa.array(np.repeat(new_ids[picked], n)))  # fmt: skip
+        part = part.set_column(
+            part.schema.get_field_index("product_id"), "product_id", pa.array(np.repeat(new_ids[picked], n))
+        )
         yield part
 
 

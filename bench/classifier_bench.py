@@ -33,9 +33,14 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REFERENCE = ("torch-fp32", PUBLISHED_MAX_TOKENS)  # a row: backend, MAX_TOKENS
 # Each row's settings besides MAX_TOKENS 256 (CLASSIFIER_BACKEND is the row's name unless given);
 # torch-bf16 runs the model through fused_bert.py unless CLASSIFY_FUSED is off.
-BACKENDS = {"torch-fp32": {}, "torch-bf16": {},
-            "torch-bf16 unfused": {"classifier_backend": "torch-bf16", "classify_fused": False},
-            "onnx-int8": {}, "onnx-fp32": {}, "torch-int8": {}}  # fmt: skip
+BACKENDS = {
+    "torch-fp32": {},
+    "torch-bf16": {},
+    "torch-bf16 unfused": {"classifier_backend": "torch-bf16", "classify_fused": False},
+    "onnx-int8": {},
+    "onnx-fp32": {},
+    "torch-int8": {},
+}
 RAW_BATCH_SIZES = (8, 16, 32, 64)
 TRUNCATIONS = (256, 224, 208, 192, 160, 128)
 
@@ -87,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
     default = resolve_backend(settings.classifier_backend)
     served = (default, settings.max_tokens)  # the classifier as configured: what the pipeline runs
-    updates = {(name, PUBLISHED_MAX_TOKENS): {"classifier_backend": name, "max_tokens": PUBLISHED_MAX_TOKENS,
-                                              **update} for name, update in BACKENDS.items()}  # fmt: skip
+    updates = {
+        (name, PUBLISHED_MAX_TOKENS): {"classifier_backend": name, "max_tokens": PUBLISHED_MAX_TOKENS, **update}
+        for name, update in BACKENDS.items()
+    }
     rows = [REFERENCE, served, *updates]
     runs = {row: classifier(**updates.get(row, {})) for row in dict.fromkeys(rows)}
     for c in runs.values():  # warm: oneDNN and ONNX Runtime prepare their kernels per input shape on first use
@@ -99,17 +106,23 @@ def main(argv: list[str] | None = None) -> int:
             rates[row].append(n / stage_seconds(df, c, settings.batch_size))
     reference = runs[REFERENCE].encoder.encode(texts)
 
-    print(f"{n:,} real reviews drawn from every file of the shared data; {threads(settings)} threads, batches of "
-          f"{settings.classify_batch_size} texts (length-sorted), {settings.batch_size:,} rows per stage batch; "
-          f"{args.repeats} rounds: median (min–max)\n")  # fmt: skip
-    print(f"| backend | MAX_TOKENS | classify stage, reviews/s | × torch fp32 at {PUBLISHED_MAX_TOKENS} "
-          "| mean cosine to it | top label agrees with it |\n|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        f"{n:,} real reviews drawn from every file of the shared data; {threads(settings)} threads, batches of "
+        f"{settings.classify_batch_size} texts (length-sorted), {settings.batch_size:,} rows per stage batch; "
+        f"{args.repeats} rounds: median (min–max)\n"
+    )
+    print(
+        f"| backend | MAX_TOKENS | classify stage, reviews/s | × torch fp32 at {PUBLISHED_MAX_TOKENS} "
+        "| mean cosine to it | top label agrees with it |\n|---|---|---|---|---|---|"
+    )
     for row, c in runs.items():
         (name, tokens), median = row, statistics.median(rates[row])
         cosine, agree = (1.0, 1.0) if row == REFERENCE else quality(c, reference)
         label = f"**{name}** (default)" if row == served else name
-        print(f"| {label} | {tokens} | {fmt(rates[row])} "
-              f"| {median / statistics.median(rates[REFERENCE]):.2f} | {cosine:.4f} | {agree:.1%} |")  # fmt: skip
+        print(
+            f"| {label} | {tokens} | {fmt(rates[row])} "
+            f"| {median / statistics.median(rates[REFERENCE]):.2f} | {cosine:.4f} | {agree:.1%} |"
+        )
 
     # The stage against the best raw forward pass of the same backend and threads.
     raw = {}
@@ -119,18 +132,24 @@ def main(argv: list[str] | None = None) -> int:
         raw[batch_size] = [n / raw_seconds(encoder, texts) for _ in range(args.repeats)]
     best = max(raw, key=lambda b: statistics.median(raw[b]))
     stage = statistics.median(rates[served])
-    print(f"\nStage vs raw forward pass ({default}, MAX_TOKENS {settings.max_tokens}, {threads(settings)} threads, "
-          "pre-tokenised length-sorted batches):\n\n"
-          "| batch size | raw forward pass, reviews/s |\n|---|---|")  # fmt: skip
+    print(
+        f"\nStage vs raw forward pass ({default}, MAX_TOKENS {settings.max_tokens}, {threads(settings)} threads, "
+        "pre-tokenised length-sorted batches):\n\n"
+        "| batch size | raw forward pass, reviews/s |\n|---|---|"
+    )
     for batch_size, r in raw.items():
         print(f"| {batch_size}{' (best)' if batch_size == best else ''} | {fmt(r)} |")
-    print(f"\nclassify stage {stage:.1f} reviews/s = {stage / statistics.median(raw[best]):.0%} of the best raw "
-          f"forward pass ({statistics.median(raw[best]):.1f})")  # fmt: skip
+    print(
+        f"\nclassify stage {stage:.1f} reviews/s = {stage / statistics.median(raw[best]):.0%} of the best raw "
+        f"forward pass ({statistics.median(raw[best]):.1f})"
+    )
 
     # Truncation: the model was trained on 128 tokens; its configuration allows 256.
-    print(f"\nMAX_TOKENS ({default}):\n\n| max tokens | classify stage, reviews/s "
-          f"| mean cosine to {PUBLISHED_MAX_TOKENS} | top label agrees with {PUBLISHED_MAX_TOKENS} |\n"
-          "|---|---|---|---|")  # fmt: skip
+    print(
+        f"\nMAX_TOKENS ({default}):\n\n| max tokens | classify stage, reviews/s "
+        f"| mean cosine to {PUBLISHED_MAX_TOKENS} | top label agrees with {PUBLISHED_MAX_TOKENS} |\n"
+        "|---|---|---|---|"
+    )
     at = {tokens: classifier(max_tokens=tokens) for tokens in TRUNCATIONS}
     for c in at.values():
         c.encoder.encode(texts)

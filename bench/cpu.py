@@ -81,5 +81,6 @@ class CpuSampler:
             return None
         first, last = inside[0], inside[-1]
         capacity = (last.at - first.at) * CORES
-        return Utilisation((last.processes_s - first.processes_s) / capacity,
-                           (last.machine_s - first.machine_s) / capacity)  # fmt: skip
+        return Utilisation(
+            (last.processes_s - first.processes_s) / capacity, (last.machine_s - first.machine_s) / capacity
+        )

@@ -84,8 +84,11 @@ def consume_with(c: Clients, workers: int) -> None:
     so switching costs no model load and both configurations see the same processes."""
     second = [worker_name(Queue.CLASSIFY, 2)]
     control = c.celery.control
-    replies = (control.add_consumer(Queue.CLASSIFY.value, destination=second, reply=True) if workers == 2
-               else control.cancel_consumer(Queue.CLASSIFY.value, destination=second, reply=True))  # fmt: skip
+    replies = (
+        control.add_consumer(Queue.CLASSIFY.value, destination=second, reply=True)
+        if workers == 2
+        else control.cancel_consumer(Queue.CLASSIFY.value, destination=second, reply=True)
+    )
     if not replies:
         raise RuntimeError(f"{second[0]} did not answer a consumer change")
 
@@ -116,8 +119,11 @@ def run_pipeline(c: Clients, params: dict, cpu_pids: list[int], api: bool = True
         if api:
             wait_for_version(f"http://127.0.0.1:{c.settings.api_port}", run_id)
     times = run_times(c.history, run_id)
-    print(f"run {run_id}: {run.get('mode')}, {times.source_rows:,} rows, {times.end_to_end_s:.1f} s end to end",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"run {run_id}: {run.get('mode')}, {times.source_rows:,} rows, {times.end_to_end_s:.1f} s end to end",
+        file=sys.stderr,
+        flush=True,
+    )
     classify = times.stages.get(Stage.CLASSIFY)
     usage = cpu.between(classify.started.timestamp(), classify.finished.timestamp()) if classify else None
     return Measured(times, usage, run, c.history.stage_summary(run_id))
@@ -239,15 +245,25 @@ def rows(m: Measured, stage: Stage, key: str = "rows_in") -> int:
 def shared_summary(r: SharedData) -> list[str]:
     full = r.full.times
     return [
-        "| figure | size | median | min–max | runs |", "|---|---|---|---|---|",
-        figure("source load, reviews/s (files parsed + COPY + insert, product files included)",
-               f"{r.loads[0].reviews:,} reviews", [x.rate for x in r.loads], ",.0f"),
+        "| figure | size | median | min–max | runs |",
+        "|---|---|---|---|---|",
+        figure(
+            "source load, reviews/s (files parsed + COPY + insert, product files included)",
+            f"{r.loads[0].reviews:,} reviews",
+            [x.rate for x in r.loads],
+            ",.0f",
+        ),
         figure("full run, end to end, s", f"{full.source_rows:,}", [full.end_to_end_s], ".1f"),
-        figure("full run: classify share, % (classify busy / end to end)", "",
-               [full.share(Stage.CLASSIFY) * 100], ".0f"),
-        figure("full run: classify stage, reviews/s (rows / classify wall)", "",
-               [full.source_rows / full.stages[Stage.CLASSIFY].wall_s], ",.1f"),
-    ]  # fmt: skip
+        figure(
+            "full run: classify share, % (classify busy / end to end)", "", [full.share(Stage.CLASSIFY) * 100], ".0f"
+        ),
+        figure(
+            "full run: classify stage, reviews/s (rows / classify wall)",
+            "",
+            [full.source_rows / full.stages[Stage.CLASSIFY].wall_s],
+            ",.1f",
+        ),
+    ]
 
 
 def stage_columns(columns: list[tuple[str, list[Measured]]]) -> list[str]:
@@ -257,24 +273,34 @@ def stage_columns(columns: list[tuple[str, list[Measured]]]) -> list[str]:
         values = [value(m.times) for m in runs]
         return f"{statistics.median(values):{fmt}}" if values else "–"
 
-    lines = ["| stage: wall s / busy s | " + " | ".join(name for name, _ in columns) + " |",
-             "|---" * (len(columns) + 1) + "|"]  # fmt: skip
+    lines = [
+        "| stage: wall s / busy s | " + " | ".join(name for name, _ in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for stage in Stage:
         cells = []
         for _, runs in columns:
             timed = [m for m in runs if stage in m.times.stages]
-            cells.append(f"{cell(timed, lambda t, s=stage: t.stages[s].wall_s)} / "
-                         f"{cell(timed, lambda t, s=stage: t.stages[s].busy_s)}")  # fmt: skip
+            cells.append(
+                f"{cell(timed, lambda t, s=stage: t.stages[s].wall_s)} / "
+                f"{cell(timed, lambda t, s=stage: t.stages[s].busy_s)}"
+            )
         lines.append(f"| {stage.value} | " + " | ".join(cells) + " |")
-    lines.append("| **end to end** (trigger to published) | "
-                 + " | ".join(cell(runs, lambda t: t.end_to_end_s) for _, runs in columns) + " |")  # fmt: skip
+    lines.append(
+        "| **end to end** (trigger to published) | "
+        + " | ".join(cell(runs, lambda t: t.end_to_end_s) for _, runs in columns)
+        + " |"
+    )
     return lines
 
 
 def overhead_table(r: SharedData) -> list[str]:
     full = r.full.times.stages
-    lines = ["| stage (full run) | batches | busy per batch, s | queue wait, % of stage | "
-             "lake I/O + (de)serialisation, % of busy |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| stage (full run) | batches | busy per batch, s | queue wait, % of stage | "
+        "lake I/O + (de)serialisation, % of busy |",
+        "|---|---|---|---|---|",
+    ]
     for stage in (Stage.ARCHIVE, Stage.TRANSFORM, Stage.CLASSIFY, Stage.PUBLISH):
         t = full[stage]
         per_batch = t.busy_s / t.batches
@@ -284,24 +310,31 @@ def overhead_table(r: SharedData) -> list[str]:
 
 
 def workers_summary(r: Workers) -> list[str]:
-    speedups = [a.times.stages[Stage.CLASSIFY].wall_s / b.times.stages[Stage.CLASSIFY].wall_s
-                for a, b in zip(r.one, r.two, strict=True)]  # fmt: skip
+    speedups = [
+        a.times.stages[Stage.CLASSIFY].wall_s / b.times.stages[Stage.CLASSIFY].wall_s
+        for a, b in zip(r.one, r.two, strict=True)
+    ]
     e2e_speedups = [a.times.end_to_end_s / b.times.end_to_end_s for a, b in zip(r.one, r.two, strict=True)]
     subset = f"first {r.subset:,}, batches of {SUBSET_BATCH_SIZE}"
     lines = [
-        "| figure | size | median | min–max | runs |", "|---|---|---|---|---|",
+        "| figure | size | median | min–max | runs |",
+        "|---|---|---|---|---|",
         figure("1 classifier worker: classify stage wall, s", subset, stage_wall(r.one, Stage.CLASSIFY), ".1f"),
         figure("2 classifier workers: classify stage wall, s", subset, stage_wall(r.two, Stage.CLASSIFY), ".1f"),
         figure("speed-up, 2 workers vs 1: classify stage", "paired runs", speedups, ".2f"),
         figure("speed-up, 2 workers vs 1: end to end", "paired runs", e2e_speedups, ".2f"),
-    ]  # fmt: skip
+    ]
     for name, runs in (("1 classifier worker", r.one), ("2 classifier workers", r.two)):
         workers, machine = cpu_cells(runs)
         if workers:
-            lines.append(figure(f"{name}: CPU of the classifier workers, % of {CORES} cores, classify phase",
-                                subset, workers, ".0f"))  # fmt: skip
-            lines.append(figure(f"{name}: CPU of the whole machine, % of {CORES} cores, classify phase",
-                                subset, machine, ".0f"))  # fmt: skip
+            lines.append(
+                figure(
+                    f"{name}: CPU of the classifier workers, % of {CORES} cores, classify phase", subset, workers, ".0f"
+                )
+            )
+            lines.append(
+                figure(f"{name}: CPU of the whole machine, % of {CORES} cores, classify phase", subset, machine, ".0f")
+            )
     return lines
 
 
@@ -312,13 +345,17 @@ def cpu_note(r: Workers) -> str:
     if not one or not two:
         return "CPU: the classify phases were too short to sample."
     busy = statistics.median(one_machine + two_machine)
-    note = (f"CPU: during the classify phases the machine's {CORES} cores were {busy:.0f}% busy; the classifier "
-            f"workers used {statistics.median(one):.0f}% of them with one worker and {statistics.median(two):.0f}% "
-            "with two.")  # fmt: skip
+    note = (
+        f"CPU: during the classify phases the machine's {CORES} cores were {busy:.0f}% busy; the classifier "
+        f"workers used {statistics.median(one):.0f}% of them with one worker and {statistics.median(two):.0f}% "
+        "with two."
+    )
     if busy >= 90:
-        note += (" The cores are the limit: the rest went to other processes (the stack's other stages and "
-                 "whatever else runs on the machine), so a second worker process wins a larger share of busy "
-                 "cores rather than new capacity.")  # fmt: skip
+        note += (
+            " The cores are the limit: the rest went to other processes (the stack's other stages and "
+            "whatever else runs on the machine), so a second worker process wins a larger share of busy "
+            "cores rather than new capacity."
+        )
     return note
 
 
@@ -326,21 +363,34 @@ def catalogue_summary(r: Catalogue) -> list[str]:
     largest = max(r.daily)
     full_s = r.full.times.end_to_end_s
     lines = [
-        "| figure | catalogue | median | min–max | runs |", "|---|---|---|---|---|",
+        "| figure | catalogue | median | min–max | runs |",
+        "|---|---|---|---|---|",
         figure("full run, end to end, s", f"{r.full.times.source_rows:,}", [full_s], ",.1f"),
     ]
     for size in sorted(r.daily):
         runs = r.daily[size]
         lines.append(figure(f"daily run of {r.delta:,} changed reviews, end to end, s", f"{size:,}", e2e(runs), ".1f"))
-    lines.append(figure("daily run / full run, end to end", f"{largest:,}",
-                        [x / full_s for x in e2e(r.daily[largest])], ".3f"))  # fmt: skip
+    lines.append(
+        figure("daily run / full run, end to end", f"{largest:,}", [x / full_s for x in e2e(r.daily[largest])], ".3f")
+    )
     smallest = min(r.daily)
-    lines.append(figure(f"daily run at {largest:,} / at {smallest:,} (same delta)", "",
-                        [statistics.median(e2e(r.daily[largest])) / statistics.median(e2e(r.daily[smallest]))],
-                        ".2f"))  # fmt: skip
+    lines.append(
+        figure(
+            f"daily run at {largest:,} / at {smallest:,} (same delta)",
+            "",
+            [statistics.median(e2e(r.daily[largest])) / statistics.median(e2e(r.daily[smallest]))],
+            ".2f",
+        )
+    )
     for size, run in sorted(r.shrinks.items()):
-        lines.append(figure(f"run after {run.run['changes']['deleted']:,} source deletions, end to end, s",
-                            f"{size:,}", [run.times.end_to_end_s], ".1f"))  # fmt: skip
+        lines.append(
+            figure(
+                f"run after {run.run['changes']['deleted']:,} source deletions, end to end, s",
+                f"{size:,}",
+                [run.times.end_to_end_s],
+                ".1f",
+            )
+        )
     return lines
 
 
@@ -348,43 +398,64 @@ def rows_table(r: Catalogue) -> list[str]:
     """Rows each stage touched: the full run against a daily run, at the largest catalogue."""
     daily = r.daily[max(r.daily)][0]
     lines = ["| rows touched | full run | daily run |", "|---|---|---|"]
-    for stage, key, label in ((Stage.EXTRACT, "rows_out", "extract: read from the source"),
-                              (Stage.ARCHIVE, "rows_in", "archive: upserted into MongoDB"),
-                              (Stage.TRANSFORM, "rows_in", "transform: cleaned and validated"),
-                              (Stage.CLASSIFY, "rows_in", "classify: rows of its batches")):  # fmt: skip
+    for stage, key, label in (
+        (Stage.EXTRACT, "rows_out", "extract: read from the source"),
+        (Stage.ARCHIVE, "rows_in", "archive: upserted into MongoDB"),
+        (Stage.TRANSFORM, "rows_in", "transform: cleaned and validated"),
+        (Stage.CLASSIFY, "rows_in", "classify: rows of its batches"),
+    ):
         lines.append(f"| {label} | {rows(r.full, stage, key):,} | {rows(daily, stage, key):,} |")
-    for key, label in (("outputs_reused", "classify: left to publish, product and text unchanged (not read by the "
-                        "model)"), ("delta_rows", "publish: scored rows of the run"), ("base_rows", "publish: rows of "
-                       "the base version streamed"), ("carried", "publish: carried forward (model outputs as they "
-                       "were)")):  # fmt: skip
+    for key, label in (
+        ("outputs_reused", "classify: left to publish, product and text unchanged (not read by the model)"),
+        ("delta_rows", "publish: scored rows of the run"),
+        ("base_rows", "publish: rows of the base version streamed"),
+        ("carried", "publish: carried forward (model outputs as they were)"),
+    ):
         full, day = (m.run["changes"] or {} for m in (r.full, daily))
         lines.append(f"| {label} | {full.get(key, 0):,} | {day.get(key, 0):,} |")
-    lines.append(f"| publish: curated rows written (relevance recomputed) | {r.full.run['curated_rows']:,} | "
-                 f"{daily.run['curated_rows']:,} |")
+    lines.append(
+        f"| publish: curated rows written (relevance recomputed) | {r.full.run['curated_rows']:,} | "
+        f"{daily.run['curated_rows']:,} |"
+    )
     before, after = r.redis_before, r.redis_after
-    lines.append(f"\nRedis (the broker) before the full run: {before['used_memory'] / 1e6:.1f} MB, {before['keys']:,} "
-                 f"keys; after every run of this phase: {after['used_memory'] / 1e6:.1f} MB, {after['keys']:,} keys. "
-                 "No model output is kept in Redis: the curated file is the next run's memory.")  # fmt: skip
+    lines.append(
+        f"\nRedis (the broker) before the full run: {before['used_memory'] / 1e6:.1f} MB, {before['keys']:,} "
+        f"keys; after every run of this phase: {after['used_memory'] / 1e6:.1f} MB, {after['keys']:,} keys. "
+        "No model output is kept in Redis: the curated file is the next run's memory."
+    )
     return lines
 
 
 def report(args: argparse.Namespace, results: dict, wall_s: float) -> str:
-    parts = [f"Private stack, default settings (batches of 1,000, MAX_TOKENS {Settings().max_tokens}, one "
-             "classifier worker unless stated); "
-             f"{args.repeats} repeats of what takes minutes; WATERMARK_LAG_S=0 (nothing else writes to the "
-             f"source). Benchmark wall time {wall_s / 60:.1f} min.\n"]  # fmt: skip
+    parts = [
+        f"Private stack, default settings (batches of 1,000, MAX_TOKENS {Settings().max_tokens}, one "
+        "classifier worker unless stated); "
+        f"{args.repeats} repeats of what takes minutes; WATERMARK_LAG_S=0 (nothing else writes to the "
+        f"source). Benchmark wall time {wall_s / 60:.1f} min.\n"
+    ]
     per_stage = "Per stage: wall = the stage's own span (stages overlap), busy = the sum of its batches' times.\n"
     if "shared" in results:
         r: SharedData = results["shared"]
-        parts += [f"### The shared data ({r.full.times.source_rows:,} reviews of {args.data})\n",
-                  *shared_summary(r), "", per_stage, *stage_columns([("full run", [r.full])]),
-                  "\nQueue wait: time a stage's worker sat idle while its next batch was ready (broker delivery, "
-                  "bookkeeping). Lake I/O: the batch's S3 reads/writes and Parquet or document (de)serialisation, "
-                  "replayed from the benchmark process on the run's own objects.\n", *overhead_table(r)]  # fmt: skip
+        parts += [
+            f"### The shared data ({r.full.times.source_rows:,} reviews of {args.data})\n",
+            *shared_summary(r),
+            "",
+            per_stage,
+            *stage_columns([("full run", [r.full])]),
+            "\nQueue wait: time a stage's worker sat idle while its next batch was ready (broker delivery, "
+            "bookkeeping). Lake I/O: the batch's S3 reads/writes and Parquet or document (de)serialisation, "
+            "replayed from the benchmark process on the run's own objects.\n",
+            *overhead_table(r),
+        ]
     if "workers" in results:
         w: Workers = results["workers"]
-        parts += ["\n### One against two classifier workers\n", *workers_summary(w), "",
-                  *stage_columns([("1 worker", w.one), ("2 workers", w.two)]), f"\n{cpu_note(w)}"]
+        parts += [
+            "\n### One against two classifier workers\n",
+            *workers_summary(w),
+            "",
+            *stage_columns([("1 worker", w.one), ("2 workers", w.two)]),
+            f"\n{cpu_note(w)}",
+        ]
     if "catalogue" in results:
         c: Catalogue = results["catalogue"]
         columns = [(f"full run, {c.full.times.source_rows:,}", [c.full])]
@@ -399,8 +470,13 @@ def report(args: argparse.Namespace, results: dict, wall_s: float) -> str:
             "(one more helpful vote; the model does not read them again). The catalogue then shrinks by "
             "deleting source reviews; the run after a shrink removes them from the curated version. The API was "
             "stopped in this phase (its load of each version is the API benchmark's figure).\n",
-            *catalogue_summary(c), "", per_stage, *stage_columns(columns), "", *rows_table(c),
-        ]  # fmt: skip
+            *catalogue_summary(c),
+            "",
+            per_stage,
+            *stage_columns(columns),
+            "",
+            *rows_table(c),
+        ]
     return "\n".join(parts)
 
 

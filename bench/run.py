@@ -24,13 +24,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "BENCHMARKS.md"
 BENCHMARKS = [
-    ("Pipeline end to end: source load, a full run per stage, 1 vs 2 classifier workers, a 1M catalogue: full run "
-     "vs daily runs",
-     "bench.pipeline_bench"),
-    ("Classifier: backends against torch fp32 (speed, quality), stage vs raw forward pass, MAX_TOKENS",
-     "bench.classifier_bench"),
-    ("API: top reviews with wrk at 50 connections on 1M and 10M curated reviews, next to hello world; memory, "
-     "load time", "bench.api_bench"),
+    (
+        "Pipeline end to end: source load, a full run per stage, 1 vs 2 classifier workers, a 1M catalogue: full run "
+        "vs daily runs",
+        "bench.pipeline_bench",
+    ),
+    (
+        "Classifier: backends against torch fp32 (speed, quality), stage vs raw forward pass, MAX_TOKENS",
+        "bench.classifier_bench",
+    ),
+    (
+        "API: top reviews with wrk at 50 connections on 1M and 10M curated reviews, next to hello world; memory, "
+        "load time",
+        "bench.api_bench",
+    ),
 ]
 
 
@@ -41,8 +48,9 @@ def run_one(title: str, module: str) -> tuple[str, bool]:
     # stdout is the section; stderr is the benchmark's progress, passed through as it comes (a run can
     # take hours) and its tail kept for the section of a failed benchmark.
     tail: deque[str] = deque(maxlen=40)
-    with subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as proc:  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", module], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
         stdout = ThreadPoolExecutor(1).submit(proc.stdout.read)
         for line in proc.stderr:
             sys.stderr.write(line)
@@ -77,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     only = {f"bench.{name.strip().removeprefix('bench.')}" for name in args.only.split(",") if name.strip()}
     unknown = only - {module for _, module in BENCHMARKS}
     if unknown:
-        parser.error(f"unknown benchmark {', '.join(sorted(unknown))}; known: "
-                     f"{', '.join(m.removeprefix('bench.') for _, m in BENCHMARKS)}")  # fmt: skip
+        parser.error(
+            f"unknown benchmark {', '.join(sorted(unknown))}; known: "
+            f"{', '.join(m.removeprefix('bench.') for _, m in BENCHMARKS)}"
+        )
     kept = previous_sections()
     sections, failed = [], 0
     for title, module in BENCHMARKS:
@@ -88,10 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         section, ok = run_one(title, module)
         sections.append(section)
         failed += not ok
-    header = (f"# Benchmarks\n\nWritten by `make bench`; each section says when it was measured. Machine: "
-              f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
-              f"{platform.python_version()}. Figures are medians of repeated runs with min–max; the machine is "
-              f"shared, so compare ratios measured in the same run rather than absolute numbers.\n")  # fmt: skip
+    header = (
+        f"# Benchmarks\n\nWritten by `make bench`; each section says when it was measured. Machine: "
+        f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}. Figures are medians of repeated runs with min–max; the machine is "
+        f"shared, so compare ratios measured in the same run rather than absolute numbers.\n"
+    )
     OUTPUT.write_text(header + "\n" + "\n".join(sections))
     print(f"wrote {OUTPUT}")
     return 1 if failed else 0

@@ -88,8 +88,13 @@ def run_times(history: History, run_id: str) -> RunTimes:
     if by_stage[Stage.EXTRACT]:
         # Extract is one task writing every batch: from the run's start to its last batch, all busy.
         extract_end = max(finished[Stage.EXTRACT].values())
-        stages[Stage.EXTRACT] = StageTimes(len(by_stage[Stage.EXTRACT]), run["started_at"], extract_end,
-                                           (extract_end - run["started_at"]).total_seconds(), 0.0)  # fmt: skip
+        stages[Stage.EXTRACT] = StageTimes(
+            len(by_stage[Stage.EXTRACT]),
+            run["started_at"],
+            extract_end,
+            (extract_end - run["started_at"]).total_seconds(),
+            0.0,
+        )
     for stage, upstream in UPSTREAM.items():
         if by_stage[stage]:
             stages[stage] = _stage_times(by_stage[stage], finished[upstream])

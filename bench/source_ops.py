@@ -19,8 +19,20 @@ import psycopg2
 from ops.source.loader import load_paths
 from shared.settings import Settings
 
-COLUMNS = ("product_id", "buyer_id", "rating", "title", "text", "helpful_votes", "total_votes",
-           "verified_purchase", "reviewed_at", "source_format", "source_file", "source_line")
+COLUMNS = (
+    "product_id",
+    "buyer_id",
+    "rating",
+    "title",
+    "text",
+    "helpful_votes",
+    "total_votes",
+    "verified_purchase",
+    "reviewed_at",
+    "source_format",
+    "source_file",
+    "source_line",
+)
 INSERT = f"INSERT INTO review (review_key, {', '.join(COLUMNS)})"
 
 
@@ -109,8 +121,11 @@ def count(settings: Settings) -> int:
 def keep_first(settings: Settings, reviews: int) -> int:
     """Drop every review after the first ``reviews`` (a smaller benchmark); returns the last id kept."""
     with _owner(settings) as cur:
-        cur.execute("DELETE FROM review WHERE review_id > (SELECT max(review_id) FROM "
-                    "(SELECT review_id FROM review ORDER BY review_id LIMIT %s) first)", (reviews,))  # fmt: skip
+        cur.execute(
+            "DELETE FROM review WHERE review_id > (SELECT max(review_id) FROM "
+            "(SELECT review_id FROM review ORDER BY review_id LIMIT %s) first)",
+            (reviews,),
+        )
         cur.execute("SELECT max(review_id) FROM review")
         return cur.fetchone()[0]
 

@@ -45,8 +45,10 @@ def _classify(lake: Lake, batch: dict) -> float:
 
 
 REPLAYS: dict[Stage, Callable[[Lake, dict], float]] = {
-    Stage.ARCHIVE: _archive, Stage.TRANSFORM: _transform, Stage.CLASSIFY: _classify,
-}  # fmt: skip
+    Stage.ARCHIVE: _archive,
+    Stage.TRANSFORM: _transform,
+    Stage.CLASSIFY: _classify,
+}
 
 
 def io_per_batch_s(lake: Lake, history: History, run_id: str, samples: int = 5) -> dict[Stage, float]:

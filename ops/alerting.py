@@ -19,27 +19,41 @@ EMAIL, NOWHERE = "email", "ui-only"
 
 
 def alertmanager_config(settings: Settings) -> dict:
-    smtp: dict = {"smtp_smarthost": settings.alert_smtp_host, "smtp_from": settings.alert_email_from,
-                  "smtp_require_tls": bool(settings.alert_smtp_user)}  # fmt: skip
+    smtp: dict = {
+        "smtp_smarthost": settings.alert_smtp_host,
+        "smtp_from": settings.alert_email_from,
+        "smtp_require_tls": bool(settings.alert_smtp_user),
+    }
     if settings.alert_smtp_user:  # credentials never travel in clear: TLS is required with them
-        smtp.update(smtp_auth_username=settings.alert_smtp_user,
-                    smtp_auth_password=settings.alert_smtp_password.get_secret_value())  # fmt: skip
+        smtp.update(
+            smtp_auth_username=settings.alert_smtp_user,
+            smtp_auth_password=settings.alert_smtp_password.get_secret_value(),
+        )
     receiver = EMAIL if settings.alert_email_to else NOWHERE
     return {
         "global": smtp,
         "route": {
-            "receiver": receiver, "group_by": ["alertname"], "group_wait": "30s", "group_interval": "5m",
+            "receiver": receiver,
+            "group_by": ["alertname"],
+            "group_wait": "30s",
+            "group_interval": "5m",
             "repeat_interval": "4h",
             "routes": [{"matchers": ['severity="critical"'], "receiver": receiver, "repeat_interval": "1h"}],
         },
         "receivers": [
             {"name": EMAIL, "email_configs": [{"to": settings.alert_email_to, "send_resolved": True}]}
-            if receiver == EMAIL else {"name": NOWHERE},
+            if receiver == EMAIL
+            else {"name": NOWHERE},
         ],
         # The API down for good says more than its failed checks: one mail, not two.
-        "inhibit_rules": [{"source_matchers": ["alertname=ApiDown"],
-                           "target_matchers": ["alertname=ApiHealthChecksFailing"], "equal": ["instance"]}],
-    }  # fmt: skip
+        "inhibit_rules": [
+            {
+                "source_matchers": ["alertname=ApiDown"],
+                "target_matchers": ["alertname=ApiHealthChecksFailing"],
+                "equal": ["instance"],
+            }
+        ],
+    }
 
 
 def cmd_alertmanager_config(args: argparse.Namespace) -> int:

@@ -157,8 +157,10 @@ def _curated_size(name: str, lake: Lake, threshold: str, severity: Severity, ale
         return Rule(name, "ok", "no earlier version to compare with", threshold)
     current, previous = pair
     change = current.size_bytes / previous.size_bytes - 1
-    value = (f"{change:+.0%}: {current.size_bytes:,} bytes ({current.version}) "
-             f"vs {previous.size_bytes:,} ({previous.version})")  # fmt: skip
+    value = (
+        f"{change:+.0%}: {current.size_bytes:,} bytes ({current.version}) "
+        f"vs {previous.size_bytes:,} ({previous.version})"
+    )
     return Rule(name, severity if alerts(change) else "ok", value, threshold)
 
 
@@ -195,8 +197,9 @@ def retries_exhausted(history: History, within_h: float) -> Rule:
         return Rule("retries_exhausted", "ok", "none", threshold)
     shown = "; ".join(
         f"run {b['run_id']} ({b['run_status']}) {b['stage']} batch {b['batch_no']} after {b['retries']} retries, "
-        f"{b['attempts']} attempts: {(b['last_error'] or '')[:120]}" for b in dead[:3]
-    )  # fmt: skip
+        f"{b['attempts']} attempts: {(b['last_error'] or '')[:120]}"
+        for b in dead[:3]
+    )
     more = f" and {len(dead) - 3} more" if len(dead) > 3 else ""
     return Rule("retries_exhausted", "warning", f"{shown}{more}; fix the cause, then `reviews retry RUN_ID`", threshold)
 
@@ -216,8 +219,9 @@ def api_liveness(http: httpx.Client, api_url: str, memory: redis.Redis, failures
         pipe.lrange(HEALTH_CHECKS_KEY, 0, -1)
         recent = [json.loads(entry)["ok"] for entry in pipe.execute()[-1]]  # newest first
     in_a_row = next((i for i, passed in enumerate(recent) if passed), len(recent))
-    value = (f"{'answering' if ok else 'failing, ' + detail}; the last {len(recent)} checks, newest first: "
-             + ", ".join("ok" if passed else "failed" for passed in recent))  # fmt: skip
+    value = f"{'answering' if ok else 'failing, ' + detail}; the last {len(recent)} checks, newest first: " + ", ".join(
+        "ok" if passed else "failed" for passed in recent
+    )
     return Rule("api_liveness", _warns(in_a_row >= failures), value, threshold)
 
 

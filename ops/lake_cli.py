@@ -24,8 +24,11 @@ def cmd_lake(args: argparse.Namespace) -> int:
         objects, size = c.lake.usage(prefix)
         print(f"  {zone:<8} {objects:>7,} objects {size:>14,} bytes   s3://{c.lake.bucket}/{prefix}")
     latest = c.lake.latest()
-    print(f"latest: {latest.version} ({latest.rows:,} reviews, published {latest.published_at})" if latest
-          else "latest: none published yet")  # fmt: skip
+    print(
+        f"latest: {latest.version} ({latest.rows:,} reviews, published {latest.published_at})"
+        if latest
+        else "latest: none published yet"
+    )
     return 0
 
 
@@ -53,8 +56,10 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
     report = erase_buyer(settings, c.history, c.lake, args.buyer)
     if report.served is not None:
         announce(c.redis, report.served)
-    print(f"buyer erased: {report.archived_documents_deleted} archived review document(s) deleted from MongoDB; "
-          f"pseudonym {report.buyer_pseudonym} excluded from every later curated file")  # fmt: skip
+    print(
+        f"buyer erased: {report.archived_documents_deleted} archived review document(s) deleted from MongoDB; "
+        f"pseudonym {report.buyer_pseudonym} excluded from every later curated file"
+    )
     served = report.served.version if report.served else None
     for r in report.versions_rewritten:
         reload = " (served: the API reloads it within seconds)" if r.version == served else ""

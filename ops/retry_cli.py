@@ -34,11 +34,12 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def add_retry_command(sub: argparse._SubParsersAction) -> None:
     retry = sub.add_parser(
-        "retry", help="re-run a failed run's failed batches and what follows them, then publish once",
+        "retry",
+        help="re-run a failed run's failed batches and what follows them, then publish once",
         description="Clear a failed run's failed (or dead-lettered) batches and run them again, with "
         "everything downstream of them; batches that succeeded are kept. --stage and --batch narrow the "
         "choice; naming both re-runs that batch even if it succeeded, with its downstream.",
-    )  # fmt: skip
+    )
     retry.add_argument("run_id")
     retry.add_argument("--stage", choices=[s.value for s in Stage], help="only this stage's batches")
     retry.add_argument("--batch", type=int, help="only this batch number (0: the extraction or publish step)")

@@ -42,8 +42,10 @@ class StageProgress:
     elapsed_s: float
 
     def counts(self) -> str:
-        return (f"{self.done}/{'?' if self.total is None else self.total} batches, rows {self.rows:,}, "
-                f"rejects {self.rejects:,}, retrying {self.retrying}, dead {self.dead}")  # fmt: skip
+        return (
+            f"{self.done}/{'?' if self.total is None else self.total} batches, rows {self.rows:,}, "
+            f"rejects {self.rejects:,}, retrying {self.retrying}, dead {self.dead}"
+        )
 
     def line(self) -> str:
         state = "done" if self.finished else "working"
@@ -68,11 +70,20 @@ def stage_progress(run: dict, summary: dict[str, dict], now: datetime) -> list[S
         finished = run_done or (total is not None and idle and done + dead >= total)
         first, last = s.get("first_started"), s.get("last_finished")
         end = (last or first) if finished else now
-        progress.append(StageProgress(
-            stage, done, total, s.get("rows_out", 0), s.get("rejects", 0), s.get("retrying", 0), dead,
-            started=first is not None, finished=finished and first is not None,
-            elapsed_s=max((end - first).total_seconds(), 0.0) if first else 0.0,
-        ))  # fmt: skip
+        progress.append(
+            StageProgress(
+                stage,
+                done,
+                total,
+                s.get("rows_out", 0),
+                s.get("rejects", 0),
+                s.get("retrying", 0),
+                dead,
+                started=first is not None,
+                finished=finished and first is not None,
+                elapsed_s=max((end - first).total_seconds(), 0.0) if first else 0.0,
+            )
+        )
     return progress
 
 
@@ -81,9 +92,12 @@ class _Bars:
 
     def __init__(self, stream: TextIO):
         fmt = "{desc} {percentage:3.0f}%|{bar}| {postfix}"
-        self._bars = {stage: tqdm(desc=f"{stage.value:<9}", position=i, leave=True, dynamic_ncols=True,
-                                  file=stream, bar_format=fmt)
-                      for i, stage in enumerate(Stage)}  # fmt: skip
+        self._bars = {
+            stage: tqdm(
+                desc=f"{stage.value:<9}", position=i, leave=True, dynamic_ncols=True, file=stream, bar_format=fmt
+            )
+            for i, stage in enumerate(Stage)
+        }
 
     def show(self, progress: list[StageProgress]) -> None:
         for p in progress:
@@ -122,9 +136,13 @@ class _Lines:
 
 
 def watch(
-    history: History, run_id: str, timeout_s: float | None = None, interval_s: float = 0.5,
-    stream: TextIO | None = None, log_every_s: float = 5.0,
-) -> dict:  # fmt: skip
+    history: History,
+    run_id: str,
+    timeout_s: float | None = None,
+    interval_s: float = 0.5,
+    stream: TextIO | None = None,
+    log_every_s: float = 5.0,
+) -> dict:
     """Show each stage's progress until the run ends; returns the run's final record.
 
     On stderr (the report goes to stdout), by default. On a terminal, one bar per stage redrawn in
@@ -153,11 +171,15 @@ def format_report(run: dict, summary: dict[str, dict]) -> str:
     if run["error"]:
         lines.append(f"  error: {run['error']}")
     wall = (run["finished_at"] - run["started_at"]).total_seconds() if run["finished_at"] and run["started_at"] else 0
-    lines.append(f"  source rows {run['source_rows']}, curated rows {run['curated_rows']}, "
-                 f"curated file {run['curated_key']}, end to end {wall:.1f}s")  # fmt: skip
+    lines.append(
+        f"  source rows {run['source_rows']}, curated rows {run['curated_rows']}, "
+        f"curated file {run['curated_key']}, end to end {wall:.1f}s"
+    )
     lines.extend(_plan_lines(run))
-    lines.append(f"  {'stage':<10}{'batches':>8}{'rows in':>9}{'rows out':>9}{'rejects':>8}{'attempts':>9}"
-                 f"{'busy s':>9}{'wall s':>8}  state")  # fmt: skip
+    lines.append(
+        f"  {'stage':<10}{'batches':>8}{'rows in':>9}{'rows out':>9}{'rejects':>8}{'attempts':>9}"
+        f"{'busy s':>9}{'wall s':>8}  state"
+    )
     for stage in Stage:
         s = summary.get(stage.value)
         if s is None:
@@ -165,8 +187,10 @@ def format_report(run: dict, summary: dict[str, dict]) -> str:
             continue
         span = (s["last_finished"] - s["first_started"]).total_seconds() if s["last_finished"] else 0.0
         state = ", ".join(f"{s[k]} {k}" for k in ("running", "retrying", "dead") if s[k]) or "done"
-        lines.append(f"  {stage.value:<10}{s['succeeded']:>8}{s['rows_in']:>9}{s['rows_out']:>9}{s['rejects']:>8}"
-                     f"{s['attempts']:>9}{s['busy_s']:>9.1f}{span:>8.1f}  {state}")  # fmt: skip
+        lines.append(
+            f"  {stage.value:<10}{s['succeeded']:>8}{s['rows_in']:>9}{s['rows_out']:>9}{s['rejects']:>8}"
+            f"{s['attempts']:>9}{s['busy_s']:>9.1f}{span:>8.1f}  {state}"
+        )
         if s["last_error"]:
             lines.append(f"      last error: {s['last_error'][:200]}")
     return "\n".join(lines)
@@ -181,8 +205,10 @@ def _plan_lines(run: dict) -> list[str]:
     plan = plan_of(run)
     if plan is None:
         return []
-    lines = [f"  mode {plan.mode} ({plan.reason}); read changes after {_watermark(plan.since)}; "
-             f"the next run reads after {_watermark(watermark_of(run))}"]  # fmt: skip
+    lines = [
+        f"  mode {plan.mode} ({plan.reason}); read changes after {_watermark(plan.since)}; "
+        f"the next run reads after {_watermark(watermark_of(run))}"
+    ]
     if run["changes"]:
         changes = ", ".join(f"{value:,} {name.replace('_', ' ')}" for name, value in run["changes"].items())
         lines.append(f"  changes: {changes}")
@@ -225,8 +251,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     for run in c.history.list_runs(args.limit):
         created: datetime = run["created_at"]
-        print(f"{run['run_id']}  {run['status']:<10} {run['trigger']:<5} {created:%Y-%m-%d %H:%M:%S}  "
-              f"rows {run['curated_rows'] or '-'}  {run['error'] or ''}")  # fmt: skip
+        print(
+            f"{run['run_id']}  {run['status']:<10} {run['trigger']:<5} {created:%Y-%m-%d %H:%M:%S}  "
+            f"rows {run['curated_rows'] or '-'}  {run['error'] or ''}"
+        )
     return 0
 
 
@@ -236,8 +264,11 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     history.set_defaults(func=cmd_history_init)
 
     run = sub.add_parser("run", help="trigger a pipeline run and show its progress per stage")
-    run.add_argument("--full", action="store_true",
-                     help="read and score every review, not only what changed since the served version")
+    run.add_argument(
+        "--full",
+        action="store_true",
+        help="read and score every review, not only what changed since the served version",
+    )
     run.add_argument("--limit", type=int, help="extract at most this many reviews (a smoke run)")
     run.add_argument("--batch-size", type=int, help="reviews per batch (default: BATCH_SIZE)")
     run.add_argument("--no-wait", action="store_true", help="enqueue and return")

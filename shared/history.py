@@ -215,8 +215,11 @@ def init_metadata_db(settings: Settings) -> None:
             cur.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(user)), (password,))
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.metadata_db,))
             if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(settings.metadata_db), sql.Identifier(user)))  # fmt: skip
+                cur.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(settings.metadata_db), sql.Identifier(user)
+                    )
+                )
     finally:
         admin.close()
     conn = psycopg2.connect(settings.metadata_dsn)
@@ -400,15 +403,24 @@ class History:
             return cur.fetchone() is not None
 
     def finish_run(
-        self, run_id: str, curated_key: str, curated_rows: int, model_fingerprint: str | None = None,
+        self,
+        run_id: str,
+        curated_key: str,
+        curated_rows: int,
+        model_fingerprint: str | None = None,
         changes: dict | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         with self._cursor() as cur:
             cur.execute(
                 "UPDATE run SET status = 'succeeded', finished_at = now(), curated_key = %s, curated_rows = %s, "
                 "model_fingerprint = %s, changes = %s, error = NULL WHERE run_id = %s",
-                (curated_key, curated_rows, model_fingerprint,
-                 None if changes is None else psycopg2.extras.Json(changes), run_id),
+                (
+                    curated_key,
+                    curated_rows,
+                    model_fingerprint,
+                    None if changes is None else psycopg2.extras.Json(changes),
+                    run_id,
+                ),
             )
 
     def fail_run(self, run_id: str, error: str) -> None:
@@ -422,9 +434,14 @@ class History:
     # --- batches ------------------------------------------------------------------------------
 
     def begin_batch(
-        self, run_id: str, stage: Stage, batch_no: int, max_attempts: int,
-        input_key: str | None = None, worker: str | None = None,
-    ) -> BatchStart:  # fmt: skip
+        self,
+        run_id: str,
+        stage: Stage,
+        batch_no: int,
+        max_attempts: int,
+        input_key: str | None = None,
+        worker: str | None = None,
+    ) -> BatchStart:
         """Record a delivery starting work; dead-letter a batch that keeps dying mid-work.
 
         Raises ``BatchDead`` once more deliveries started than ended, beyond the limit:
@@ -468,9 +485,17 @@ class History:
         return BatchStart(attempts, already_done=False)
 
     def finish_batch(
-        self, run_id: str, stage: Stage, batch_no: int, *, rows_in: int, rows_out: int,
-        rejects: int = 0, output_key: str | None = None, cursor: Watermark | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        run_id: str,
+        stage: Stage,
+        batch_no: int,
+        *,
+        rows_in: int,
+        rows_out: int,
+        rejects: int = 0,
+        output_key: str | None = None,
+        cursor: Watermark | None = None,
+    ) -> None:
         with self._cursor() as cur:
             cur.execute(
                 """
@@ -482,10 +507,18 @@ class History:
                        last_error = NULL
                 WHERE run_id = %(run)s AND stage = %(stage)s AND batch_no = %(n)s
                 """,
-                {"run": run_id, "stage": stage.value, "n": batch_no, "rin": rows_in, "rout": rows_out,
-                 "rej": rejects, "key": output_key, "cursor": cursor and cursor.review_id,
-                 "cursor_ts": cursor and cursor.updated_at},
-            )  # fmt: skip
+                {
+                    "run": run_id,
+                    "stage": stage.value,
+                    "n": batch_no,
+                    "rin": rows_in,
+                    "rout": rows_out,
+                    "rej": rejects,
+                    "key": output_key,
+                    "cursor": cursor and cursor.review_id,
+                    "cursor_ts": cursor and cursor.updated_at,
+                },
+            )
 
     def retry_batch(self, run_id: str, stage: Stage, batch_no: int, error: str) -> None:
         with self._cursor() as cur:
@@ -683,8 +716,14 @@ class History:
                 {"run": judged["run_id"], "created": judged["created_at"], "mode": judged["mode"], "runs": runs},
             )
             baseline = cur.fetchone()
-        return RunDuration(judged["run_id"], judged["mode"], judged["status"], judged["seconds"],
-                           baseline["mean"] and float(baseline["mean"]), baseline["n"])  # fmt: skip
+        return RunDuration(
+            judged["run_id"],
+            judged["mode"],
+            judged["status"],
+            judged["seconds"],
+            baseline["mean"] and float(baseline["mean"]),
+            baseline["n"],
+        )
 
     def exhausted_batches(self, within_h: float) -> list[dict]:
         """Batches of the runs created in the last ``within_h`` hours that gave up after their automatic

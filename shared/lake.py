@@ -106,8 +106,13 @@ class Lake:
         table = pq.read_table(io.BytesIO(self.get_bytes(key)), columns=columns)
         return table.select(schema.names).cast(schema) if schema is not None else table
 
-    def put_file(self, key: str, path: Path, metadata: dict[str, str] | None = None,
-                 content_type: str = "application/vnd.apache.parquet") -> None:  # fmt: skip
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/vnd.apache.parquet",
+    ) -> None:
         """Upload a local file (in parts when it is large); ``metadata`` rides on the object's head."""
         extra = {"ContentType": content_type, "Metadata": metadata or {}}
         self.s3.upload_file(str(path), self.bucket, key, ExtraArgs=extra)

@@ -45,9 +45,13 @@ def configure_logging(settings: Settings, quiet: bool = False, service: bool = F
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers,
-        ], foreign_pre_chain=shared_processors)  # fmt: skip
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *renderers,
+            ],
+            foreign_pre_chain=shared_processors,
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

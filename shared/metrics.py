@@ -33,9 +33,11 @@ log = structlog.get_logger()
 TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 TASK_SECONDS = Histogram(
-    "pipeline_task_seconds", "Task durations by stage, task and outcome (success, retry, failure)",
-    ["stage", "task", "outcome"], buckets=TASK_BUCKETS,
-)  # fmt: skip
+    "pipeline_task_seconds",
+    "Task durations by stage, task and outcome (success, retry, failure)",
+    ["stage", "task", "outcome"],
+    buckets=TASK_BUCKETS,
+)
 ROWS_IN = Counter("pipeline_rows_in", "Rows read by the batches a stage completed", ["stage"])
 ROWS_OUT = Counter("pipeline_rows_out", "Rows written by the batches a stage completed", ["stage"])
 REJECTS = Counter("pipeline_rejects", "Rows rejected by validation", ["stage"])

@@ -57,8 +57,11 @@ def choose_batches(
             raise RetryRefused(f"run {run_id} has no {_name(stage.value, batch)}")
         chosen = [(stage, batch)]
     else:
-        chosen = [key for key, b in rows.items() if b["status"] == "dead"
-                  and (stage is None or key[0] is stage) and (batch is None or key[1] == batch)]  # fmt: skip
+        chosen = [
+            key
+            for key, b in rows.items()
+            if b["status"] == "dead" and (stage is None or key[0] is stage) and (batch is None or key[1] == batch)
+        ]
         if not chosen:
             dead = ", ".join(_name(b["stage"], b["batch_no"]) for b in batches if b["status"] == "dead") or "none"
             raise RetryRefused(f"run {run_id} has no failed batch to retry there (failed batches: {dead})")
@@ -73,9 +76,13 @@ def choose_batches(
 
 
 def retry_run(
-    history: History, send: Send, run_id: str, trigger: str,
-    stage: Stage | None = None, batch: int | None = None,
-) -> Retried:  # fmt: skip
+    history: History,
+    send: Send,
+    run_id: str,
+    trigger: str,
+    stage: Stage | None = None,
+    batch: int | None = None,
+) -> Retried:
     """Clear what ``choose_batches`` picks, announce it again, and claim publish when nothing is left."""
     cleared = history.reopen_run(
         run_id, trigger, lambda run, later, rows: choose_batches(run, later, rows, stage, batch)

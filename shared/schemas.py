@@ -13,44 +13,48 @@ import pyarrow as pa
 
 TS = pa.timestamp("ms", tz="UTC")
 
-RAW = pa.schema([
-    ("review_id", pa.int64()),
-    ("product_id", pa.string()),
-    ("buyer_id", pa.string()),
-    ("rating", pa.int16()),
-    ("title", pa.string()),
-    ("text", pa.string()),
-    ("helpful_votes", pa.int32()),
-    ("total_votes", pa.int32()),  # null where the source format does not publish it
-    ("verified_purchase", pa.bool_()),  # null where the source format does not publish it
-    ("reviewed_at", TS),
-    ("product_title", pa.string()),
-    ("product_brand", pa.string()),
-    ("product_category", pa.string()),
-    ("product_known", pa.bool_()),  # the product has metadata in the source
-    # The source row's last change, the extraction's watermark: to the microsecond, as PostgreSQL keeps
-    # it, or a cursor would sort before the row it was taken from and read it again.
-    ("updated_at", pa.timestamp("us", tz="UTC")),
-])  # fmt: skip
+RAW = pa.schema(
+    [
+        ("review_id", pa.int64()),
+        ("product_id", pa.string()),
+        ("buyer_id", pa.string()),
+        ("rating", pa.int16()),
+        ("title", pa.string()),
+        ("text", pa.string()),
+        ("helpful_votes", pa.int32()),
+        ("total_votes", pa.int32()),  # null where the source format does not publish it
+        ("verified_purchase", pa.bool_()),  # null where the source format does not publish it
+        ("reviewed_at", TS),
+        ("product_title", pa.string()),
+        ("product_brand", pa.string()),
+        ("product_category", pa.string()),
+        ("product_known", pa.bool_()),  # the product has metadata in the source
+        # The source row's last change, the extraction's watermark: to the microsecond, as PostgreSQL keeps
+        # it, or a cursor would sort before the row it was taken from and read it again.
+        ("updated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
-CLEANED = pa.schema([
-    ("review_id", pa.int64()),
-    ("product_id", pa.string()),
-    ("buyer_pseudonym", pa.string()),
-    ("rating", pa.int16()),
-    ("title", pa.string()),
-    ("text", pa.string()),
-    ("helpful_votes", pa.int32()),
-    ("total_votes", pa.int32()),
-    ("verified_purchase", pa.bool_()),
-    ("reviewed_at", TS),
-    ("product_title", pa.string()),
-    ("product_brand", pa.string()),
-    ("product_category", pa.string()),
-    ("text_length", pa.int32()),
-    ("word_count", pa.int32()),
-    ("age_days", pa.float32()),
-])  # fmt: skip
+CLEANED = pa.schema(
+    [
+        ("review_id", pa.int64()),
+        ("product_id", pa.string()),
+        ("buyer_pseudonym", pa.string()),
+        ("rating", pa.int16()),
+        ("title", pa.string()),
+        ("text", pa.string()),
+        ("helpful_votes", pa.int32()),
+        ("total_votes", pa.int32()),
+        ("verified_purchase", pa.bool_()),
+        ("reviewed_at", TS),
+        ("product_title", pa.string()),
+        ("product_brand", pa.string()),
+        ("product_category", pa.string()),
+        ("text_length", pa.int32()),
+        ("word_count", pa.int32()),
+        ("age_days", pa.float32()),
+    ]
+)
 
 # What the classify stage adds to a cleaned batch: the model's outputs, nothing that depends on
 # the day or on the other reviews of the product, so a later run can carry them forward as they are.

@@ -34,40 +34,52 @@ VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 # A review as GET /reviews/{id}/top lists it, these fields in this order: never a buyer id or pseudonym.
 PUBLIC_FIELDS = (
-    "review_id", "rating", "title", "text", "date", "category", "category_confidence", "relevance_score",
-    "helpful_votes", "verified_purchase",
-)  # fmt: skip
+    "review_id",
+    "rating",
+    "title",
+    "text",
+    "date",
+    "category",
+    "category_confidence",
+    "relevance_score",
+    "helpful_votes",
+    "verified_purchase",
+)
 
-REVIEWS = pa.schema([
-    # The review's public fields as a JSON object, serialised once at publish and zstd-compressed on its
-    # own with the dictionary in the schema's metadata (``zstd_dictionary``, base64; empty: none): a
-    # request reads one contiguous run of bytes per product, a page or two, and joins what it unpacks.
-    ("review", pa.binary()),
-    # What the filters of GET /reviews/{id}/top read.
-    ("category", pa.string()),
-    ("rating", pa.int16()),
-    ("verified_purchase", pa.bool_()),
-])  # fmt: skip
+REVIEWS = pa.schema(
+    [
+        # The review's public fields as a JSON object, serialised once at publish and zstd-compressed on its
+        # own with the dictionary in the schema's metadata (``zstd_dictionary``, base64; empty: none): a
+        # request reads one contiguous run of bytes per product, a page or two, and joins what it unpacks.
+        ("review", pa.binary()),
+        # What the filters of GET /reviews/{id}/top read.
+        ("category", pa.string()),
+        ("rating", pa.int16()),
+        ("verified_purchase", pa.bool_()),
+    ]
+)
 
 
 def products_schema(key_width: int) -> pa.Schema:
     """products.arrow; ``key`` is the product id as bytes of the version's longest id's width, which
     numpy reads as an "S<width>" array without a copy (ids hold no NUL byte)."""
-    return pa.schema([
-        ("product_id", pa.string()),
-        ("key", pa.binary(max(1, key_width))),
-        ("title", pa.string()),
-        ("category", pa.string()),
-        ("review_count", pa.int32()),  # every curated review of the product, not only those kept
-        ("average_rating", pa.float64()),  # over every curated review
-        # Its first reviews: record batch of reviews.arrow (even), first row in it, how many (1 to HEAD);
-        # the rest of its kept ones: first row in the batch after it, how many.
-        ("batch", pa.int32()),
-        ("row", pa.int32()),
-        ("head", pa.int32()),
-        ("rest_row", pa.int32()),
-        ("rest", pa.int32()),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("product_id", pa.string()),
+            ("key", pa.binary(max(1, key_width))),
+            ("title", pa.string()),
+            ("category", pa.string()),
+            ("review_count", pa.int32()),  # every curated review of the product, not only those kept
+            ("average_rating", pa.float64()),  # over every curated review
+            # Its first reviews: record batch of reviews.arrow (even), first row in it, how many (1 to HEAD);
+            # the rest of its kept ones: first row in the batch after it, how many.
+            ("batch", pa.int32()),
+            ("row", pa.int32()),
+            ("head", pa.int32()),
+            ("rest_row", pa.int32()),
+            ("rest", pa.int32()),
+        ]
+    )
 
 
 TERMS = pa.schema([("term", pa.string()), ("product", pa.int32())])

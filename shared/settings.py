@@ -207,8 +207,7 @@ class Settings(BaseSettings):
         bad = sorted(name for name, value in self if _is_placeholder(value))
         if bad:
             raise ValueError(
-                "placeholder secrets are only allowed with ENVIRONMENT=local; set "
-                + ", ".join(n.upper() for n in bad)
+                "placeholder secrets are only allowed with ENVIRONMENT=local; set " + ", ".join(n.upper() for n in bad)
             )
         return self
 
@@ -227,13 +226,15 @@ class Settings(BaseSettings):
 
     @property
     def source_owner_dsn(self) -> str:
-        return self._pg_dsn(self.source_owner_user, self.source_owner_password, self.source_db,
-                            self.source_host, self.source_port)
+        return self._pg_dsn(
+            self.source_owner_user, self.source_owner_password, self.source_db, self.source_host, self.source_port
+        )
 
     @property
     def source_reader_dsn(self) -> str:
-        return self._pg_dsn(self.source_reader_user, self.source_reader_password, self.source_db,
-                            self.source_host, self.source_port)
+        return self._pg_dsn(
+            self.source_reader_user, self.source_reader_password, self.source_db, self.source_host, self.source_port
+        )
 
     @property
     def metadata_dsn(self) -> str:

@@ -77,18 +77,27 @@ class StageTask(Task):
         """Do ``work`` for one batch once; a redelivery of finished work returns its outcome."""
         c = clients.get()
         start = c.history.begin_batch(
-            ref.run_id, self.stage, ref.batch, c.settings.max_batch_attempts,
-            input_key=ref.key, worker=self.request.hostname,
-        )  # fmt: skip
+            ref.run_id,
+            self.stage,
+            ref.batch,
+            c.settings.max_batch_attempts,
+            input_key=ref.key,
+            worker=self.request.hostname,
+        )
         if start.already_done:
             done = next(b for b in c.history.batches(ref.run_id, self.stage) if b["batch_no"] == ref.batch)
             log.info("batch_already_done", status=done["status"])
             return BatchOutcome(done["rows_in"] or 0, done["rows_out"] or 0, done["output_key"] or "")
         outcome = work()
         c.history.finish_batch(
-            ref.run_id, self.stage, ref.batch, rows_in=outcome.rows_in, rows_out=outcome.rows_out,
-            rejects=outcome.rejects, output_key=outcome.output_key,
-        )  # fmt: skip
+            ref.run_id,
+            self.stage,
+            ref.batch,
+            rows_in=outcome.rows_in,
+            rows_out=outcome.rows_out,
+            rejects=outcome.rejects,
+            output_key=outcome.output_key,
+        )
         metrics.record_batch(self.stage.value, outcome.rows_in, outcome.rows_out, outcome.rejects)
         log.info("batch_done", rows_in=outcome.rows_in, rows_out=outcome.rows_out, rejects=outcome.rejects)
         return outcome

@@ -24,11 +24,23 @@ def scored_row(review_id: int, product_id: str, relevance: float, **overrides) -
     the review's relevance: tests of what is served fix the order they test."""
     row = {f.name: None for f in SCORED}
     row.update(
-        review_id=review_id, product_id=product_id, product_title=f"Product {product_id}", rating=4, title="t",
-        text="x", helpful_votes=0, reviewed_at=datetime(2015, 1, 1, tzinfo=UTC), buyer_pseudonym="p",
-        word_count=1, category="quality", category_confidence=0.5, label_scores=json.dumps({"quality": 0.5}),
-        rel_model=relevance, content_hash=f"hash-{review_id}", model_fingerprint="test-classifier",
-    )  # fmt: skip
+        review_id=review_id,
+        product_id=product_id,
+        product_title=f"Product {product_id}",
+        rating=4,
+        title="t",
+        text="x",
+        helpful_votes=0,
+        reviewed_at=datetime(2015, 1, 1, tzinfo=UTC),
+        buyer_pseudonym="p",
+        word_count=1,
+        category="quality",
+        category_confidence=0.5,
+        label_scores=json.dumps({"quality": 0.5}),
+        rel_model=relevance,
+        content_hash=f"hash-{review_id}",
+        model_fingerprint="test-classifier",
+    )
     row.update(overrides)
     return row
 
@@ -40,8 +52,11 @@ def scored_table(rows: list[dict]) -> pa.Table:
 def given_relevance(table: pa.Table) -> pa.Table:
     """A publish scorer: each review's relevance is its ``rel_model``, every other component 0."""
     for name, _ in RELEVANCE_FIELDS:
-        column = table.column("rel_model") if name.startswith("relevance") else pa.array(
-            np.zeros(table.num_rows, dtype=np.float32))
+        column = (
+            table.column("rel_model")
+            if name.startswith("relevance")
+            else pa.array(np.zeros(table.num_rows, dtype=np.float32))
+        )
         table = table.append_column(name, column)
     return table
 
@@ -99,11 +114,21 @@ def real_scored_rows(data_dir: Path, file: str = DIGITAL_MUSIC) -> list[dict]:
     for n, (record, generation) in enumerate(_records(data_dir / file), start=1):
         review = to_review(record, generation)
         spread = (n * 0.6180339887) % 1
-        rows.append(scored_row(
-            n, review.product_id, round(spread, 6), rating=review.rating, title=clean_text(review.title) or None,
-            text=clean_text(review.text), helpful_votes=review.helpful_votes,
-            verified_purchase=review.verified_purchase, reviewed_at=review.reviewed_at,
-            product_title=titles.get(review.product_id), category=LABELS[n % len(LABELS)],
-            category_confidence=0.125 + spread * 0.8, buyer_pseudonym=f"pseudonym-of-{review.buyer_id}",
-        ))  # fmt: skip
+        rows.append(
+            scored_row(
+                n,
+                review.product_id,
+                round(spread, 6),
+                rating=review.rating,
+                title=clean_text(review.title) or None,
+                text=clean_text(review.text),
+                helpful_votes=review.helpful_votes,
+                verified_purchase=review.verified_purchase,
+                reviewed_at=review.reviewed_at,
+                product_title=titles.get(review.product_id),
+                category=LABELS[n % len(LABELS)],
+                category_confidence=0.125 + spread * 0.8,
+                buyer_pseudonym=f"pseudonym-of-{review.buyer_id}",
+            )
+        )
     return rows

@@ -17,8 +17,13 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 FIELDS = {name.upper() for name in Settings.model_fields}
 PROJECT = {name for name, service in SERVICES.items() if service.get("image") == "review-intelligence:latest"}
-WORKERS = {"extractor": "extract", "archiver": "archive", "transformer": "transform", "classifier": "classify",
-           "publisher": "publish"}  # fmt: skip
+WORKERS = {
+    "extractor": "extract",
+    "archiver": "archive",
+    "transformer": "transform",
+    "classifier": "classify",
+    "publisher": "publish",
+}
 SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|KEY")
 
 
@@ -54,8 +59,13 @@ def test_no_secret_literal_in_the_compose_file():
 
 def test_the_api_holds_no_mongodb_or_pipeline_secret():
     env = SERVICES["api"]["environment"]
-    for variable in ("MONGO_PASSWORD", "S3_SECRET_ACCESS_KEY", "PSEUDONYM_KEY", "SOURCE_READER_PASSWORD",
-                     "POSTGRES_SUPERUSER_PASSWORD"):  # fmt: skip
+    for variable in (
+        "MONGO_PASSWORD",
+        "S3_SECRET_ACCESS_KEY",
+        "PSEUDONYM_KEY",
+        "SOURCE_READER_PASSWORD",
+        "POSTGRES_SUPERUSER_PASSWORD",
+    ):
         assert env[variable] == "", variable
     assert env["API_S3_SECRET_ACCESS_KEY"].startswith("${")
 
@@ -77,8 +87,11 @@ def test_only_the_init_job_holds_an_administrator_secret(service):
 
 
 def test_env_example_lists_every_setting():
-    names = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
-             if re.match(r"^[A-Z0-9_]+=", line)}  # fmt: skip
+    names = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if re.match(r"^[A-Z0-9_]+=", line)
+    }
     assert names == FIELDS
 
 
@@ -86,6 +99,9 @@ def test_placeholder_secrets_are_refused_in_production():
     with pytest.raises(ValidationError, match="PSEUDONYM_KEY") as refused:
         Settings(environment="production")
     assert "API_TOKEN" in str(refused.value)
-    real = {name: "s3cr3t-" + name for name, f in Settings.model_fields.items()
-            if isinstance(f.default, SecretStr) or name.endswith("access_key_id")}  # fmt: skip
+    real = {
+        name: "s3cr3t-" + name
+        for name, f in Settings.model_fields.items()
+        if isinstance(f.default, SecretStr) or name.endswith("access_key_id")
+    }
     assert Settings(environment="production", **real).environment == "production"

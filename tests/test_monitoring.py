@@ -43,8 +43,13 @@ def tool(name: str) -> str:
 
 # --- metric names: what the code exports, what a query reads ------------------------------------------
 
-SUFFIXES = {"counter": ("_total", "_created"), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum", "_created"),
-            "summary": ("", "_count", "_sum", "_created"), "info": ("_info",)}  # fmt: skip
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("", "_count", "_sum", "_created"),
+    "info": ("_info",),
+}
 
 
 def exported_metric_names() -> set[str]:
@@ -93,9 +98,12 @@ def metric_names(expr: str) -> set[str]:
 
 def dashboard_queries() -> list[tuple[str, str, str]]:
     """(dashboard, panel, expression) of every query of every panel."""
-    return [(name, panel["title"], target["expr"])
-            for name, dashboard in DASHBOARDS.items() for panel in dashboard["panels"]
-            for target in panel["targets"]]  # fmt: skip
+    return [
+        (name, panel["title"], target["expr"])
+        for name, dashboard in DASHBOARDS.items()
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+    ]
 
 
 def test_a_renamed_metric_is_caught():
@@ -175,14 +183,24 @@ def test_the_alert_rules_pass_their_promtool_unit_tests():
     for alert in ALERTS:  # each alert is shown both quiet and firing
         outcomes = {bool(case["exp_alerts"]) for case in cases if case["alertname"] == alert}
         assert outcomes == {False, True}, alert
-    result = subprocess.run([tool("promtool"), "test", "rules", "rules_test.yml"], cwd=PROMETHEUS,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [tool("promtool"), "test", "rules", "rules_test.yml"],
+        cwd=PROMETHEUS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_prometheus_scrapes_every_worker_and_the_api_and_loads_the_rules():
-    result = subprocess.run([tool("promtool"), "check", "config", "prometheus.yml"], cwd=PROMETHEUS,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [tool("promtool"), "check", "config", "prometheus.yml"],
+        cwd=PROMETHEUS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "14 rules found" in result.stdout
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
@@ -205,8 +223,12 @@ def test_prometheus_scrapes_every_worker_and_the_api_and_loads_the_rules():
 
 @pytest.mark.parametrize("email", ["ops@example.com", ""])
 def test_the_alertmanager_mails_alerts_where_the_settings_say(email, tmp_path):
-    settings = Settings(alert_email_to=email, alert_smtp_host="smtp.example.com:587", alert_smtp_user="alerts",
-                        alert_smtp_password="s3cret")  # fmt: skip
+    settings = Settings(
+        alert_email_to=email,
+        alert_smtp_host="smtp.example.com:587",
+        alert_smtp_user="alerts",
+        alert_smtp_password="s3cret",
+    )
     config = alertmanager_config(settings)
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config))
@@ -225,8 +247,13 @@ def test_compose_renders_the_alertmanager_config_from_the_settings():
     render = COMPOSE["alertmanager-config"]
     assert render["command"][:2] == ["reviews", "alertmanager-config"]
     out = render["command"][render["command"].index("--out") + 1]
-    assert set(render["environment"]) >= {"ALERT_EMAIL_TO", "ALERT_EMAIL_FROM", "ALERT_SMTP_HOST",
-                                          "ALERT_SMTP_USER", "ALERT_SMTP_PASSWORD"}  # fmt: skip
+    assert set(render["environment"]) >= {
+        "ALERT_EMAIL_TO",
+        "ALERT_EMAIL_FROM",
+        "ALERT_SMTP_HOST",
+        "ALERT_SMTP_USER",
+        "ALERT_SMTP_PASSWORD",
+    }
     manager = COMPOSE["alertmanager"]
     assert f"--config.file={out}" in manager["command"]
     assert manager["depends_on"]["alertmanager-config"]["condition"] == "service_completed_successfully"
@@ -246,8 +273,13 @@ def test_the_dashboards_are_provisioned_with_the_panels_asked_for():
     assert len({d["uid"] for d in DASHBOARDS.values()}) == len(DASHBOARDS)
     titles = {name: {panel["title"] for panel in d["panels"]} for name, d in DASHBOARDS.items()}
     assert titles["pipeline"] >= {"Runs by status", "Runs ended per day", "Run duration", "Reject rate"}
-    assert titles["api"] >= {"Availability, last 24 h", "Availability over time", "Error rate",
-                             "Latency p99 per endpoint", "Requests per endpoint"}  # fmt: skip
+    assert titles["api"] >= {
+        "Availability, last 24 h",
+        "Availability over time",
+        "Error rate",
+        "Latency p99 per endpoint",
+        "Requests per endpoint",
+    }
     assert titles["storage"] >= {"Lake bytes per zone", "Lake objects per zone", "Archived reviews"}
     for dashboard in DASHBOARDS.values():
         for panel in dashboard["panels"]:

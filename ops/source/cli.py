@@ -28,8 +28,10 @@ def cmd_source(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.action == "create":
         create_source(settings)
-        print(f"source database {settings.source_db} ready (owner {settings.source_owner_user}, "
-              f"read-only {settings.source_reader_user})")  # fmt: skip
+        print(
+            f"source database {settings.source_db} ready (owner {settings.source_owner_user}, "
+            f"read-only {settings.source_reader_user})"
+        )
         return 0
     started = time.monotonic()
     try:
@@ -39,8 +41,10 @@ def cmd_source(args: argparse.Namespace) -> int:
         return 2
     elapsed = time.monotonic() - started
     print(report.summary())
-    print(f"loaded {report.reviews_loaded} new reviews in {elapsed:.1f}s "
-          f"({report.reviews_loaded / elapsed if elapsed else 0:.0f} reviews/s)")  # fmt: skip
+    print(
+        f"loaded {report.reviews_loaded} new reviews in {elapsed:.1f}s "
+        f"({report.reviews_loaded / elapsed if elapsed else 0:.0f} reviews/s)"
+    )
     if report.malformed:
         path = write_malformed_report(report, settings.state_path / "reports")
         print(f"{len(report.malformed)} malformed lines skipped, each listed in {path}")

@@ -132,8 +132,14 @@ def _price(value: object) -> Decimal | None:
     return None
 
 
-def review_key(buyer_id: str, product_id: str, reviewed_at: datetime | None, rating: int | None,
-               title: str | None, text: str | None) -> str:  # fmt: skip
+def review_key(
+    buyer_id: str,
+    product_id: str,
+    reviewed_at: datetime | None,
+    rating: int | None,
+    title: str | None,
+    text: str | None,
+) -> str:
     parts = [buyer_id, product_id, reviewed_at.isoformat() if reviewed_at else "", str(rating), title or "", text or ""]
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
 
@@ -169,8 +175,17 @@ def to_review(record: dict, generation: str) -> Review:
         raise Malformed(f"verified flag is not a boolean: {verified!r}")
     return Review(
         review_key(buyer_id, product_id, reviewed_at, rating, title, text),
-        product_id, buyer_id, name, rating, title, text, helpful, total, verified, reviewed_at,
-    )  # fmt: skip
+        product_id,
+        buyer_id,
+        name,
+        rating,
+        title,
+        text,
+        helpful,
+        total,
+        verified,
+        reviewed_at,
+    )
 
 
 def to_product(record: dict, generation: str) -> Product:
@@ -190,6 +205,10 @@ def to_product(record: dict, generation: str) -> Product:
             categories = record.get("category")
             category = _text(categories[-1]) if isinstance(categories, list) and categories else None
     return Product(
-        product_id, _text(record.get("title")), brand, category,
-        json.dumps(categories) if categories else None, _price(record.get("price")),
-    )  # fmt: skip
+        product_id,
+        _text(record.get("title")),
+        brand,
+        category,
+        json.dumps(categories) if categories else None,
+        _price(record.get("price")),
+    )

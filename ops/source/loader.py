@@ -94,16 +94,20 @@ class LoadReport:
     def summary(self, show_malformed: int = 20) -> str:
         lines = [f"  {'file':<48}{'kind':>7}{'format':>7}{'lines':>9}{'loaded':>9}{'dupl.':>8}{'malformed':>10}"]
         for f in self.files:
-            lines.append(f"  {f.path.name[:47]:<48}{f.kind:>7}{f.generation:>7}{f.lines:>9}{f.loaded:>9}"
-                         f"{f.duplicates:>8}{len(f.malformed):>10}")  # fmt: skip
+            lines.append(
+                f"  {f.path.name[:47]:<48}{f.kind:>7}{f.generation:>7}{f.lines:>9}{f.loaded:>9}"
+                f"{f.duplicates:>8}{len(f.malformed):>10}"
+            )
         bad = self.malformed
         for path, line, reason in bad[:show_malformed]:
             lines.append(f"  malformed {path}:{line}: {reason}")
         if len(bad) > show_malformed:
             lines.append(f"  ... and {len(bad) - show_malformed} more malformed lines")
         reviews = sum(f.lines for f in self.files if f.kind == "review")
-        lines.append(f"  {reviews:,} review lines read, {self.reviews_loaded:,} new reviews loaded in "
-                     f"{self.seconds:.1f}s ({reviews / max(self.seconds, 1e-9):,.0f} review lines/s)")  # fmt: skip
+        lines.append(
+            f"  {reviews:,} review lines read, {self.reviews_loaded:,} new reviews loaded in "
+            f"{self.seconds:.1f}s ({reviews / max(self.seconds, 1e-9):,.0f} review lines/s)"
+        )
         return "\n".join(lines)
 
 
@@ -124,8 +128,12 @@ def discover(paths: list[Path]) -> list[Path]:
 
 def read_lines(path: Path, progress: bool) -> Iterator[tuple[int, str]]:
     """(line number, text) of a plain or gzip file, with a progress bar over the bytes on disk."""
-    with open(path, "rb") as raw, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name[:40],
-                                       disable=not progress, leave=False) as bar:  # fmt: skip
+    with (
+        open(path, "rb") as raw,
+        tqdm(
+            total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name[:40], disable=not progress, leave=False
+        ) as bar,
+    ):
         stream = gzip.GzipFile(fileobj=raw) if path.name.endswith(".gz") else raw
         text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace")
         for number, line in enumerate(text, start=1):
@@ -188,13 +196,29 @@ def _load_file(conn, report: FileReport, progress: bool) -> None:
             record = parse_line(line)
             if report.kind == "review":
                 r = to_review(record, report.generation)
-                chunk.append((r.review_key, r.product_id, r.buyer_id, r.buyer_name, r.rating, r.title, r.text,
-                              r.helpful_votes, r.total_votes, r.verified_purchase, r.reviewed_at,
-                              report.generation, source_file, number))  # fmt: skip
+                chunk.append(
+                    (
+                        r.review_key,
+                        r.product_id,
+                        r.buyer_id,
+                        r.buyer_name,
+                        r.rating,
+                        r.title,
+                        r.text,
+                        r.helpful_votes,
+                        r.total_votes,
+                        r.verified_purchase,
+                        r.reviewed_at,
+                        report.generation,
+                        source_file,
+                        number,
+                    )
+                )
             else:
                 p = to_product(record, report.generation)
-                chunk.append((p.product_id, p.title, p.brand, p.category, p.categories, p.price,
-                              report.generation, number))  # fmt: skip
+                chunk.append(
+                    (p.product_id, p.title, p.brand, p.category, p.categories, p.price, report.generation, number)
+                )
         except Malformed as exc:
             report.malformed.append((number, str(exc)))
             continue
@@ -218,9 +242,16 @@ def load_paths(settings: Settings, paths: list[Path], progress: bool = True) -> 
             cur.execute(STAGING)
         for report in reports:
             _load_file(conn, report, progress)
-            log.info("source_file_loaded", file=str(report.path), kind=report.kind, generation=report.generation,
-                     lines=report.lines, loaded=report.loaded, duplicates=report.duplicates,
-                     malformed=len(report.malformed))  # fmt: skip
+            log.info(
+                "source_file_loaded",
+                file=str(report.path),
+                kind=report.kind,
+                generation=report.generation,
+                lines=report.lines,
+                loaded=report.loaded,
+                duplicates=report.duplicates,
+                malformed=len(report.malformed),
+            )
     finally:
         conn.close()
     return LoadReport(reports, time.monotonic() - started)

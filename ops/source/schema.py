@@ -85,8 +85,11 @@ def create_source(settings: Settings) -> None:
             if cur.fetchone() is None:
                 cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(owner)))
             cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)))
-            cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(
-                sql.Identifier(db), sql.Identifier(owner), sql.Identifier(reader)))  # fmt: skip
+            cur.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(
+                    sql.Identifier(db), sql.Identifier(owner), sql.Identifier(reader)
+                )
+            )
     finally:
         admin.close()
 

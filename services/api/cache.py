@@ -109,8 +109,10 @@ class ServingCache:
         finally:
             body.close()
         if size != int(expected["size"]) or digest.hexdigest() != expected["sha256"]:
-            raise CorruptServingFile(f"{key}: {size} bytes whose SHA-256 differs from the one published "
-                                     f"({expected['size']} bytes): corrupt or truncated")  # fmt: skip
+            raise CorruptServingFile(
+                f"{key}: {size} bytes whose SHA-256 differs from the one published "
+                f"({expected['size']} bytes): corrupt or truncated"
+            )
 
     def loaded(self, pointer: CuratedVersion) -> None:
         """Mark a version as just loaded: the last one a fetch deletes to make room."""

@@ -134,7 +134,8 @@ class ServingIndex:
         n = self._products.num_rows
         self._keys = np.frombuffer(self._products.column("key").buffers()[1], dtype=f"S{key.byte_width}", count=n)
         self._batch, self._row, self._head, self._rest_row, self._rest = (
-            _numbers(self._products, c) for c in ("batch", "row", "head", "rest_row", "rest"))
+            _numbers(self._products, c) for c in ("batch", "row", "head", "rest_row", "rest")
+        )
         self._review_count = _numbers(self._products, "review_count")
         self._average = _numbers(self._products, "average_rating")
         self._terms = _Binaries(terms.column("term"))
@@ -150,11 +151,16 @@ class ServingIndex:
         """Everything a request will index with lies inside the files: a bad file fails here, not in a request."""
         lengths = np.array([b.num_rows for b in self._reviews], dtype=np.int64)
         if n and not (
-            (self._batch >= 0).all() and (self._batch % 2 == 0).all() and (self._batch + 1 < len(lengths)).all()
-            and (self._row >= 0).all() and (self._head >= 1).all() and (self._rest_row >= 0).all()
-            and (self._rest >= 0).all() and (self._row + self._head <= lengths[self._batch]).all()
+            (self._batch >= 0).all()
+            and (self._batch % 2 == 0).all()
+            and (self._batch + 1 < len(lengths)).all()
+            and (self._row >= 0).all()
+            and (self._head >= 1).all()
+            and (self._rest_row >= 0).all()
+            and (self._rest >= 0).all()
+            and (self._row + self._head <= lengths[self._batch]).all()
             and (self._rest_row + self._rest <= lengths[self._batch + 1]).all()
-        ):  # fmt: skip
+        ):
             raise CorruptServingFile("products.arrow points outside reviews.arrow")
         if not (self._keys[1:] > self._keys[:-1]).all():
             raise CorruptServingFile("products.arrow is not in strictly ascending product order")
@@ -175,9 +181,13 @@ class ServingIndex:
         raise ProductNotFound(product_id)
 
     def top(
-        self, product_id: str, limit: int, category: str | None = None, min_rating: int | None = None,
+        self,
+        product_id: str,
+        limit: int,
+        category: str | None = None,
+        min_rating: int | None = None,
         verified_only: bool = False,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         """The JSON body of ``GET /reviews/{product_id}/top``: its kept reviews that pass the filters, in order."""
         i = self._find(product_id)
         batch, head, rest = int(self._batch[i]), int(self._head[i]), int(self._rest[i])
@@ -187,8 +197,12 @@ class ServingIndex:
             if limit > head:
                 frames += self._frames[batch + 1].run(int(self._rest_row[i]), min(limit - head, rest))
         else:
-            rows = pa.Table.from_batches([self._reviews[batch].slice(int(self._row[i]), head),
-                                          self._reviews[batch + 1].slice(int(self._rest_row[i]), rest)])  # fmt: skip
+            rows = pa.Table.from_batches(
+                [
+                    self._reviews[batch].slice(int(self._row[i]), head),
+                    self._reviews[batch + 1].slice(int(self._rest_row[i]), rest),
+                ]
+            )
             keep = pa.scalar(True)
             if category is not None:
                 keep = pc.and_(keep, pc.equal(rows.column("category"), category))
@@ -198,10 +212,14 @@ class ServingIndex:
                 keep = pc.and_(keep, pc.fill_null(rows.column("verified_purchase"), False))
             frames = rows.filter(keep).column("review").slice(0, limit).to_pylist()  # a null is not a match
         reviews = [self._unpack(frame) for frame in frames]
-        head_fields = orjson.dumps({
-            "product_id": product_id, "product_title": self._title(i),
-            "version": self.version.version, "count": len(reviews),
-        })  # fmt: skip
+        head_fields = orjson.dumps(
+            {
+                "product_id": product_id,
+                "product_title": self._title(i),
+                "version": self.version.version,
+                "count": len(reviews),
+            }
+        )
         return head_fields[:-1] + b',"reviews":[' + b",".join(reviews) + b"]}"
 
     # --- GET /products --------------------------------------------------------------------------
@@ -237,7 +255,7 @@ class ServingIndex:
             "category": self._products.column("category")[i].as_py(),
             "review_count": int(self._review_count[i]),
             "average_rating": round(float(self._average[i]), 3),
-        }  # fmt: skip
+        }
 
     def search(self, query: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         """Products after ``cursor`` in product-id order; with a query, those having, for each word of the

@@ -91,25 +91,49 @@ class ApiMetrics:
     def __init__(self, window_s: int, multiprocess_dir: Path | None = None) -> None:
         self._multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
-        self.latency = Histogram("api_request_seconds", "Request latency by route", ["route", "method"],
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
-        self.responses = Counter("api_responses_total", "Responses by route and status class",
-                                 ["route", "status"], registry=self.registry)  # fmt: skip
+        self.latency = Histogram(
+            "api_request_seconds",
+            "Request latency by route",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.responses = Counter(
+            "api_responses_total", "Responses by route and status class", ["route", "status"], registry=self.registry
+        )
         self.errors = Counter("api_errors_total", "5xx responses by route", ["route"], registry=self.registry)
         # Across processes: the oldest version any of them serves, the fewest rows, the fewest loads.
-        self.curated_age = Gauge("api_curated_version_age_seconds", "Age of the curated version served",
-                                 multiprocess_mode="livemax", registry=self.registry)  # fmt: skip
-        self.rows_served = Gauge("api_curated_rows", "Reviews in the curated version served",
-                                 multiprocess_mode="livemin", registry=self.registry)  # fmt: skip
-        self.loads = Gauge("api_curated_loads", "Curated versions loaded since start",
-                           multiprocess_mode="livemin", registry=self.registry)  # fmt: skip
+        self.curated_age = Gauge(
+            "api_curated_version_age_seconds",
+            "Age of the curated version served",
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        self.rows_served = Gauge(
+            "api_curated_rows",
+            "Reviews in the curated version served",
+            multiprocess_mode="livemin",
+            registry=self.registry,
+        )
+        self.loads = Gauge(
+            "api_curated_loads",
+            "Curated versions loaded since start",
+            multiprocess_mode="livemin",
+            registry=self.registry,
+        )
         self.recent = RecentResponses(window_s)
-        self.recent_responses = Gauge("api_recent_responses",
-                                      f"Responses in the last {window_s} s, probes and scrapes excluded",
-                                      multiprocess_mode="livesum", registry=self.registry)  # fmt: skip
-        self.recent_5xx = Gauge("api_recent_5xx",
-                                f"5xx responses in the last {window_s} s, probes and scrapes excluded",
-                                multiprocess_mode="livesum", registry=self.registry)  # fmt: skip
+        self.recent_responses = Gauge(
+            "api_recent_responses",
+            f"Responses in the last {window_s} s, probes and scrapes excluded",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.recent_5xx = Gauge(
+            "api_recent_5xx",
+            f"5xx responses in the last {window_s} s, probes and scrapes excluded",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
 
     def publish(self, holder: IndexHolder) -> None:
         """Set the gauges from this process's state."""

@@ -131,7 +131,8 @@ class Job(BaseModel):
     watermark_to: datetime | None = Field(description="the next run reads source changes after this")
     changes: dict[str, int] | None = Field(
         description="what the published version kept, replaced, added, removed; outputs_reused: reviews read "
-                    "again with product and text unchanged, whose model outputs were carried over")
+        "again with product and text unchanged, whose model outputs were carried over"
+    )
     stages: dict[str, StageStatus]
 
 
@@ -146,7 +147,8 @@ class RetryRequest(BaseModel):
     model_config = ConfigDict(strict=True)
 
     stage: Literal["extract", "archive", "transform", "classify", "publish"] | None = Field(
-        default=None, description="only this stage's failed batches; with batch: that batch, even if it succeeded")
+        default=None, description="only this stage's failed batches; with batch: that batch, even if it succeeded"
+    )
     batch: int | None = Field(default=None, ge=0, le=10_000_000, description="only this batch number")
 
 

@@ -77,8 +77,13 @@ class IndexHolder:
                 self.cache.forget(pointer)
                 raise
             self.cache.loaded(pointer)
-        log.info("serving_files_mapped", version=pointer.version, wait_s=round(locked - started, 3),
-                 fetch_s=round(fetched - locked, 3), open_s=round(time.monotonic() - fetched, 3))  # fmt: skip
+        log.info(
+            "serving_files_mapped",
+            version=pointer.version,
+            wait_s=round(locked - started, 3),
+            fetch_s=round(fetched - locked, 3),
+            open_s=round(time.monotonic() - fetched, 3),
+        )
         return index
 
     async def follow(self, redis, channel: str, check_every_s: float) -> None:

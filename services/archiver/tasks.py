@@ -21,8 +21,11 @@ _store: archive.ArchiveStore | None = None
 
 
 # The archive trails the pipeline by design (MongoDB down only delays it): how far, read at each scrape.
-BACKLOG = ScrapedGauge("pipeline_archive_backlog_batches", "Extracted batches not archived yet (pending, running or "
-                       "retrying)", lambda: clients.get().history.archive_backlog())  # fmt: skip
+BACKLOG = ScrapedGauge(
+    "pipeline_archive_backlog_batches",
+    "Extracted batches not archived yet (pending, running or retrying)",
+    lambda: clients.get().history.archive_backlog(),
+)
 # Counted after each batch archived, not at each scrape: with MongoDB down, a scrape would wait on it.
 ARCHIVED = Gauge("pipeline_archive_documents", "Reviews in the raw archive (MongoDB's estimate, after the last batch)")
 
@@ -48,9 +51,12 @@ def _close_store(**_) -> None:
 
 
 @app.task(
-    name="archive.batch", bind=True, base=StageTask, stage=Stage.ARCHIVE,
+    name="archive.batch",
+    bind=True,
+    base=StageTask,
+    stage=Stage.ARCHIVE,
     max_retries=retries_within(get_settings().archive_retry_for_s),
-)  # fmt: skip
+)
 def archive_batch(self, ref: dict) -> int:
     ref = BatchRef(**ref)
 

@@ -62,8 +62,17 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class Encoder:
-    def __init__(self, tokenizer, forward: Forward, names: tuple[str, ...], *, name: str, digest: str,
-                 max_tokens: int, batch_size: int):  # fmt: skip
+    def __init__(
+        self,
+        tokenizer,
+        forward: Forward,
+        names: tuple[str, ...],
+        *,
+        name: str,
+        digest: str,
+        max_tokens: int,
+        batch_size: int,
+    ):
         self._tokenizer, self.forward, self._names = tokenizer, forward, names
         self.max_tokens, self._batch_size = max_tokens, batch_size
         self._pad = tokenizer.pad_token_id or 0
@@ -78,8 +87,10 @@ class Encoder:
 
     def _pad_batch(self, rows: list[list[int]]) -> dict[str, np.ndarray]:
         width = max(len(r) for r in rows)
-        batch = {"input_ids": np.full((len(rows), width), self._pad, dtype=np.int64),
-                 "attention_mask": np.zeros((len(rows), width), dtype=np.int64)}  # fmt: skip
+        batch = {
+            "input_ids": np.full((len(rows), width), self._pad, dtype=np.int64),
+            "attention_mask": np.zeros((len(rows), width), dtype=np.int64),
+        }
         for i, r in enumerate(rows):
             batch["input_ids"][i, : len(r)] = r
             batch["attention_mask"][i, : len(r)] = 1
@@ -132,8 +143,10 @@ class TorchForward:
             # bfloat16 weights and activations: oneDNN runs them on AMX / AVX512-BF16 where the CPU has
             # them; elsewhere they are emulated, slower than fp32.
             if not bf16_supported():
-                raise ModelLoadError("CLASSIFIER_BACKEND=torch-bf16 needs a CPU with bfloat16 instructions "
-                                     "(AVX512-BF16 or AMX); use torch-fp32 or onnx-int8 here")  # fmt: skip
+                raise ModelLoadError(
+                    "CLASSIFIER_BACKEND=torch-bf16 needs a CPU with bfloat16 instructions "
+                    "(AVX512-BF16 or AMX); use torch-fp32 or onnx-int8 here"
+                )
             model = model.to(torch.bfloat16)
         # bfloat16 BERT encoders run with fused linear layers (fused_bert.py); any other model as it comes.
         self.fused = fuse and precision == "bf16" and fused_bert.supports(model)
@@ -191,8 +204,15 @@ def load_encoder(settings: Settings) -> Encoder:
         else:
             forward = TorchForward(folder, n_threads, precision, settings.classify_fused)
             name = f"torch-{precision}{'-fused' if forward.fused else ''}"
-        return Encoder(tokenizer, forward, onnx_build.input_names(tokenizer), name=name, digest=digest,
-                       max_tokens=settings.max_tokens, batch_size=settings.classify_batch_size)  # fmt: skip
+        return Encoder(
+            tokenizer,
+            forward,
+            onnx_build.input_names(tokenizer),
+            name=name,
+            digest=digest,
+            max_tokens=settings.max_tokens,
+            batch_size=settings.classify_batch_size,
+        )
     except ModelLoadError:
         raise
     except onnx_build.OnnxBuildError as exc:

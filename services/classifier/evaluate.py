@@ -86,10 +86,18 @@ def read_reviews(paths: list[Path]) -> pd.DataFrame:
                 r = to_review(record, generation)
             except Malformed:
                 continue
-            rows.append({"product_id": r.product_id, "title": clean_text(r.title), "text": clean_text(r.text),
-                         "helpful_votes": r.helpful_votes, "verified_purchase": r.verified_purchase,
-                         "reviewed_at": r.reviewed_at, "review_key": r.review_key,
-                         "category": category_of(path)})  # fmt: skip
+            rows.append(
+                {
+                    "product_id": r.product_id,
+                    "title": clean_text(r.title),
+                    "text": clean_text(r.text),
+                    "helpful_votes": r.helpful_votes,
+                    "verified_purchase": r.verified_purchase,
+                    "reviewed_at": r.reviewed_at,
+                    "review_key": r.review_key,
+                    "category": category_of(path),
+                }
+            )
     df = pd.DataFrame(rows).drop_duplicates("review_key")
     return df[df["text"].str.len() > 0].reset_index(drop=True)
 
@@ -134,12 +142,14 @@ def with_mix(settings: Settings, mix: tuple[float, float]) -> Settings:
     """``settings`` whose text-only score gives the usefulness signal ``share`` and length the rest."""
     share, words = mix
     total = settings.weight_model + settings.weight_substance
-    return settings.model_copy(update={"weight_model": share * total, "weight_substance": (1 - share) * total,
-                                       "substance_words": words})  # fmt: skip
+    return settings.model_copy(
+        update={"weight_model": share * total, "weight_substance": (1 - share) * total, "substance_words": words}
+    )
 
 
-def per_product(scored: pd.DataFrame, rankings: dict[str, Callable[[pd.DataFrame], np.ndarray]] = RANKINGS,
-                random: bool = True) -> pd.DataFrame:  # fmt: skip
+def per_product(
+    scored: pd.DataFrame, rankings: dict[str, Callable[[pd.DataFrame], np.ndarray]] = RANKINGS, random: bool = True
+) -> pd.DataFrame:
     """Each ranking's NDCG@K, one row per product (with its category). A product's reviews are
     shuffled first, so that ties (same length, same day) fall at random, not in the file's order."""
     rng = np.random.default_rng(0)
@@ -174,8 +184,9 @@ def evaluate_half(df: pd.DataFrame, classifier: Classifier, settings: Settings) 
 class Folds:
     """All reviews read, embedded once; a fold fits the probe on some categories and scores others."""
 
-    def __init__(self, df: pd.DataFrame, classifier: EmbeddingClassifier, settings: Settings,
-                 min_reviews: int, min_voted: int):  # fmt: skip
+    def __init__(
+        self, df: pd.DataFrame, classifier: EmbeddingClassifier, settings: Settings, min_reviews: int, min_voted: int
+    ):
         self.df, self.classifier, self.settings = df, classifier, settings
         self.min_reviews, self.min_voted = min_reviews, min_voted
         self.texts = review_texts(df)
@@ -198,8 +209,9 @@ class Folds:
         totals = np.zeros(len(MIXES))
         text_only = {"text only": lambda g: g["relevance_text_only"].to_numpy()}
         for category in training:
-            reviews, rel_model = self.usefulness(np.isin(self.categories, [c for c in training if c != category]),
-                                                 category)  # fmt: skip
+            reviews, rel_model = self.usefulness(
+                np.isin(self.categories, [c for c in training if c != category]), category
+            )
             for i, mix in enumerate(MIXES):
                 scored = score(reviews, rel_model, with_mix(self.settings, mix))
                 totals[i] += np.nansum(per_product(scored, text_only, random=False)["text only"])
@@ -234,8 +246,11 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
         interval = margin_interval(margins[group.index])
         rows[category] = {"products": len(group), **group[names].mean(), "interval": interval}
     categories = pd.DataFrame(rows).T
-    rows["mean of categories"] = {"products": len(results), **categories[names].astype(float).mean(),
-                                  "interval": margin_interval(margins, results["category"])}  # fmt: skip
+    rows["mean of categories"] = {
+        "products": len(results),
+        **categories[names].astype(float).mean(),
+        "interval": margin_interval(margins, results["category"]),
+    }
     rows["mean of products"] = {"products": len(results), **results[names].mean(), "interval": margin_interval(margins)}
     table = pd.DataFrame(rows).T
     table["margin"] = table[headline(results)].astype(float) - table[LONGEST].astype(float)
@@ -256,15 +271,22 @@ def markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for label, row in table.iterrows():
         low, high = row["interval"]
-        cells = [str(label), str(int(row["products"])), *(f"{float(row[n]):.4f}" for n in names),
-                 f"{row['margin']:+.3f} [{low:+.3f}, {high:+.3f}]"]  # fmt: skip
+        cells = [
+            str(label),
+            str(int(row["products"])),
+            *(f"{float(row[n]):.4f}" for n in names),
+            f"{row['margin']:+.3f} [{low:+.3f}, {high:+.3f}]",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.classifier.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m services.classifier.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("paths", nargs="+", type=Path)
     parser.add_argument("--split", choices=("half", "categories"), default="half")
     parser.add_argument("--min-reviews", type=int, default=10)
@@ -273,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     classifier = load_classifier(settings)
     if args.split == "categories" and not isinstance(classifier, EmbeddingClassifier):
-        print("--split categories refits the embedding classifier's usefulness probe; CLASSIFIER_BACKEND=nli "
-              "has none", file=sys.stderr)  # fmt: skip
+        print(
+            "--split categories refits the embedding classifier's usefulness probe; CLASSIFIER_BACKEND=nli has none",
+            file=sys.stderr,
+        )
         return 2
     reviews = read_reviews(args.paths)
     if args.split == "half":
@@ -284,14 +308,19 @@ def main(argv: list[str] | None = None) -> int:
     if results.empty:
         print("no product has enough reviews with helpful votes", file=sys.stderr)
         return 1
-    split = ("the evaluation half (products the shipped probe never saw)" if args.split == "half"
-             else "leave one category out (probe refitted without the category measured)")  # fmt: skip
+    split = (
+        "the evaluation half (products the shipped probe never saw)"
+        if args.split == "half"
+        else "leave one category out (probe refitted without the category measured)"
+    )
     print(f"{len(results)} products, {split}; NDCG@{K} against log2(1 + helpful votes)\n")
     print(markdown(summary(results)))
     if "mix" in results:
         chosen = results.groupby("category")["mix"].first()
-        print("\nconstants each fold chose (usefulness share / SUBSTANCE_WORDS): "
-              + "; ".join(f"{c} {m}" for c, m in chosen.items()))  # fmt: skip
+        print(
+            "\nconstants each fold chose (usefulness share / SUBSTANCE_WORDS): "
+            + "; ".join(f"{c} {m}" for c, m in chosen.items())
+        )
     return 0
 
 

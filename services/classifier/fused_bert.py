@@ -35,8 +35,13 @@ class _Layer:
 def supports(model: Any) -> bool:
     """Whether ``model`` is a BERT encoder this module computes exactly as Hugging Face does."""
     config = model.config
-    return (config.model_type == "bert" and config.hidden_act == "gelu" and not config.is_decoder
-            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))  # fmt: skip
+    return (
+        config.model_type == "bert"
+        and config.hidden_act == "gelu"
+        and not config.is_decoder
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    )
 
 
 def _bf16(tensor: torch.Tensor) -> torch.Tensor:
@@ -65,19 +70,24 @@ class FusedBert:
         for layer in model.encoder.layer:
             attention, ffn_in, ffn_out = layer.attention, layer.intermediate.dense, layer.output
             q, k, v = attention.self.query, attention.self.key, attention.self.value
-            self._layers.append(_Layer(
-                qkv=_pack(torch.cat([q.weight, k.weight, v.weight])),
-                qkv_bias=_bf16(torch.cat([q.bias, k.bias, v.bias])),
-                out=_pack(attention.output.dense.weight),
-                out_bias=_bf16(attention.output.dense.bias),
-                norm1=_norm(attention.output.LayerNorm),
-                up=_pack(ffn_in.weight), up_bias=_bf16(ffn_in.bias),
-                down=_pack(ffn_out.dense.weight), down_bias=_bf16(ffn_out.dense.bias),
-                norm2=_norm(ffn_out.LayerNorm),
-            ))  # fmt: skip
+            self._layers.append(
+                _Layer(
+                    qkv=_pack(torch.cat([q.weight, k.weight, v.weight])),
+                    qkv_bias=_bf16(torch.cat([q.bias, k.bias, v.bias])),
+                    out=_pack(attention.output.dense.weight),
+                    out_bias=_bf16(attention.output.dense.bias),
+                    norm1=_norm(attention.output.LayerNorm),
+                    up=_pack(ffn_in.weight),
+                    up_bias=_bf16(ffn_in.bias),
+                    down=_pack(ffn_out.dense.weight),
+                    down_bias=_bf16(ffn_out.dense.bias),
+                    norm2=_norm(ffn_out.LayerNorm),
+                )
+            )
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    def __call__(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         linear = torch.ops.mkldnn._linear_pointwise
         batch, width = input_ids.shape
         x = self._embeddings(input_ids=input_ids, token_type_ids=token_type_ids).reshape(batch * width, -1)

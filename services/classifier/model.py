@@ -175,8 +175,12 @@ class NliClassifier:
         self.fingerprint = hashlib.sha1(f"nli|{settings.nli_model}|{config.digest()}".encode()).hexdigest()[:16]
 
     def _scores(self, texts: list[str], labels: list[str], template: str) -> np.ndarray:
-        outputs = self._pipe([t[: self._max_chars] for t in texts], candidate_labels=labels,
-                             hypothesis_template=template, batch_size=self._batch_size)  # fmt: skip
+        outputs = self._pipe(
+            [t[: self._max_chars] for t in texts],
+            candidate_labels=labels,
+            hypothesis_template=template,
+            batch_size=self._batch_size,
+        )
         outputs = [outputs] if isinstance(outputs, dict) else outputs
         position = {label: i for i, label in enumerate(labels)}
         scores = np.zeros((len(texts), len(labels)), dtype=np.float32)

@@ -103,9 +103,17 @@ def export(folder: Path, out: Path) -> None:
     axes = {name: {0: "batch", 1: "tokens"} for name in (*names, "last_hidden_state")}
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # the exporter's tracer warnings on shape arithmetic
-        torch.onnx.export(LastHidden(), tuple(sample[n] for n in names), str(out), input_names=list(names),
-                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=OPSET,
-                          dynamo=False, external_data=False)  # fmt: skip
+        torch.onnx.export(
+            LastHidden(),
+            tuple(sample[n] for n in names),
+            str(out),
+            input_names=list(names),
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+            external_data=False,
+        )
 
 
 def quantize(source: Path, out: Path) -> None:

@@ -70,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     from services.classifier.scoring import review_texts
     from shared.settings import get_settings
 
-    parser = argparse.ArgumentParser(prog="python -m services.classifier.probe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m services.classifier.probe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("paths", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=DEFAULT_LABELS.with_name("usefulness_probe.npz"))
     args = parser.parse_args(argv)
@@ -81,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     embeddings = encoder.encode(review_texts(df))
     probe = fit(embeddings, df["product_id"], df["helpful_votes"])
     probe.save(args.out)
-    print(f"fitted on {len(df)} reviews of {df['product_id'].nunique()} products (the training half); "
-          f"wrote {args.out} ({probe.digest()})")  # fmt: skip
+    print(
+        f"fitted on {len(df)} reviews of {df['product_id'].nunique()} products (the training half); "
+        f"wrote {args.out} ({probe.digest()})"
+    )
     return 0
 
 

@@ -55,8 +55,9 @@ def content_hash(text: str, fingerprint: str) -> str:
     return hashlib.sha1(f"{fingerprint}\x1f{text}".encode()).hexdigest()
 
 
-def model_outputs(cleaned: pd.DataFrame, classifier: Classifier,
-                  known: np.ndarray = known_reviews.NONE) -> pd.DataFrame:  # fmt: skip
+def model_outputs(
+    cleaned: pd.DataFrame, classifier: Classifier, known: np.ndarray = known_reviews.NONE
+) -> pd.DataFrame:
     """The classifier's outputs for a cleaned batch (the MODEL_FIELDS). A text repeated in the batch
     reaches the model once; a review whose product and text the run's base version holds (``known``,
     sorted keys: shared/known.py) not at all: its outputs stay null, and publish carries them over."""
@@ -64,8 +65,13 @@ def model_outputs(cleaned: pd.DataFrame, classifier: Classifier,
     hashes = [content_hash(t, classifier.fingerprint) for t in texts]
     carried = np.zeros(len(texts), dtype=bool)
     if len(known) and texts:
-        rows = pa.table({"review_id": cleaned["review_id"].to_numpy(np.int64), "product_id": cleaned["product_id"],
-                         "content_hash": hashes})  # fmt: skip
+        rows = pa.table(
+            {
+                "review_id": cleaned["review_id"].to_numpy(np.int64),
+                "product_id": cleaned["product_id"],
+                "content_hash": hashes,
+            }
+        )
         carried = known_reviews.member(known_reviews.keys(rows), known)
     to_read = [t for t, c in zip(texts, carried, strict=True) if not c]
     unique = list(dict.fromkeys(to_read))
@@ -77,21 +83,34 @@ def model_outputs(cleaned: pd.DataFrame, classifier: Classifier,
         outputs[~carried] = inferred[[position[t] for t in to_read]]
     probs, usefulness = outputs[:, :n_labels], outputs[:, n_labels]
     top = probs.argmax(axis=1) if len(probs) else np.array([], dtype=int)
-    return pd.DataFrame({
-        "category": [None if c else classifier.labels[i] for i, c in zip(top, carried, strict=True)],
-        "category_confidence": probs.max(axis=1) if len(probs) else np.zeros(0, np.float32),
-        "label_scores": [None if c else json.dumps(dict(zip(classifier.labels, np.round(row, 4).tolist(), strict=True)))
-                         for row, c in zip(probs, carried, strict=True)],
-        "rel_model": usefulness,
-        "content_hash": hashes,
-        "model_fingerprint": classifier.fingerprint,
-    }, index=cleaned.index)  # fmt: skip
+    return pd.DataFrame(
+        {
+            "category": [None if c else classifier.labels[i] for i, c in zip(top, carried, strict=True)],
+            "category_confidence": probs.max(axis=1) if len(probs) else np.zeros(0, np.float32),
+            "label_scores": [
+                None if c else json.dumps(dict(zip(classifier.labels, np.round(row, 4).tolist(), strict=True)))
+                for row, c in zip(probs, carried, strict=True)
+            ],
+            "rel_model": usefulness,
+            "content_hash": hashes,
+            "model_fingerprint": classifier.fingerprint,
+        },
+        index=cleaned.index,
+    )
 
 
 def weights(settings: Settings, text_only: bool = False) -> np.ndarray:
     """In the order of COMPONENTS, summing to 1."""
-    w = np.array([settings.weight_model, settings.weight_substance, settings.weight_votes,
-                  settings.weight_verified, settings.weight_recency], dtype=np.float64)  # fmt: skip
+    w = np.array(
+        [
+            settings.weight_model,
+            settings.weight_substance,
+            settings.weight_votes,
+            settings.weight_verified,
+            settings.weight_recency,
+        ],
+        dtype=np.float64,
+    )
     if text_only:
         w[2:] = 0.0
     if w.sum() <= 0:

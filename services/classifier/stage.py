@@ -13,8 +13,9 @@ from shared.lake import Lake, scored_key
 from shared.schemas import CLEANED, SCORED
 
 
-def run(lake: Lake, classifier: Classifier, run_id: str, batch: int, cleaned_key: str,
-        known_keys: np.ndarray = known.NONE) -> tuple[str, int, int]:  # fmt: skip
+def run(
+    lake: Lake, classifier: Classifier, run_id: str, batch: int, cleaned_key: str, known_keys: np.ndarray = known.NONE
+) -> tuple[str, int, int]:
     """Score one stored cleaned batch; returns (scored key, rows, rows whose outputs publish carries over)."""
     cleaned = lake.get_table(cleaned_key, CLEANED).to_pandas()
     outputs = model_outputs(cleaned, classifier, known_keys)

@@ -101,9 +101,15 @@ def read_pages(conn, batch_size: int, after: Watermark = BEGINNING, limit: int |
 
 
 def extract(
-    conn, lake: Lake, run_id: str, batch_size: int, *, first_batch: int = 1, after: Watermark = BEGINNING,
+    conn,
+    lake: Lake,
+    run_id: str,
+    batch_size: int,
+    *,
+    first_batch: int = 1,
+    after: Watermark = BEGINNING,
     limit: int | None = None,
-) -> Iterator[ExtractedBatch]:  # fmt: skip
+) -> Iterator[ExtractedBatch]:
     """Write each page to ``raw/`` and yield it once it is durable."""
     for number, table in enumerate(read_pages(conn, batch_size, after, limit), start=first_batch):
         key = raw_key(run_id, number)

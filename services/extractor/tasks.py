@@ -28,10 +28,13 @@ def start(self, trigger: str = "beat", params: dict | None = None) -> str:
 
 
 @app.task(
-    name="extract.run", bind=True, base=StageTask, stage=Stage.EXTRACT,
+    name="extract.run",
+    bind=True,
+    base=StageTask,
+    stage=Stage.EXTRACT,
     # An unreachable source is retried with backoff for this long, then fails the run.
     max_retries=retries_within(get_settings().source_retry_for_s),
-)  # fmt: skip
+)
 def run(self, ref: dict) -> int:
     run_id = BatchRef(**ref).run_id
     c = clients.get()
@@ -53,17 +56,26 @@ def run(self, ref: dict) -> int:
     try:
         c.history.cap_watermark(run_id, watermark_cap(conn, c.settings.watermark_lag_s))
         for batch in extract(
-            conn, c.lake, run_id, params.get("batch_size") or c.settings.batch_size,
-            first_batch=len(done) + 1, after=_cursor(done[-1]) if done else since,
+            conn,
+            c.lake,
+            run_id,
+            params.get("batch_size") or c.settings.batch_size,
+            first_batch=len(done) + 1,
+            after=_cursor(done[-1]) if done else since,
             limit=None if limit is None else limit - sum(b["rows_out"] for b in done),
-        ):  # fmt: skip
+        ):
             ref = BatchRef(run_id, batch.batch, batch.key)
             send("archive.batch", ref)
             send("transform.batch", ref)
             c.history.finish_batch(
-                run_id, Stage.EXTRACT, batch.batch, rows_in=batch.rows, rows_out=batch.rows,
-                output_key=batch.key, cursor=batch.last,
-            )  # fmt: skip
+                run_id,
+                Stage.EXTRACT,
+                batch.batch,
+                rows_in=batch.rows,
+                rows_out=batch.rows,
+                output_key=batch.key,
+                cursor=batch.last,
+            )
             metrics.record_batch(Stage.EXTRACT.value, batch.rows, batch.rows, rejects=0)
         if plan.mode == "incremental":  # from the same snapshot as the pages: what deletions left
             write_live_ids(conn, c.lake, run_id)

@@ -147,8 +147,9 @@ def base_batches(path: Path) -> Iterator[pa.Table]:
         yield pa.Table.from_batches([batch]).select(CURATED.names).cast(CURATED)
 
 
-def keep_from_base(rows: pa.Table, base: Base, delta_ids: np.ndarray, erased: frozenset[str],
-                   changes: Changes) -> pa.Table:  # fmt: skip
+def keep_from_base(
+    rows: pa.Table, base: Base, delta_ids: np.ndarray, erased: frozenset[str], changes: Changes
+) -> pa.Table:
     """The base rows of one range that stay as they are, as scored rows; counts what leaves."""
     ids = _ids(rows)
     changes.base_rows += rows.num_rows
@@ -176,13 +177,17 @@ def carry_outputs(fresh: pa.Table, base_rows: pa.Table, changes: Changes) -> pa.
     if len(base_ids):
         order = np.argsort(base_ids, kind="stable")
         source = order[np.searchsorted(base_ids[order], ids).clip(max=len(base_ids) - 1)]
-        same_text = base_rows.column("content_hash").to_numpy(zero_copy_only=False)[source] == \
-            fresh.column("content_hash").to_numpy(zero_copy_only=False)[pending]  # fmt: skip
+        same_text = (
+            base_rows.column("content_hash").to_numpy(zero_copy_only=False)[source]
+            == fresh.column("content_hash").to_numpy(zero_copy_only=False)[pending]
+        )
         found = (base_ids[source] == ids) & same_text
     if not found.all():
-        raise OutputsMissing(f"{int((~found).sum())} reviews were left unclassified but their outputs are not in the "
-                             f"base version, e.g. review ids {ids[~found][:5].tolist()}: run a full run "
-                             "(reviews run --full)")  # fmt: skip
+        raise OutputsMissing(
+            f"{int((~found).sum())} reviews were left unclassified but their outputs are not in the "
+            f"base version, e.g. review ids {ids[~found][:5].tolist()}: run a full run "
+            "(reviews run --full)"
+        )
     take = np.zeros(fresh.num_rows, dtype=np.int64)
     take[pending] = source
     mask = pa.array(pending)
@@ -197,23 +202,32 @@ def carry_outputs(fresh: pa.Table, base_rows: pa.Table, changes: Changes) -> pa.
 def curated_range(rows: pa.Table, score: Scorer) -> pa.Table:
     """Scored rows of whole products as curated rows: relevance computed, most relevant first."""
     scored = score(rows)
-    ordered = scored.sort_by([("product_id", "ascending"), ("relevance_score", "descending"),
-                              ("review_id", "ascending")])  # fmt: skip
+    ordered = scored.sort_by(
+        [("product_id", "ascending"), ("relevance_score", "descending"), ("review_id", "ascending")]
+    )
     return ordered.select(CURATED.names).cast(CURATED)
 
 
 def publish(
-    lake: Lake, run_id: str, scored_keys: list[str], keep: int, score: Scorer,
-    erased: frozenset[str] = frozenset(), base: Base | None = None, now: datetime | None = None,
+    lake: Lake,
+    run_id: str,
+    scored_keys: list[str],
+    keep: int,
+    score: Scorer,
+    erased: frozenset[str] = frozenset(),
+    base: Base | None = None,
+    now: datetime | None = None,
     reviews_kept: int = serving.REVIEWS_KEPT,
-) -> Published:  # fmt: skip
+) -> Published:
     """Write the run's curated version and its serving files, move "latest" to it, prune the oldest versions."""
     changes = Changes()
     delta = read_delta(lake, scored_keys, erased, changes)
     fingerprint = delta_fingerprint(delta)
     if base is not None and fingerprint is not None and fingerprint != base.fingerprint:
-        raise ClassifierChanged(f"the served version was scored by classifier {base.fingerprint}, this run by "
-                                f"{fingerprint}: run a full run (reviews run --full)")  # fmt: skip
+        raise ClassifierChanged(
+            f"the served version was scored by classifier {base.fingerprint}, this run by "
+            f"{fingerprint}: run a full run (reviews run --full)"
+        )
     key = curated_key(run_id)
     rows = 0
     with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
@@ -221,14 +235,17 @@ def publish(
         with pq.ParquetWriter(out, CURATED, compression="zstd") as writer, keys.open("wb") as keys_file:
             if base is None:
                 # nothing to carry outputs over from: carry_outputs fails on a review left unclassified
-                ranges: Iterator[tuple[pa.Table, pa.Table]] = iter([
-                    (SCORED.empty_table(), carry_outputs(delta, CURATED.empty_table(), changes))])
+                ranges: Iterator[tuple[pa.Table, pa.Table]] = iter(
+                    [(SCORED.empty_table(), carry_outputs(delta, CURATED.empty_table(), changes))]
+                )
             else:
                 lake.get_file(base.key, Path(tmp) / "base.parquet")
                 delta = delta.filter(pa.array(member(_ids(delta), base.live_ids)))  # deleted since it was read
                 delta_ids = np.sort(_ids(delta))
-                ranges = ((keep_from_base(b, base, delta_ids, erased, changes), carry_outputs(d, b, changes))
-                          for b, d in product_ranges(base_batches(Path(tmp) / "base.parquet"), delta))  # fmt: skip
+                ranges = (
+                    (keep_from_base(b, base, delta_ids, erased, changes), carry_outputs(d, b, changes))
+                    for b, d in product_ranges(base_batches(Path(tmp) / "base.parquet"), delta)
+                )
             for kept, fresh in ranges:
                 table = curated_range(pa.concat_tables([kept, fresh]), score)
                 if table.num_rows:

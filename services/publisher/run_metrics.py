@@ -41,20 +41,44 @@ def gauges(history: History, lake: Lake, settings: Settings) -> list[ScrapedGaug
     usage = cached(lambda: lake_usage(lake), LAKE_SCAN_EVERY_S)
     window_h = settings.alert_retries_window_h
     return [
-        ScrapedGauge("pipeline_runs", "Runs in the run history, by status", lambda: history.run_counts(),
-                     labels=("status",)),
-        ScrapedGauge("pipeline_last_run_failed", "1 when the run that ended last failed, 0 when it succeeded",
-                     last_failed),
-        ScrapedGauge("pipeline_run_duration_seconds", "The running run's time so far, or else the last successful "
-                     "run's (from its last retry when retried)", lambda: duration(baseline=False)),
-        ScrapedGauge("pipeline_run_duration_baseline_seconds", "Mean duration of the successful runs of the same mode "
-                     f"before it (at most {settings.alert_run_duration_runs})", lambda: duration(baseline=True)),
-        ScrapedGauge("pipeline_retries_exhausted_batches", f"Batches of the runs of the last {window_h:g} h that gave "
-                     "up after their automatic retries", lambda: len(history.exhausted_batches(window_h))),
-        ScrapedGauge("pipeline_curated_bytes", "Size of the curated file served, and of the version before it",
-                     curated_bytes, labels=("version",)),
-        ScrapedGauge("pipeline_lake_objects", "Objects in each zone of the lake",
-                     lambda: {zone: objects for zone, (objects, _) in usage().items()}, labels=("zone",)),
-        ScrapedGauge("pipeline_lake_bytes", "Bytes in each zone of the lake",
-                     lambda: {zone: size for zone, (_, size) in usage().items()}, labels=("zone",)),
-    ]  # fmt: skip
+        ScrapedGauge(
+            "pipeline_runs", "Runs in the run history, by status", lambda: history.run_counts(), labels=("status",)
+        ),
+        ScrapedGauge(
+            "pipeline_last_run_failed", "1 when the run that ended last failed, 0 when it succeeded", last_failed
+        ),
+        ScrapedGauge(
+            "pipeline_run_duration_seconds",
+            "The running run's time so far, or else the last successful run's (from its last retry when retried)",
+            lambda: duration(baseline=False),
+        ),
+        ScrapedGauge(
+            "pipeline_run_duration_baseline_seconds",
+            "Mean duration of the successful runs of the same mode "
+            f"before it (at most {settings.alert_run_duration_runs})",
+            lambda: duration(baseline=True),
+        ),
+        ScrapedGauge(
+            "pipeline_retries_exhausted_batches",
+            f"Batches of the runs of the last {window_h:g} h that gave up after their automatic retries",
+            lambda: len(history.exhausted_batches(window_h)),
+        ),
+        ScrapedGauge(
+            "pipeline_curated_bytes",
+            "Size of the curated file served, and of the version before it",
+            curated_bytes,
+            labels=("version",),
+        ),
+        ScrapedGauge(
+            "pipeline_lake_objects",
+            "Objects in each zone of the lake",
+            lambda: {zone: objects for zone, (objects, _) in usage().items()},
+            labels=("zone",),
+        ),
+        ScrapedGauge(
+            "pipeline_lake_bytes",
+            "Bytes in each zone of the lake",
+            lambda: {zone: size for zone, (_, size) in usage().items()},
+            labels=("zone",),
+        ),
+    ]

@@ -38,14 +38,25 @@ from shared.serving_format import (
     serving_key,
     version_of,
     words,
-)  # fmt: skip
+)
 from shared.settings import Settings
 
 # What the serving files need of a curated row: the public fields, the product's, and the order's.
 CURATED_COLUMNS = [
-    "product_id", "product_title", "product_category", "review_id", "rating", "title", "text", "reviewed_at",
-    "category", "category_confidence", "relevance_score", "helpful_votes", "verified_purchase",
-]  # fmt: skip
+    "product_id",
+    "product_title",
+    "product_category",
+    "review_id",
+    "rating",
+    "title",
+    "text",
+    "reviewed_at",
+    "category",
+    "category_confidence",
+    "relevance_score",
+    "helpful_votes",
+    "verified_purchase",
+]
 CHUNK = 4 << 20  # bytes read at a time when hashing
 # Each review's JSON is compressed on its own (a request reads a few), with a dictionary learnt from the
 # version's first reviews: field names and common words cost a few bits, and a review ~a third of its size.
@@ -94,8 +105,10 @@ class _Products:
 
     def __init__(self) -> None:
         self.ids: list[str] = []
-        self.columns: dict[str, list[pa.Array]] = {n: [] for n in (
-            "title", "category", "review_count", "average_rating", "batch", "row", "head", "rest_row", "rest")}
+        self.columns: dict[str, list[pa.Array]] = {
+            n: []
+            for n in ("title", "category", "review_count", "average_rating", "batch", "row", "head", "rest_row", "rest")
+        }
         self.terms: list[str] = []
         self.term_products: list[int] = []
 
@@ -120,15 +133,17 @@ class _Products:
         schema = products_schema(width).with_metadata(schema_metadata(version))
         columns = {
             "product_id": pa.array(self.ids, pa.string()),
-            "key": pa.FixedSizeBinaryArray.from_buffers(schema.field("key").type, len(keys),
-                                                        [None, pa.py_buffer(keys.tobytes())]),
+            "key": pa.FixedSizeBinaryArray.from_buffers(
+                schema.field("key").type, len(keys), [None, pa.py_buffer(keys.tobytes())]
+            ),
             **{name: pa.concat_arrays(parts) if parts else pa.array([]) for name, parts in self.columns.items()},
         }
         return pa.table([columns[f.name].cast(f.type) for f in schema], schema=schema)
 
     def terms_table(self, version: str) -> pa.Table:
-        table = pa.table({"term": pa.array(self.terms, pa.string()),
-                          "product": pa.array(self.term_products, pa.int32())})  # fmt: skip
+        table = pa.table(
+            {"term": pa.array(self.terms, pa.string()), "product": pa.array(self.term_products, pa.int32())}
+        )
         table = table.sort_by([("term", "ascending"), ("product", "ascending")])
         return table.cast(TERMS).replace_schema_metadata(schema_metadata(version))
 
@@ -140,8 +155,9 @@ def _review_json(kept: pa.Table) -> pa.Array:
     for name in ("category_confidence", "relevance_score"):
         columns[name] = [None if v is None else round(v, 4) for v in columns[name]]
     values = [columns[name] for name in PUBLIC_FIELDS]
-    return pa.array([orjson.dumps(dict(zip(PUBLIC_FIELDS, row, strict=True))) for row in zip(*values, strict=True)],
-                    pa.binary())  # fmt: skip
+    return pa.array(
+        [orjson.dumps(dict(zip(PUBLIC_FIELDS, row, strict=True))) for row in zip(*values, strict=True)], pa.binary()
+    )
 
 
 class _Compressor:
@@ -198,8 +214,9 @@ def build(curated: Path, folder: Path, version: str, reviews_kept: int) -> Servi
         _, _, rank = _ranks(first.column("product_id").to_numpy(zero_copy_only=False))
         compressor = _Compressor(_review_json(first.filter(pa.array(rank < reviews_kept))).to_pylist())
     head = min(HEAD, reviews_kept)
-    reviews_schema = REVIEWS.with_metadata(schema_metadata(
-        version, reviews_kept=str(reviews_kept), zstd_dictionary=compressor.metadata()))  # fmt: skip
+    reviews_schema = REVIEWS.with_metadata(
+        schema_metadata(version, reviews_kept=str(reviews_kept), zstd_dictionary=compressor.metadata())
+    )
     with pa.ipc.new_file(_file(folder, "reviews"), reviews_schema) as writer:
         for pair, table in enumerate(itertools.chain([first] if first else [], ranges)):
             ids = table.column("product_id").to_numpy(zero_copy_only=False)
@@ -208,14 +225,17 @@ def build(curated: Path, folder: Path, version: str, reviews_kept: int) -> Servi
             ratings = table.column("rating").to_numpy(zero_copy_only=False).astype(np.int64)
             described = table.select(["product_title", "product_category"]).take(pa.array(starts))
             products.add(
-                ids[starts].tolist(), described.column("product_title").combine_chunks(),
+                ids[starts].tolist(),
+                described.column("product_title").combine_chunks(),
                 category=described.column("product_category").combine_chunks(),
                 review_count=pa.array(counts, pa.int32()),
                 average_rating=pa.array(np.add.reduceat(ratings, starts) / counts),
                 batch=pa.array(np.full(len(starts), 2 * pair), pa.int32()),
-                row=pa.array(np.cumsum(firsts) - firsts, pa.int32()), head=pa.array(firsts, pa.int32()),
-                rest_row=pa.array(np.cumsum(rest) - rest, pa.int32()), rest=pa.array(rest, pa.int32()),
-            )  # fmt: skip
+                row=pa.array(np.cumsum(firsts) - firsts, pa.int32()),
+                head=pa.array(firsts, pa.int32()),
+                rest_row=pa.array(np.cumsum(rest) - rest, pa.int32()),
+                rest=pa.array(rest, pa.int32()),
+            )
             writer.write_batch(compressor.public(table, rank < head))
             writer.write_batch(compressor.public(table, (rank >= head) & (rank < reviews_kept)))
             rows += table.num_rows
@@ -232,8 +252,9 @@ def upload(lake: Lake, files: ServingFiles) -> None:
     for name in NAMES:
         path = _file(files.folder, name)
         metadata = {"sha256": _sha256(path), "size": str(files.sizes[name])}
-        lake.put_file(serving_key(files.version, name), path, metadata=metadata,
-                      content_type="application/vnd.apache.arrow.file")  # fmt: skip
+        lake.put_file(
+            serving_key(files.version, name), path, metadata=metadata, content_type="application/vnd.apache.arrow.file"
+        )
 
 
 def write(lake: Lake, version: str, curated: Path, reviews_kept: int) -> ServingFiles:

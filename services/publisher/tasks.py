@@ -26,8 +26,10 @@ def base_of(c: Clients, run: dict) -> publish.Base | None:
     plan = plan_of(run)
     if plan is None or plan.mode != "incremental":
         return None
-    reread = [c.lake.get_table(b["output_key"], columns=["review_id"]).column(0).to_numpy()
-              for b in c.history.extracted_batches(run["run_id"])]  # fmt: skip
+    reread = [
+        c.lake.get_table(b["output_key"], columns=["review_id"]).column(0).to_numpy()
+        for b in c.history.extracted_batches(run["run_id"])
+    ]
     base_run = c.history.get_run(plan.base_version)
     return publish.Base(
         key=curated_key(plan.base_version),
@@ -56,10 +58,15 @@ def publish_run(self, ref: dict) -> str:
     def work() -> BatchOutcome:
         keys = [b["output_key"] for b in c.history.batches(ref.run_id, Stage.CLASSIFY) if b["status"] == "succeeded"]
         result = publish.publish(
-            c.lake, ref.run_id, keys, c.settings.curated_versions_kept,
+            c.lake,
+            ref.run_id,
+            keys,
+            c.settings.curated_versions_kept,
             partial(relevance, settings=c.settings, as_of=as_of(record)),
-            c.history.erased_pseudonyms(), base_of(c, record), reviews_kept=c.settings.api_reviews_per_product,
-        )  # fmt: skip
+            c.history.erased_pseudonyms(),
+            base_of(c, record),
+            reviews_kept=c.settings.api_reviews_per_product,
+        )
         version = result.version
         c.history.finish_run(ref.run_id, version.key, version.rows, result.fingerprint, result.changes.as_dict())
         publish.announce(c.redis, version)

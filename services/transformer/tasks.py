@@ -18,9 +18,14 @@ def transform_batch(self, ref: dict) -> int:
 
     def work() -> BatchOutcome:
         key, rows_in, rows_out, rejects = transform.run(
-            c.lake, ref.run_id, ref.batch, ref.key, c.settings.pseudonym_key.get_secret_value().encode(),
-            datetime.now(UTC), c.history.erased_pseudonyms(),
-        )  # fmt: skip
+            c.lake,
+            ref.run_id,
+            ref.batch,
+            ref.key,
+            c.settings.pseudonym_key.get_secret_value().encode(),
+            datetime.now(UTC),
+            c.history.erased_pseudonyms(),
+        )
         return BatchOutcome(rows_in, rows_out, key, rejects)
 
     outcome = self.run_batch(ref, work)

@@ -103,9 +103,14 @@ def transform(
 
 
 def run(
-    lake: Lake, run_id: str, batch: int, raw_key: str, pseudonym_key: bytes, now: datetime,
+    lake: Lake,
+    run_id: str,
+    batch: int,
+    raw_key: str,
+    pseudonym_key: bytes,
+    now: datetime,
     erased: frozenset[str] = frozenset(),
-) -> tuple[str, int, int, int]:  # fmt: skip
+) -> tuple[str, int, int, int]:
     """Transform one stored raw batch; returns (cleaned key, rows in, rows out, rejects)."""
     raw = lake.get_table(raw_key, RAW)
     result = transform(raw, pseudonym_key, now, erased)

@@ -65,10 +65,15 @@ class Publisher:
 
 @pytest.fixture(scope="session")
 def api_settings(servers: Settings) -> Settings:
-    settings = servers.model_copy(update={
-        "s3_bucket": "api-test-lake", "redis_db": 1, "metadata_db": "api_test_metadata", "api_port": free_port(),
-        "api_reload_check_s": 1.0,
-    })  # fmt: skip
+    settings = servers.model_copy(
+        update={
+            "s3_bucket": "api-test-lake",
+            "redis_db": 1,
+            "metadata_db": "api_test_metadata",
+            "api_port": free_port(),
+            "api_reload_check_s": 1.0,
+        }
+    )
     grant_lake(settings)  # the pipeline writes it, the API reads its curated/
     init_metadata_db(settings)
     return settings

@@ -22,13 +22,27 @@ V1 = "20260301T000000Z-111111"
 def catalogue(run_tag: str, offset: int) -> list[list[dict]]:
     """Two batches: product P1 with six reviews of mixed categories, ratings and verified flags; P2 with one."""
     p1 = [
-        scored_row(offset + i, "P1", relevance, title=f"{run_tag}-{i}", rating=rating, category=category,
-                   verified_purchase=verified, buyer_pseudonym="secret-pseudonym")  # fmt: skip
-        for i, (relevance, rating, category, verified) in enumerate([
-            (0.91, 5, "quality", True), (0.85, 2, "delivery", False), (0.70, 4, "quality", None),
-            (0.55, 1, "value", True), (0.30, 5, "delivery", True), (0.10, 3, "quality", False),
-        ])
-    ]  # fmt: skip
+        scored_row(
+            offset + i,
+            "P1",
+            relevance,
+            title=f"{run_tag}-{i}",
+            rating=rating,
+            category=category,
+            verified_purchase=verified,
+            buyer_pseudonym="secret-pseudonym",
+        )
+        for i, (relevance, rating, category, verified) in enumerate(
+            [
+                (0.91, 5, "quality", True),
+                (0.85, 2, "delivery", False),
+                (0.70, 4, "quality", None),
+                (0.55, 1, "value", True),
+                (0.30, 5, "delivery", True),
+                (0.10, 3, "quality", False),
+            ]
+        )
+    ]
     return [p1[:3], p1[3:] + [scored_row(offset + 99, "P2", 0.5, title=f"{run_tag}-p2", product_title="Blue Guitar")]]
 
 
@@ -49,8 +63,16 @@ def test_top_reviews_are_the_most_relevant_first(client: httpx.Client, publisher
     assert [r["review_id"] for r in body["reviews"]] == [1000, 1001, 1002]
     scores = [r["relevance_score"] for r in body["reviews"]]
     assert scores == sorted(scores, reverse=True)
-    assert set(body["reviews"][0]) >= {"review_id", "rating", "title", "text", "date", "category",
-                                       "category_confidence", "relevance_score"}  # fmt: skip
+    assert set(body["reviews"][0]) >= {
+        "review_id",
+        "rating",
+        "title",
+        "text",
+        "date",
+        "category",
+        "category_confidence",
+        "relevance_score",
+    }
     assert client.get("/reviews/P1/top").json()["count"] == 5  # default limit
 
 
@@ -71,8 +93,15 @@ def test_never_a_buyer_id_or_pseudonym(client: httpx.Client):
 
 
 @pytest.mark.parametrize(
-    "params", [{"limit": 0}, {"limit": 51}, {"limit": "many"}, {"min_rating": 6}, {"min_rating": 0},
-               {"verified_only": "perhaps"}],  # fmt: skip
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 51},
+        {"limit": "many"},
+        {"min_rating": 6},
+        {"min_rating": 0},
+        {"verified_only": "perhaps"},
+    ],
 )
 def test_bad_parameters_are_422(client: httpx.Client, params):
     assert client.get("/reviews/P1/top", params=params).status_code == 422
@@ -85,8 +114,10 @@ def test_a_422_says_where_as_fastapi_does(client: httpx.Client):
     [error] = client.get(f"/reviews/{'P' * 65}/top").json()["detail"]
     assert error["loc"] == ["path", "product_id"] and error["type"] == "string_too_long"
     # the same answer as the documented defaults, whether the query names them or not
-    assert client.get("/reviews/P1/top", params={"limit": 5, "verified_only": "false"}).content == \
-        client.get("/reviews/P1/top").content
+    assert (
+        client.get("/reviews/P1/top", params={"limit": 5, "verified_only": "false"}).content
+        == client.get("/reviews/P1/top").content
+    )
 
 
 def test_unknown_product_is_404_with_a_json_error(client: httpx.Client):

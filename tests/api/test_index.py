@@ -35,8 +35,11 @@ def titles(data_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def catalogue(titles: dict[str, str], tmp_path_factory) -> ServingIndex:
     """Every product of the shared metadata (about 12,000, real titles), one to three reviews each."""
-    rows = [scored_row(n * 10 + k, pid, 0.5, product_title=title)
-            for n, (pid, title) in enumerate(sorted(titles.items())) for k in range(1 + n % 3)]  # fmt: skip
+    rows = [
+        scored_row(n * 10 + k, pid, 0.5, product_title=title)
+        for n, (pid, title) in enumerate(sorted(titles.items()))
+        for k in range(1 + n % 3)
+    ]
     return build_index(tmp_path_factory.mktemp("catalogue"), rows)
 
 

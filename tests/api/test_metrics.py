@@ -39,8 +39,12 @@ def test_a_dead_workers_gauges_stop_counting_and_its_counters_stay(tmp_path):
     # given the metrics files of a worker that has exited and of one alive (this process)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    files = [f"gauge_livesum_{dead.pid}.db", f"gauge_livemax_{dead.pid}.db", f"counter_{dead.pid}.db",
-             f"gauge_livesum_{os.getpid()}.db"]  # fmt: skip
+    files = [
+        f"gauge_livesum_{dead.pid}.db",
+        f"gauge_livemax_{dead.pid}.db",
+        f"counter_{dead.pid}.db",
+        f"gauge_livesum_{os.getpid()}.db",
+    ]
     for name in files:
         (tmp_path / name).write_bytes(b"")
     # when a scrape prunes the folder

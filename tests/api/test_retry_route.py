@@ -37,4 +37,3 @@ def test_a_failed_job_is_retried_and_what_cannot_be_is_refused(client: httpx.Cli
     # a running job is not retried
     again = client.post(f"/jobs/{run_id}/retry", headers=auth)
     assert again.status_code == 409 and "only a failed run is retried" in again.json()["detail"]
-

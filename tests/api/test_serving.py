@@ -39,11 +39,19 @@ REAL = "20260801T000000Z-real01"
 
 @pytest.fixture(scope="module")
 def settings(servers: Settings) -> Settings:
-    settings = servers.model_copy(update={
-        "s3_bucket": "serving-test-lake", "redis_db": 5, "api_port": free_port(), "api_reload_check_s": 1.0,
-        "api_workers": 2, "api_cache_versions": 2, "api_cache_dir": servers.state_path / "serving-test-cache",
-        "log_level": "WARNING", "alert_api_window_s": 3600,  # no response of the module leaves the window
-    })  # fmt: skip
+    settings = servers.model_copy(
+        update={
+            "s3_bucket": "serving-test-lake",
+            "redis_db": 5,
+            "api_port": free_port(),
+            "api_reload_check_s": 1.0,
+            "api_workers": 2,
+            "api_cache_versions": 2,
+            "api_cache_dir": servers.state_path / "serving-test-cache",
+            "log_level": "WARNING",
+            "alert_api_window_s": 3600,  # no response of the module leaves the window
+        }
+    )
     grant_lake(settings)
     return settings
 
@@ -54,8 +62,9 @@ def api(settings: Settings) -> Iterator[str]:
     log = settings.state_path / "logs" / "serving-test-api.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "services.api"], env=settings.child_env(), stdout=out,
-                                   stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.api"], env=settings.child_env(), stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{settings.api_port}"
     try:
         deadline = time.monotonic() + 60
@@ -94,24 +103,44 @@ def ordered(text: str) -> list:
     return json.loads(text, object_pairs_hook=list)
 
 
-def top_reviews_as_before(version: str, rows: list[dict], limit: int = 5, category: str | None = None,
-                          min_rating: int | None = None, verified_only: bool = False) -> dict:  # fmt: skip
+def top_reviews_as_before(
+    version: str,
+    rows: list[dict],
+    limit: int = 5,
+    category: str | None = None,
+    min_rating: int | None = None,
+    verified_only: bool = False,
+) -> dict:
     """What the API answered before serving files, for one product's curated rows (most relevant first):
     its first KEPT reviews, filtered, cut at ``limit``; these fields in this order, floats to 4 decimals."""
-    chosen = [r for r in rows[:KEPT] if (category is None or r["category"] == category)
-              and (min_rating is None or r["rating"] >= min_rating)
-              and (not verified_only or r["verified_purchase"] is True)][:limit]  # fmt: skip
+    chosen = [
+        r
+        for r in rows[:KEPT]
+        if (category is None or r["category"] == category)
+        and (min_rating is None or r["rating"] >= min_rating)
+        and (not verified_only or r["verified_purchase"] is True)
+    ][:limit]
     return {
-        "product_id": rows[0]["product_id"], "product_title": rows[0]["product_title"], "version": version,
+        "product_id": rows[0]["product_id"],
+        "product_title": rows[0]["product_title"],
+        "version": version,
         "count": len(chosen),
-        "reviews": [{
-            "review_id": r["review_id"], "rating": r["rating"], "title": r["title"], "text": r["text"],
-            "date": r["reviewed_at"].date().isoformat() if r["reviewed_at"] else None, "category": r["category"],
-            "category_confidence": round(float(r["category_confidence"]), 4),
-            "relevance_score": round(float(r["relevance_score"]), 4), "helpful_votes": r["helpful_votes"],
-            "verified_purchase": r["verified_purchase"],
-        } for r in chosen],
-    }  # fmt: skip
+        "reviews": [
+            {
+                "review_id": r["review_id"],
+                "rating": r["rating"],
+                "title": r["title"],
+                "text": r["text"],
+                "date": r["reviewed_at"].date().isoformat() if r["reviewed_at"] else None,
+                "category": r["category"],
+                "category_confidence": round(float(r["category_confidence"]), 4),
+                "relevance_score": round(float(r["relevance_score"]), 4),
+                "helpful_votes": r["helpful_votes"],
+                "verified_purchase": r["verified_purchase"],
+            }
+            for r in chosen
+        ],
+    }
 
 
 def test_answers_are_the_curated_files_field_for_field_in_the_same_order(client, publisher, data_dir, settings):
@@ -124,8 +153,14 @@ def test_answers_are_the_curated_files_field_for_field_in_the_same_order(client,
     # before serving files, byte for byte once parsed: same reviews, same order, same fields, no buyer
     for pid, rows in products.items():
         # (unfiltered pages within, at and across the first reviews a product keeps apart, and filtered ones)
-        for params in ({}, {"limit": 2}, {"limit": 7}, {"limit": 50}, {"category": "durability", "limit": 50},
-                       {"min_rating": 4, "verified_only": "true", "limit": 3}):  # fmt: skip
+        for params in (
+            {},
+            {"limit": 2},
+            {"limit": 7},
+            {"limit": 50},
+            {"category": "durability", "limit": 50},
+            {"min_rating": 4, "verified_only": "true", "limit": 3},
+        ):
             response = client.get(f"/reviews/{pid}/top", params=params)
             expected = top_reviews_as_before(REAL, rows, **{**params, "verified_only": "verified_only" in params})
             assert ordered(response.text) == ordered(json.dumps(expected)), (pid, params)
@@ -137,10 +172,16 @@ def test_answers_are_the_curated_files_field_for_field_in_the_same_order(client,
         listed += page["products"]
         if (cursor := page["next_cursor"]) is None:
             break
-    assert listed == [{
-        "product_id": pid, "title": rows[0]["product_title"], "category": None, "review_count": len(rows),
-        "average_rating": round(sum(r["rating"] for r in rows) / len(rows), 3),
-    } for pid, rows in products.items()]  # fmt: skip
+    assert listed == [
+        {
+            "product_id": pid,
+            "title": rows[0]["product_title"],
+            "category": None,
+            "review_count": len(rows),
+            "average_rating": round(sum(r["rating"] for r in rows) / len(rows), 3),
+        }
+        for pid, rows in products.items()
+    ]
     assert cached_versions(settings) == [REAL]  # fetched once for the host's two workers
 
 
@@ -180,25 +221,32 @@ def keep_head(lake, key: str, data: bytes) -> None:
 
 def republish_head(lake, key: str, data: bytes) -> None:
     """Replace an object with bytes whose checksum and size are right: a publisher that wrote garbage."""
-    lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=data,
-                       Metadata={"sha256": hashlib.sha256(data).hexdigest(), "size": str(len(data))})  # fmt: skip
+    lake.s3.put_object(
+        Bucket=lake.bucket,
+        Key=key,
+        Body=data,
+        Metadata={"sha256": hashlib.sha256(data).hexdigest(), "size": str(len(data))},
+    )
 
 
 BREAKAGES = {
-    "a flipped byte in the reviews": lambda lake, v: keep_head(lake, serving_key(v, "reviews"),
-                                                               flip_bytes(lake.get_bytes(serving_key(v, "reviews")))),
-    "the reviews truncated": lambda lake, v: keep_head(lake, serving_key(v, "reviews"),
-                                                         lake.get_bytes(serving_key(v, "reviews"))[:400]),
-    "products that are not Arrow, checksum right": lambda lake, v: republish_head(lake, serving_key(v, "products"),
-                                                                                  b"not an arrow file"),
+    "a flipped byte in the reviews": lambda lake, v: keep_head(
+        lake, serving_key(v, "reviews"), flip_bytes(lake.get_bytes(serving_key(v, "reviews")))
+    ),
+    "the reviews truncated": lambda lake, v: keep_head(
+        lake, serving_key(v, "reviews"), lake.get_bytes(serving_key(v, "reviews"))[:400]
+    ),
+    "products that are not Arrow, checksum right": lambda lake, v: republish_head(
+        lake, serving_key(v, "products"), b"not an arrow file"
+    ),
     "no terms file": lambda lake, v: lake.delete([serving_key(v, "terms")]),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("breakage", BREAKAGES)
 def test_a_corrupt_or_truncated_serving_file_is_refused_and_the_old_version_keeps_serving(
     breakage, client, publisher, settings, monkeypatch
-):  # fmt: skip
+):
     served = client.get("/health/ready").json()["version"]
     # given a new version published, then broken before "latest" names it
     broken = f"20260804T0000{list(BREAKAGES).index(breakage):02d}Z-broken"
@@ -247,12 +295,12 @@ def test_the_cache_folder_never_grows_past_the_versions_kept(client, publisher, 
     assert cached_versions(settings) == runs[-2:]
 
 
-
 def scrape(url: str) -> dict[tuple[str, frozenset], float]:
     """Every sample of one GET /metrics, on a connection of its own (so any worker may answer it)."""
     text = httpx.get(f"{url}/metrics", timeout=10).raise_for_status().text
-    return {(s.name, frozenset(s.labels.items())): s.value for f in text_string_to_metric_families(text)
-            for s in f.samples}  # fmt: skip
+    return {
+        (s.name, frozenset(s.labels.items())): s.value for f in text_string_to_metric_families(text) for s in f.samples
+    }
 
 
 def test_a_scrape_counts_the_requests_of_every_worker_whichever_answers_it(api):
@@ -289,17 +337,21 @@ def test_a_scrape_counts_the_requests_of_every_worker_whichever_answers_it(api):
 
 def test_an_erasure_stops_every_worker_serving_the_buyers_reviews_and_a_rollback_does_not_bring_them_back(
     api, client, publisher
-):  # fmt: skip
+):
     older, served = "20260806T000000Z-erase1", "20260806T000001Z-erase2"
-    theirs = [[scored_row(7001, "E1", 0.9, buyer_pseudonym="GONE"), scored_row(7002, "E1", 0.5),
-               scored_row(7003, "E1", 0.1, buyer_pseudonym="GONE")]]  # fmt: skip
+    theirs = [
+        [
+            scored_row(7001, "E1", 0.9, buyer_pseudonym="GONE"),
+            scored_row(7002, "E1", 0.5),
+            scored_row(7003, "E1", 0.1, buyer_pseudonym="GONE"),
+        ]
+    ]
     for run_id in (older, served):
         publisher.publish(run_id, theirs)
         wait_until_served(client, run_id)
 
     def answers() -> set[tuple[int, ...]]:  # on new connections: either worker may answer
-        return {tuple(r["review_id"] for r in httpx.get(f"{api}/reviews/E1/top").json()["reviews"])
-                for _ in range(10)}  # fmt: skip
+        return {tuple(r["review_id"] for r in httpx.get(f"{api}/reviews/E1/top").json()["reviews"]) for _ in range(10)}
 
     assert answers() == {(7001, 7002, 7003)}
     rewritten, pointer = forget_in_curated(publisher.lake, frozenset({"GONE"}), REVIEWS_KEPT)

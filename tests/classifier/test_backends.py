@@ -40,8 +40,9 @@ def embeddings_and_outputs(classifier, texts: list[str]) -> tuple[np.ndarray, np
 @pytest.fixture(scope="session")
 def fp32_reference(settings, real_texts):
     """torch fp32's embeddings and outputs of those reviews, computed once for the session."""
-    return embeddings_and_outputs(load_classifier(settings.model_copy(update={"classifier_backend": "torch-fp32"})),
-                                  real_texts)  # fmt: skip
+    return embeddings_and_outputs(
+        load_classifier(settings.model_copy(update={"classifier_backend": "torch-fp32"})), real_texts
+    )
 
 
 def agreement_with(reference, classifier, texts: list[str]) -> tuple[float, float]:
@@ -52,12 +53,14 @@ def agreement_with(reference, classifier, texts: list[str]) -> tuple[float, floa
 
 
 def test_the_default_classifier_meets_the_quality_bar_against_torch_fp32_reading_the_whole_256_tokens(
-        settings, real_texts):  # fmt: skip
+    settings, real_texts
+):
     defaults = Settings.model_fields
     assert defaults["classifier_backend"].default == "auto" and defaults["max_tokens"].default < PUBLISHED_MAX_TOKENS
     assert resolve_backend("auto") == ("torch-bf16" if bf16_supported() else "torch-fp32")
-    published = load_classifier(settings.model_copy(update={"classifier_backend": "torch-fp32",
-                                                            "max_tokens": PUBLISHED_MAX_TOKENS}))  # fmt: skip
+    published = load_classifier(
+        settings.model_copy(update={"classifier_backend": "torch-fp32", "max_tokens": PUBLISHED_MAX_TOKENS})
+    )
     reference = embeddings_and_outputs(published, real_texts)
     default = load_classifier(settings.model_copy(update={"max_tokens": defaults["max_tokens"].default}))
     cosine, top = agreement_with(reference, default, real_texts)
@@ -85,24 +88,36 @@ def tiny_encoder(folder):
     words = "the a it this sound box arrived late broke great price quality works well music album".split()
     (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *words]) + "\n")
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-    config = BertConfig(vocab_size=len(words) + 6, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(words) + 6,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(folder)
     return folder
 
 
 @pytest.fixture
 def tiny(tmp_path):
-    return Settings(model_path=str(tiny_encoder(tmp_path / "model")), model_cache_dir=tmp_path / "cache",
-                    max_tokens=32, classify_batch_size=2)  # fmt: skip
+    return Settings(
+        model_path=str(tiny_encoder(tmp_path / "model")),
+        model_cache_dir=tmp_path / "cache",
+        max_tokens=32,
+        classify_batch_size=2,
+    )
 
 
 TEXTS = ["it broke", "great sound", "the box arrived late", "", "price quality works well " * 20]
 
 
 def test_any_local_encoder_runs_on_every_backend_with_the_same_embeddings(tiny):
-    vectors = {backend: load_encoder(tiny.model_copy(update={"classifier_backend": backend})).encode(TEXTS)
-               for backend in ("torch-fp32", "onnx-fp32", "onnx-int8", "torch-int8")}  # fmt: skip
+    vectors = {
+        backend: load_encoder(tiny.model_copy(update={"classifier_backend": backend})).encode(TEXTS)
+        for backend in ("torch-fp32", "onnx-fp32", "onnx-int8", "torch-int8")
+    }
     assert all(v.shape == (len(TEXTS), 32) for v in vectors.values())
     assert np.allclose(np.linalg.norm(vectors["onnx-int8"], axis=1), 1, atol=1e-5)
     assert (vectors["onnx-fp32"] * vectors["torch-fp32"]).sum(1).min() > 0.9999  # the exported graph is the model
@@ -140,8 +155,10 @@ def _build(folder: str, cache: str, digest: str, start) -> str:
 
 def test_two_workers_building_the_cache_at_once_both_get_a_whole_graph(tiny):
     folder = tiny.model_cache_dir / onnx_build.model_digest(Path(tiny.model_path))
-    with multiprocessing.get_context("spawn").Manager() as manager, \
-            multiprocessing.get_context("spawn").Pool(2) as pool:  # fmt: skip
+    with (
+        multiprocessing.get_context("spawn").Manager() as manager,
+        multiprocessing.get_context("spawn").Pool(2) as pool,
+    ):
         start = manager.Barrier(2)
         # from nothing (both export, then both quantise), then rounds of quantising only: the step
         # whose scratch file beside the shared fp32 graph one worker once deleted under the other
@@ -157,9 +174,13 @@ def test_two_workers_building_the_cache_at_once_both_get_a_whole_graph(tiny):
 
 
 def test_the_fingerprint_changes_with_backend_quantisation_and_truncation(tiny):
-    prints = {(backend, tokens): load_classifier(tiny.model_copy(update={"classifier_backend": backend,
-                                                                         "max_tokens": tokens})).fingerprint
-              for backend in ("torch-fp32", "onnx-fp32", "onnx-int8", "torch-int8") for tokens in (16, 32)}  # fmt: skip
+    prints = {
+        (backend, tokens): load_classifier(
+            tiny.model_copy(update={"classifier_backend": backend, "max_tokens": tokens})
+        ).fingerprint
+        for backend in ("torch-fp32", "onnx-fp32", "onnx-int8", "torch-int8")
+        for tokens in (16, 32)
+    }
     assert len(set(prints.values())) == len(prints)
 
 

@@ -37,8 +37,9 @@ def test_a_category_is_the_public_file_it_comes_from(tmp_path):
     assert category_of(tmp_path / "All_Beauty.jsonl") == "All_Beauty"
 
 
-def test_each_category_is_measured_with_a_probe_and_constants_chosen_without_it(reviews, classifier, settings,
-                                                                                monkeypatch):  # fmt: skip
+def test_each_category_is_measured_with_a_probe_and_constants_chosen_without_it(
+    reviews, classifier, settings, monkeypatch
+):
     calls: list[tuple[set[str], str]] = []  # (categories the probe is fitted on, category scored)
     usefulness = Folds.usefulness
 
@@ -65,9 +66,18 @@ def test_each_category_is_measured_with_a_probe_and_constants_chosen_without_it(
 def test_ties_fall_at_random_not_in_the_files_order():
     # ten reviews of one length, the most voted first in the file: file order would look perfect
     votes = np.arange(10)[::-1]
-    scored = pd.DataFrame({"product_id": "P", "category": "C", "helpful_votes": votes, "word_count": 50,
-                           "relevance_text_only": 0.5, "relevance_score": 0.5, "rel_model": 0.5,
-                           "reviewed_at": pd.Timestamp("2020-01-01", tz="UTC")})  # fmt: skip
+    scored = pd.DataFrame(
+        {
+            "product_id": "P",
+            "category": "C",
+            "helpful_votes": votes,
+            "word_count": 50,
+            "relevance_text_only": 0.5,
+            "relevance_score": 0.5,
+            "rel_model": 0.5,
+            "reviewed_at": pd.Timestamp("2020-01-01", tz="UTC"),
+        }
+    )
     assert per_product(scored)[LONGEST].iloc[0] < 0.95
 
 

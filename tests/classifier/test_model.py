@@ -25,8 +25,13 @@ def test_clear_reviews_get_their_topic(classifier, text, label):
 
 
 def test_outputs_are_probabilities_then_a_usefulness_signal(classifier):
-    out = classifier.infer(["Great.", "I used this blender daily for a year: the motor is strong, the lid leaks "
-                            "a little, and cleaning takes two minutes. Worth it at this price."])  # fmt: skip
+    out = classifier.infer(
+        [
+            "Great.",
+            "I used this blender daily for a year: the motor is strong, the lid leaks "
+            "a little, and cleaning takes two minutes. Worth it at this price.",
+        ]
+    )
     n = len(classifier.labels)
     assert out.shape == (2, n + 1)
     assert np.allclose(out[:, :n].sum(axis=1), 1, atol=1e-5)
@@ -34,8 +39,10 @@ def test_outputs_are_probabilities_then_a_usefulness_signal(classifier):
     assert out[1, n] > out[0, n]  # the specific review is more useful than "Great."
 
 
-@pytest.mark.parametrize("text", ["", "   ", "😀🔥👍", "<br/><p></p>", "x" * 100_000, "Ce disque est magnifique",
-                                  "这个产品很好用", "\x00\x01"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "😀🔥👍", "<br/><p></p>", "x" * 100_000, "Ce disque est magnifique", "这个产品很好用", "\x00\x01"],
+)
 def test_bad_input_is_classified_without_a_crash(classifier, text):
     out = classifier.infer([text])
     assert np.isfinite(out).all()
@@ -63,8 +70,10 @@ def test_a_broken_labels_file_fails_at_load(tmp_path):
 
 def test_labels_are_configuration(tmp_path, settings):
     custom = tmp_path / "labels.yaml"
-    custom.write_text("labels:\n  sound: [The sound is great.]\n  price: [Cheap and good value.]\n"
-                      "usefulness:\n  informative: [A detailed review.]\n  uninformative: [Ok.]\n")  # fmt: skip
+    custom.write_text(
+        "labels:\n  sound: [The sound is great.]\n  price: [Cheap and good value.]\n"
+        "usefulness:\n  informative: [A detailed review.]\n  uninformative: [Ok.]\n"
+    )
     classifier = load_classifier(settings.model_copy(update={"labels_file": custom}))
     assert classifier.labels == ["sound", "price"]
     assert classifier.fingerprint != load_classifier(settings).fingerprint  # a new cache namespace
@@ -74,24 +83,33 @@ def tiny_nli_model(folder):
     """A 2-layer BERT with random weights and an entailment head, saved with its own tokenizer."""
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    words = "this review is about a the product quality value for money delivery and packaging customer " \
-            "service ease of use durability fit appearance content artistry detailed specific vague short " \
-            "great it broke arrived late sound"  # fmt: skip
+    words = (
+        "this review is about a the product quality value for money delivery and packaging customer "
+        "service ease of use durability fit appearance content artistry detailed specific vague short "
+        "great it broke arrived late sound"
+    )
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *dict.fromkeys(words.split())]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, num_labels=3,
-                        id2label={0: "entailment", 1: "neutral", 2: "contradiction"},
-                        label2id={"entailment": 0, "neutral": 1, "contradiction": 2})  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+        id2label={0: "entailment", 1: "neutral", 2: "contradiction"},
+        label2id={"entailment": 0, "neutral": 1, "contradiction": 2},
+    )
     BertForSequenceClassification(config).save_pretrained(folder)
     return folder
 
 
 def test_the_nli_backend_loads_and_batches_a_local_model(tmp_path, settings):
     model = tiny_nli_model(tmp_path)
-    classifier = load_classifier(settings.model_copy(update={
-        "classifier_backend": "nli", "nli_model": str(model), "classify_batch_size": 2}))  # fmt: skip
+    classifier = load_classifier(
+        settings.model_copy(update={"classifier_backend": "nli", "nli_model": str(model), "classify_batch_size": 2})
+    )
     texts = ["it broke", "arrived late", "great sound", "", "😀"]
     out = classifier.infer(texts)
     n = len(classifier.labels)

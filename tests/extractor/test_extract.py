@@ -86,8 +86,10 @@ def test_a_change_committed_after_the_snapshot_but_stamped_before_it_is_read_by_
     writer = psycopg2.connect(servers.source_owner_dsn)
     try:
         with writer.cursor() as cur:  # the trigger stamps updated_at with the writer's transaction start
-            cur.execute("UPDATE review SET helpful_votes = helpful_votes + 1000 WHERE review_id = "
-                        "(SELECT min(review_id) FROM review) RETURNING review_id, helpful_votes")  # fmt: skip
+            cur.execute(
+                "UPDATE review SET helpful_votes = helpful_votes + 1000 WHERE review_id = "
+                "(SELECT min(review_id) FROM review) RETURNING review_id, helpful_votes"
+            )
             edited, votes = cur.fetchone()
         # when the run reads everything its snapshot holds, then the writer commits
         cap = watermark_cap(source, lag_s=60)
@@ -101,8 +103,11 @@ def test_a_change_committed_after_the_snapshot_but_stamped_before_it_is_read_by_
         # then the run saw the old row, and the next run, reading after the watermark, sees the edit
         seen = {r["review_id"]: r["helpful_votes"] for p in pages for r in p.to_pylist()}
         assert seen[edited] == votes - 1000
-        again = {r["review_id"]: r["helpful_votes"]
-                 for p in read_pages(source, 100_000, after=watermark) for r in p.to_pylist()}  # fmt: skip
+        again = {
+            r["review_id"]: r["helpful_votes"]
+            for p in read_pages(source, 100_000, after=watermark)
+            for r in p.to_pylist()
+        }
         source.rollback()
         assert again[edited] == votes
     finally:

@@ -74,8 +74,11 @@ class System:
         if not running:
             self.history.finish_run(run_id, "curated/x.parquet", 10)
         with psycopg2.connect(self.settings.metadata_dsn) as conn, conn.cursor() as cur:
-            cur.execute("UPDATE run SET started_at = coalesce(finished_at, now()) - make_interval(secs => %s) "
-                        "WHERE run_id = %s", (seconds, run_id))  # fmt: skip
+            cur.execute(
+                "UPDATE run SET started_at = coalesce(finished_at, now()) - make_interval(secs => %s) "
+                "WHERE run_id = %s",
+                (seconds, run_id),
+            )
         conn.close()
         return run_id
 
@@ -83,10 +86,15 @@ class System:
 @pytest.fixture
 def system(servers: Settings) -> Iterator[System]:
     suffix = secrets.token_hex(3)
-    settings = servers.model_copy(update={
-        "s3_bucket": f"doctor-{suffix}", "metadata_db": f"doctor_{suffix}", "redis_db": 2,
-        "api_port": free_port(), "api_reload_check_s": 1.0,
-    })  # fmt: skip
+    settings = servers.model_copy(
+        update={
+            "s3_bucket": f"doctor-{suffix}",
+            "metadata_db": f"doctor_{suffix}",
+            "redis_db": 2,
+            "api_port": free_port(),
+            "api_reload_check_s": 1.0,
+        }
+    )
     grant_lake(settings)
     init_metadata_db(settings)
     history = History(settings.metadata_dsn)
@@ -145,8 +153,10 @@ def test_one_check_scrapes_the_api_once_for_every_rule_that_reads_its_metrics(sy
     record = lambda request: paths.append(request.url.path)  # noqa: E731
     # the doctor sends no task, so its clients need no Celery app
     c = Clients(system.settings, system.lake, system.history, system.redis, celery=None)
-    with ServerThread(system.settings), httpx.Client(base_url=system.api_url, timeout=10,
-                                                     event_hooks={"request": [record]}) as http:  # fmt: skip
+    with (
+        ServerThread(system.settings),
+        httpx.Client(base_url=system.api_url, timeout=10, event_hooks={"request": [record]}) as http,
+    ):
         wait_until_served(http, system.publish(50))
         paths.clear()
         rules = {r.name: r for r in doctor.evaluate(system.settings, c, http)}
@@ -210,8 +220,9 @@ def test_connection_errors_are_critical_when_repeated_within_the_window(system):
 def test_reviews_doctor_prints_every_rule_and_exits_1_on_a_critical_one(system, http):
     def reviews_doctor() -> subprocess.CompletedProcess:
         exe = Path(sys.executable).with_name("reviews")
-        return subprocess.run([str(exe), "doctor"], env=system.settings.child_env(), capture_output=True, text=True,
-                              timeout=60)  # fmt: skip
+        return subprocess.run(
+            [str(exe), "doctor"], env=system.settings.child_env(), capture_output=True, text=True, timeout=60
+        )
 
     # given a healthy system: a fresh version served, a successful run, no errors
     with ServerThread(system.settings):
@@ -221,9 +232,20 @@ def test_reviews_doctor_prints_every_rule_and_exits_1_on_a_critical_one(system, 
         system.finished_run(2, error="classify batch 3 failed: boom")
         unhealthy = reviews_doctor()
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    rules = ("api_health", "api_liveness", "api_5xx_rate", "api_latency", "last_run", "run_duration",
-             "retries_exhausted", "curated_age", "curated_size_drop", "curated_size_growth", "reject_share",
-             "connection_errors")  # fmt: skip
+    rules = (
+        "api_health",
+        "api_liveness",
+        "api_5xx_rate",
+        "api_latency",
+        "last_run",
+        "run_duration",
+        "retries_exhausted",
+        "curated_age",
+        "curated_size_drop",
+        "curated_size_growth",
+        "reject_share",
+        "connection_errors",
+    )
     for rule in rules:
         assert f"OK        {rule}" in healthy.stdout
     assert "12 rules: 0 critical, 0 warning" in healthy.stdout
@@ -238,8 +260,9 @@ def test_warnings_alone_exit_0(system, http):
         wait_until_served(http, system.publish(300))
         system.finished_run(1)
         exe = Path(sys.executable).with_name("reviews")
-        result = subprocess.run([str(exe), "doctor"], env=system.settings.child_env(), capture_output=True, text=True,
-                                timeout=60)  # fmt: skip
+        result = subprocess.run(
+            [str(exe), "doctor"], env=system.settings.child_env(), capture_output=True, text=True, timeout=60
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNING   curated_size_growth" in result.stdout and "12 rules: 0 critical, 1 warning" in result.stdout
 

@@ -23,8 +23,13 @@ def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(server
     key = servers.pseudonym_key.get_secret_value().encode()
     with pymongo.MongoClient(servers.mongo_url) as client:
         archive = client[servers.mongo_db][servers.mongo_collection]
-        archive.insert_many([{"_id": 9_000_001, "buyer_id": "FORGET-ME"}, {"_id": 9_000_002, "buyer_id": "FORGET-ME"},
-                             {"_id": 9_000_003, "buyer_id": "KEEP-ME"}])  # fmt: skip
+        archive.insert_many(
+            [
+                {"_id": 9_000_001, "buyer_id": "FORGET-ME"},
+                {"_id": 9_000_002, "buyer_id": "FORGET-ME"},
+                {"_id": 9_000_003, "buyer_id": "KEEP-ME"},
+            ]
+        )
         report = erase_buyer(servers, history, own_lake, "FORGET-ME")
         assert report.archived_documents_deleted == 2
         assert archive.count_documents({"buyer_id": "FORGET-ME"}) == 0
@@ -32,17 +37,33 @@ def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(server
     erased = history.erased_pseudonyms()
     assert report.buyer_pseudonym == pseudonym("FORGET-ME", key) in erased
     # a later transform drops their reviews (not as rejects: nothing of theirs is written)
-    raw = pa.Table.from_pylist([
-        {"review_id": i, "product_id": "P", "buyer_id": buyer, "rating": 5, "title": "t", "text": "fine",
-         "helpful_votes": 0, "reviewed_at": datetime(2015, 1, 1, tzinfo=UTC), "product_known": True}
-        for i, buyer in ((1, "FORGET-ME"), (2, "KEEP-ME"))
-    ], schema=RAW)  # fmt: skip
+    raw = pa.Table.from_pylist(
+        [
+            {
+                "review_id": i,
+                "product_id": "P",
+                "buyer_id": buyer,
+                "rating": 5,
+                "title": "t",
+                "text": "fine",
+                "helpful_votes": 0,
+                "reviewed_at": datetime(2015, 1, 1, tzinfo=UTC),
+                "product_known": True,
+            }
+            for i, buyer in ((1, "FORGET-ME"), (2, "KEEP-ME"))
+        ],
+        schema=RAW,
+    )
     result = transform(raw, key, datetime.now(UTC), erased)
     assert result.cleaned.column("review_id").to_pylist() == [2]
     assert result.erased == 1 and len(result.rejects) == 0
     # and a run transformed before the request still publishes without them
-    published = publish_batches(own_lake, "20260601T000000Z-gdpr01", [[
-        scored_row(1, "P", 0.9, buyer_pseudonym=report.buyer_pseudonym), scored_row(2, "P", 0.1)]], erased=erased)
+    published = publish_batches(
+        own_lake,
+        "20260601T000000Z-gdpr01",
+        [[scored_row(1, "P", 0.9, buyer_pseudonym=report.buyer_pseudonym), scored_row(2, "P", 0.1)]],
+        erased=erased,
+    )
     assert own_lake.get_table(published.version.key).column("review_id").to_pylist() == [2]
     assert published.changes.erased == 1
     history.close()
@@ -58,8 +79,13 @@ def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_s
     init_metadata_db(servers)
     history = History(servers.metadata_dsn)
     gone = pseudonym("ERASE-KEPT", servers.pseudonym_key.get_secret_value().encode())
-    theirs = [[scored_row(11, "E", 0.9, buyer_pseudonym=gone), scored_row(12, "E", 0.5),
-               scored_row(13, "E", 0.1, buyer_pseudonym=gone)]]  # fmt: skip
+    theirs = [
+        [
+            scored_row(11, "E", 0.9, buyer_pseudonym=gone),
+            scored_row(12, "E", 0.5),
+            scored_row(13, "E", 0.1, buyer_pseudonym=gone),
+        ]
+    ]
     without = publish_batches(own_lake, "20260701T000000Z-gdpr10", [[scored_row(12, "E", 0.5)]]).version
     older = publish_batches(own_lake, "20260701T000001Z-gdpr11", theirs).version
     served = publish_batches(own_lake, "20260701T000002Z-gdpr12", theirs).version
@@ -68,7 +94,9 @@ def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_s
     report = erase_buyer(servers, history, own_lake, "ERASE-KEPT")
 
     assert {(r.version, r.removed, r.rows) for r in report.versions_rewritten} == {
-        (older.version, 2, 1), (served.version, 2, 1)}
+        (older.version, 2, 1),
+        (served.version, 2, 1),
+    }
     assert own_lake.s3.head_object(Bucket=own_lake.bucket, Key=curated_key(without.version))["ETag"] == untouched
     for version in (older, served):
         assert own_lake.get_table(curated_key(version.version)).column("review_id").to_pylist() == [12]

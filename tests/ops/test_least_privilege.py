@@ -64,11 +64,16 @@ def test_mongodb_refuses_a_wrong_password(servers: Settings):
     [
         pytest.param(lambda c, s: c["elsewhere"]["intrusions"].insert_one({"a": 1}), id="write-another-database"),
         pytest.param(lambda c, s: c.admin["intrusions"].insert_one({"a": 1}), id="write-the-admin-database"),
-        pytest.param(lambda c, s: c[s.mongo_db].command("createUser", "intruder", pwd="x", roles=["readWrite"]),
-                     id="create-a-user"),  # fmt: skip
-        pytest.param(lambda c, s: c[s.mongo_db].command("grantRolesToUser", s.mongo_user,
-                                                        roles=[{"role": "root", "db": "admin"}]),
-                     id="grant-itself-root"),  # fmt: skip
+        pytest.param(
+            lambda c, s: c[s.mongo_db].command("createUser", "intruder", pwd="x", roles=["readWrite"]),
+            id="create-a-user",
+        ),
+        pytest.param(
+            lambda c, s: c[s.mongo_db].command(
+                "grantRolesToUser", s.mongo_user, roles=[{"role": "root", "db": "admin"}]
+            ),
+            id="grant-itself-root",
+        ),
         pytest.param(lambda c, s: c[s.mongo_db].command("dropDatabase"), id="drop-the-archive"),
     ],
 )
@@ -101,14 +106,21 @@ def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(server
     lake = Lake(make_s3(lake_settings), lake_settings.s3_bucket)
     run_id = "20260301T000000Z-lpapi1"
     version = publish_batches(lake, run_id, [[scored_row(1, "P", 0.5)]], keep=1).version
-    api = lake_settings.model_copy(update={
-        "mongo_user": "", "mongo_password": SecretStr(""), "mongo_admin_user": "",
-        "mongo_admin_password": SecretStr(""), "mongo_port": free_port(),
-        "s3_secret_access_key": SecretStr(""), "s3_admin_secret_access_key": SecretStr(""),
-    })  # fmt: skip
+    api = lake_settings.model_copy(
+        update={
+            "mongo_user": "",
+            "mongo_password": SecretStr(""),
+            "mongo_admin_user": "",
+            "mongo_admin_password": SecretStr(""),
+            "mongo_port": free_port(),
+            "s3_secret_access_key": SecretStr(""),
+            "s3_admin_secret_access_key": SecretStr(""),
+        }
+    )
     # when the API starts in a process of its own
-    result = subprocess.run([sys.executable, "-c", API_PROBE], env=api.child_env(), cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", API_PROBE], env=api.child_env(), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     # then it is ready on that version, read with its own keys, and never loaded a MongoDB driver
@@ -188,8 +200,9 @@ def test_s3_refuses_unsigned_requests(servers: Settings, lake_objects):
 def test_neither_the_pipeline_nor_the_api_can_grant_itself_more(servers: Settings, identity):
     key_id, secret = servers.s3_credentials(identity)
     # its own keys, in the administrator's place
-    iam = make_iam(servers.model_copy(update={"s3_admin_access_key_id": key_id,
-                                              "s3_admin_secret_access_key": SecretStr(secret)}))  # fmt: skip
+    iam = make_iam(
+        servers.model_copy(update={"s3_admin_access_key_id": key_id, "s3_admin_secret_access_key": SecretStr(secret)})
+    )
     with pytest.raises(ClientError) as refused:
         iam.put_user_policy(UserName="lake-api", PolicyName="more", PolicyDocument=json.dumps(pipeline_policy("*")))
     assert refused.value.response["Error"]["Code"] == "AccessDenied"
@@ -212,15 +225,21 @@ def test_every_secret_default_is_a_local_placeholder():
     defaults = {name: field.default for name, field in Settings.model_fields.items() if SECRET_SETTING.search(name)}
     values = {name: d.get_secret_value() if isinstance(d, SecretStr) else d for name, d in defaults.items()}
     assert {name for name, value in values.items() if not str(value).startswith("local-")} == set()
-    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
-                   if re.match(r"^[A-Z0-9_]+=", line))  # fmt: skip
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if re.match(r"^[A-Z0-9_]+=", line)
+    )
     assert {name.lower(): example[name.upper()] for name in values} == values
 
 
 def test_no_credential_is_committed():
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    found = [path for path in tracked.decode().split("\0")
-             if path and (ROOT / path).is_file() and REAL_SECRET.search((ROOT / path).read_bytes())]  # fmt: skip
+    found = [
+        path
+        for path in tracked.decode().split("\0")
+        if path and (ROOT / path).is_file() and REAL_SECRET.search((ROOT / path).read_bytes())
+    ]
     assert found == []
 
 

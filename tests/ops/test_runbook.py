@@ -38,9 +38,20 @@ def runbook_commands() -> list[str]:
 
 def test_the_runbook_covers_every_daily_procedure():
     commands = "\n".join(runbook_commands())
-    for procedure in ("reviews stack up", "reviews stack status", "reviews stack down", "reviews run",
-                      "/jobs", "reviews logs", "/health", "reviews doctor", "reviews lake",
-                      "reviews curated rollback", "reviews gdpr erase", "reviews retry"):  # fmt: skip
+    for procedure in (
+        "reviews stack up",
+        "reviews stack status",
+        "reviews stack down",
+        "reviews run",
+        "/jobs",
+        "reviews logs",
+        "/health",
+        "reviews doctor",
+        "reviews lake",
+        "reviews curated rollback",
+        "reviews gdpr erase",
+        "reviews retry",
+    ):
         assert procedure in commands, procedure
 
 
@@ -49,8 +60,11 @@ class Operator:
 
     def __init__(self, settings):
         self.settings = settings
-        self.env = {**settings.child_env(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                    "API_TOKEN": settings.api_token.get_secret_value()}  # fmt: skip
+        self.env = {
+            **settings.child_env(),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "API_TOKEN": settings.api_token.get_secret_value(),
+        }
         self.api = f"http://{settings.api_host}:{settings.api_port}"
         self.filled: dict[str, str] = {}
         self.transcript: list[str] = []
@@ -59,8 +73,9 @@ class Operator:
         for placeholder, value in self.filled.items():
             line = re.sub(rf"\b{placeholder}\b", value, line)
         line = line.replace("http://127.0.0.1:8000", self.api)
-        result = subprocess.run(["bash", "-c", line], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                                timeout=600)  # fmt: skip
+        result = subprocess.run(
+            ["bash", "-c", line], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=600
+        )
         self.transcript.append(f"$ {line}\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
         return result
 

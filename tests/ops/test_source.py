@@ -90,42 +90,94 @@ def test_loading_twice_inserts_nothing(servers, loaded_source, data_dir):
 
 def test_the_2023_format(servers, loaded_source, tmp_path: Path):
     reviews = tmp_path / "Toys_2023.jsonl"
-    reviews.write_text("\n".join(json.dumps(r) for r in [
-        {"rating": 4.0, "title": "Fun", "text": "Kids love it &amp; so do I", "images": [], "asin": "C1",
-         "parent_asin": "P2023", "user_id": "U2023A", "timestamp": 1588615855070, "helpful_vote": 7,
-         "verified_purchase": True},
-        {"rating": 2.0, "title": "Meh", "text": "Broke fast", "images": [], "asin": "C2",
-         "parent_asin": "P2023", "user_id": "U2023B", "timestamp": 1600000000000, "helpful_vote": 0,
-         "verified_purchase": False},
-    ]) + "\n")  # fmt: skip
+    reviews.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {
+                    "rating": 4.0,
+                    "title": "Fun",
+                    "text": "Kids love it &amp; so do I",
+                    "images": [],
+                    "asin": "C1",
+                    "parent_asin": "P2023",
+                    "user_id": "U2023A",
+                    "timestamp": 1588615855070,
+                    "helpful_vote": 7,
+                    "verified_purchase": True,
+                },
+                {
+                    "rating": 2.0,
+                    "title": "Meh",
+                    "text": "Broke fast",
+                    "images": [],
+                    "asin": "C2",
+                    "parent_asin": "P2023",
+                    "user_id": "U2023B",
+                    "timestamp": 1600000000000,
+                    "helpful_vote": 0,
+                    "verified_purchase": False,
+                },
+            ]
+        )
+        + "\n"
+    )
     meta = tmp_path / "meta_Toys_2023.jsonl.gz"
     with gzip.open(meta, "wt") as out:
-        out.write(json.dumps({"parent_asin": "P2023", "title": "Toy", "main_category": "Toys & Games",
-                              "average_rating": 3.0, "rating_number": 2, "price": 19.99, "store": "ToyCo",
-                              "categories": ["Toys", "Games"], "details": {}}) + "\n")  # fmt: skip
+        out.write(
+            json.dumps(
+                {
+                    "parent_asin": "P2023",
+                    "title": "Toy",
+                    "main_category": "Toys & Games",
+                    "average_rating": 3.0,
+                    "rating_number": 2,
+                    "price": 19.99,
+                    "store": "ToyCo",
+                    "categories": ["Toys", "Games"],
+                    "details": {},
+                }
+            )
+            + "\n"
+        )
     report = load_paths(servers, [reviews, meta], progress=False)
     assert [(f.kind, f.generation) for f in report.files] == [("meta", "2023"), ("review", "2023")]
-    rows = query(servers.source_owner_dsn, """
+    rows = query(
+        servers.source_owner_dsn,
+        """
         SELECT r.buyer_id, r.rating, r.helpful_votes, r.total_votes, r.verified_purchase, r.reviewed_at,
                p.title, p.brand, p.category, p.price, p.has_metadata
-        FROM review r JOIN product p USING (product_id) WHERE r.product_id = 'P2023' ORDER BY r.review_id""")
+        FROM review r JOIN product p USING (product_id) WHERE r.product_id = 'P2023' ORDER BY r.review_id""",
+    )
     assert rows[0][:5] == ("U2023A", 4, 7, None, True)
     assert rows[0][5].isoformat() == "2020-05-04T18:10:55.070000+00:00"
     assert rows[0][6:] == ("Toy", "ToyCo", "Toys & Games", Decimal("19.99"), True)
 
 
 def test_malformed_lines_are_reported_with_file_and_line_and_the_rest_loads(servers, loaded_source, tmp_path):
-    good = {"reviewerID": "MAL1", "asin": "MALPROD", "overall": 5.0, "reviewText": "ok", "summary": "s",
-            "unixReviewTime": 1400000000, "verified": True}  # fmt: skip
+    good = {
+        "reviewerID": "MAL1",
+        "asin": "MALPROD",
+        "overall": 5.0,
+        "reviewText": "ok",
+        "summary": "s",
+        "unixReviewTime": 1400000000,
+        "verified": True,
+    }
     path = tmp_path / "Broken_5.json"
-    path.write_text("\n".join([
-        json.dumps(good),
-        "{not json",
-        "[1, 2, 3]",
-        json.dumps({**good, "asin": ""}),
-        json.dumps({**good, "overall": "five"}),
-        json.dumps({**good, "reviewerID": "MAL2"}),
-    ]) + "\n")  # fmt: skip
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps(good),
+                "{not json",
+                "[1, 2, 3]",
+                json.dumps({**good, "asin": ""}),
+                json.dumps({**good, "overall": "five"}),
+                json.dumps({**good, "reviewerID": "MAL2"}),
+            ]
+        )
+        + "\n"
+    )
     report = load_paths(servers, [path], progress=False)
     (file,) = report.files
     assert [line for line, _ in file.malformed] == [2, 3, 4, 5]

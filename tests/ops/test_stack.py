@@ -53,9 +53,19 @@ def full_stack():
 def test_every_component_answers_a_real_ping(full_stack: Stack):
     statuses = full_stack.status()
     assert {s.name for s in statuses} >= {
-        "redis", "postgres", "mongo", "s3", "worker-extract-1", "worker-archive-1", "worker-transform-1",
-        "worker-classify-1", "worker-publish-1", "beat", "flower", "api",
-    }  # fmt: skip
+        "redis",
+        "postgres",
+        "mongo",
+        "s3",
+        "worker-extract-1",
+        "worker-archive-1",
+        "worker-transform-1",
+        "worker-classify-1",
+        "worker-publish-1",
+        "beat",
+        "flower",
+        "api",
+    }
     assert [s.name for s in statuses if not s.answering] == []
     result = reviews_cli(full_stack.ctx.settings, "stack", "status")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -13,10 +13,17 @@ T0 = datetime.now(UTC) - timedelta(minutes=10)
 
 def batches(succeeded: int, start_s: float, end_s: float | None, running: int = 0, rows_per_batch: int = 100) -> dict:
     """A stage's summary row as History.stage_summary gives it."""
-    return {"succeeded": succeeded, "running": running, "retrying": 0, "dead": 0, "rejects": 0,
-            "rows_in": succeeded * rows_per_batch, "rows_out": succeeded * rows_per_batch,
-            "first_started": T0 + timedelta(seconds=start_s),
-            "last_finished": None if end_s is None else T0 + timedelta(seconds=end_s)}  # fmt: skip
+    return {
+        "succeeded": succeeded,
+        "running": running,
+        "retrying": 0,
+        "dead": 0,
+        "rejects": 0,
+        "rows_in": succeeded * rows_per_batch,
+        "rows_out": succeeded * rows_per_batch,
+        "first_started": T0 + timedelta(seconds=start_s),
+        "last_finished": None if end_s is None else T0 + timedelta(seconds=end_s),
+    }
 
 
 class ScriptedHistory:
@@ -38,8 +45,13 @@ def a_run(polls_per_state: int) -> ScriptedHistory:
     running = {"status": "running", "extracted_batches": 4}
     extract = batches(4, 0, 2)
     middle = {"extract": extract, "transform": batches(2, 1, 3, running=1), "classify": batches(1, 5, 30, running=1)}
-    finished = {"extract": extract, "archive": batches(4, 1, 6), "transform": batches(4, 1, 7),
-                "classify": batches(4, 5, 95), "publish": batches(1, 96, 97, rows_per_batch=400)}  # fmt: skip
+    finished = {
+        "extract": extract,
+        "archive": batches(4, 1, 6),
+        "transform": batches(4, 1, 7),
+        "classify": batches(4, 5, 95),
+        "publish": batches(1, 96, 97, rows_per_batch=400),
+    }
     states = [(running, {"extract": extract})] * polls_per_state + [(running, middle)] * polls_per_state
     return ScriptedHistory(states + [({"status": "succeeded", "extracted_batches": 4}, finished)])
 
@@ -71,8 +83,12 @@ def test_in_a_log_a_changing_stage_prints_at_most_once_per_interval():
     # given polls where the classify stage's counts change at every poll
     running = {"status": "running", "extracted_batches": 50}
     states = [(running, {"classify": batches(n, 0, n)}) for n in range(50)]
-    history, out = ScriptedHistory(states + [({"status": "succeeded", "extracted_batches": 50},
-                                              {"classify": batches(50, 0, 50)})]), io.StringIO()  # fmt: skip
+    history, out = (
+        ScriptedHistory(
+            states + [({"status": "succeeded", "extracted_batches": 50}, {"classify": batches(50, 0, 50)})]
+        ),
+        io.StringIO(),
+    )
     watch(history, "r1", interval_s=0, stream=out, log_every_s=3600)
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and all(line.startswith("classify") for line in lines)  # its start and its end

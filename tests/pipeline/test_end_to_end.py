@@ -76,15 +76,23 @@ def test_a_run_publishes_every_valid_review_once_and_archives_every_extracted_on
     reasons = pd.concat(frames)["reason"]
     assert len(reasons) == rejects and reasons.notna().all()
     # the new version was announced for the API
-    wait_for(lambda: any(m["type"] == "message" and json.loads(m["data"])["version"] == run["run_id"]
-                         for m in iter(lambda: announcements.get_message(timeout=0.1), None)),
-             10, "the curated announcement")  # fmt: skip
+    wait_for(
+        lambda: any(
+            m["type"] == "message" and json.loads(m["data"])["version"] == run["run_id"]
+            for m in iter(lambda: announcements.get_message(timeout=0.1), None)
+        ),
+        10,
+        "the curated announcement",
+    )
     # archive runs beside transform; one document per extracted review, also after a re-run
     ids = extracted_ids(lake, run)
     wait_for(lambda: archived(servers, ids) == 700, 60, "the archive of every extracted review")
     again = run_to_end(pipeline, {"full": True, "limit": 700, "batch_size": 350})
-    wait_for(lambda: pipeline.history.stage_summary(again["run_id"]).get("archive", {}).get("succeeded") == 2,
-             60, "the second run's archive")  # fmt: skip
+    wait_for(
+        lambda: pipeline.history.stage_summary(again["run_id"]).get("archive", {}).get("succeeded") == 2,
+        60,
+        "the second run's archive",
+    )
     assert archived(servers, ids) == 700
     with pymongo.MongoClient(servers.mongo_url) as client:
         doc = client[servers.mongo_db][servers.mongo_collection].find_one({"_id": ids[0]})
@@ -108,10 +116,18 @@ def test_killing_a_worker_mid_batch_loses_no_review_and_duplicates_none(pipeline
     run_id = trigger_run(pipeline.history, "cli", {"full": True, "limit": 600, "batch_size": 150})
     # when the worker dies while it holds a classify batch
     victim = wait_for(
-        lambda: next((b for b in pipeline.history.batches(run_id, Stage.CLASSIFY)
-                      if b["status"] == "running" and b["worker"] == "classify-1@reviews"), None),
-        120, "a classify batch running on classify-1", every_s=0.05,
-    )  # fmt: skip
+        lambda: next(
+            (
+                b
+                for b in pipeline.history.batches(run_id, Stage.CLASSIFY)
+                if b["status"] == "running" and b["worker"] == "classify-1@reviews"
+            ),
+            None,
+        ),
+        120,
+        "a classify batch running on classify-1",
+        every_s=0.05,
+    )
     os.killpg(worker.running(stack.ctx).pid, signal.SIGKILL)
     wait_for(lambda: worker.running(stack.ctx) is None, 30, "the killed worker to be gone", every_s=0.05)
     stack.up()  # the operator (or a supervisor) restarts it

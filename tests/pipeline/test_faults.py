@@ -57,8 +57,11 @@ def test_mongodb_down_delays_the_archive_but_the_run_publishes(pipeline, lake, s
         assert lake.latest().version == run["run_id"]
     finally:
         stack.up()  # MongoDB is back
-    wait_for(lambda: pipeline.history.stage_summary(run["run_id"])["archive"]["succeeded"] == 2, 150,
-             "the delayed archive to complete")  # fmt: skip
+    wait_for(
+        lambda: pipeline.history.stage_summary(run["run_id"])["archive"]["succeeded"] == 2,
+        150,
+        "the delayed archive to complete",
+    )
     assert archived(servers, extracted_ids(lake, run)) == 200
 
 
@@ -80,8 +83,13 @@ def test_the_daily_trigger_runs_the_same_task_and_never_twice_at_once(pipeline):
 
 def test_reviews_run_shows_progress_and_the_per_stage_time_split(pipeline, servers):
     exe = Path(sys.executable).with_name("reviews")
-    result = subprocess.run([str(exe), "run", "--full", "--limit", "120", "--batch-size", "40", "--timeout", "300"],
-                            env=servers.child_env(), capture_output=True, text=True, timeout=400)  # fmt: skip
+    result = subprocess.run(
+        [str(exe), "run", "--full", "--limit", "120", "--batch-size", "40", "--timeout", "300"],
+        env=servers.child_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "succeeded" in result.stdout and "end to end" in result.stdout
     assert "mode full (a full run was asked for)" in result.stdout

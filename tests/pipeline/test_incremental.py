@@ -64,11 +64,14 @@ def test_an_incremental_run_reads_only_the_changes_and_publishes_the_whole_catal
         # given a shop that edits one review, adds one, deletes one, and a buyer who asks to be forgotten
         cur.execute("SELECT buyer_id FROM review GROUP BY buyer_id ORDER BY count(*) DESC, buyer_id LIMIT 1")
         (buyer,) = cur.fetchone()
-        cur.execute("SELECT review_id, product_id FROM review WHERE buyer_id <> %s ORDER BY review_id LIMIT 3",
-                    (buyer,))
+        cur.execute(
+            "SELECT review_id, product_id FROM review WHERE buyer_id <> %s ORDER BY review_id LIMIT 3", (buyer,)
+        )
         (edited, product), (deleted, _), (unchanged, _) = cur.fetchall()
-        cur.execute("SELECT text FROM review WHERE text IS NOT NULL AND review_id > %s ORDER BY length(text) DESC "
-                    "LIMIT 1", (unchanged,))  # fmt: skip
+        cur.execute(
+            "SELECT text FROM review WHERE text IS NOT NULL AND review_id > %s ORDER BY length(text) DESC LIMIT 1",
+            (unchanged,),
+        )
         (other_text,) = cur.fetchone()  # a real review's text, far from the edited one's
         cur.execute("UPDATE review SET text = %s WHERE review_id = %s", (other_text, edited))
         cur.execute("INSERT INTO buyer (buyer_id) VALUES ('INCREMENTAL-NEW-BUYER') ON CONFLICT DO NOTHING")
@@ -91,12 +94,14 @@ def test_an_incremental_run_reads_only_the_changes_and_publishes_the_whole_catal
 
     # then it read the two changed reviews only, and archived and scored just those
     assert run["mode"] == "incremental" and run["base_version"] == base_run["run_id"], format_report(
-        run, pipeline.history.stage_summary(run["run_id"]))
+        run, pipeline.history.stage_summary(run["run_id"])
+    )
     assert plan_of(run).since == watermark_of(base_run)
     summary = pipeline.history.stage_summary(run["run_id"])
     assert run["source_rows"] == 2 and summary["classify"]["rows_in"] == 2
-    wait_for(lambda: pipeline.history.stage_summary(run["run_id"])["archive"].get("rows_in") == 2, 60,
-             "the delta's archive")  # fmt: skip
+    wait_for(
+        lambda: pipeline.history.stage_summary(run["run_id"])["archive"].get("rows_in") == 2, 60, "the delta's archive"
+    )
     # and the new version is the whole catalogue with the changes applied
     new = curated(lake, run)
     forgotten = {review_id for review_id, row in base.items() if row["buyer_pseudonym"] == pseudo}
@@ -121,11 +126,13 @@ def test_a_review_whose_votes_changed_is_not_classified_again(pipeline, lake, sm
         # given a shop where one review gains votes and another is edited
         cur.execute("SELECT review_id FROM review ORDER BY review_id DESC LIMIT 2")
         (voted,), (edited,) = cur.fetchall()
-        cur.execute("UPDATE review SET helpful_votes = helpful_votes + 5 WHERE review_id = %s RETURNING helpful_votes",
-                    (voted,))  # fmt: skip
+        cur.execute(
+            "UPDATE review SET helpful_votes = helpful_votes + 5 WHERE review_id = %s RETURNING helpful_votes", (voted,)
+        )
         (votes,) = cur.fetchone()
-        cur.execute("UPDATE review SET text = text || ' Update: still works a year later.' WHERE review_id = %s",
-                    (edited,))  # fmt: skip
+        cur.execute(
+            "UPDATE review SET text = text || ' Update: still works a year later.' WHERE review_id = %s", (edited,)
+        )
     conn.close()
     # when the daily run comes
     run = run_to_end(pipeline, {})
@@ -142,8 +149,10 @@ def test_a_failed_incremental_run_moves_neither_the_watermark_nor_the_served_ver
     base_run = pipeline.history.get_run(before.version)
     conn = owner(small_source)
     with conn.cursor() as cur:
-        cur.execute("UPDATE review SET helpful_votes = helpful_votes + 7 WHERE review_id = "
-                    "(SELECT min(review_id) FROM review) RETURNING review_id, helpful_votes")  # fmt: skip
+        cur.execute(
+            "UPDATE review SET helpful_votes = helpful_votes + 7 WHERE review_id = "
+            "(SELECT min(review_id) FROM review) RETURNING review_id, helpful_votes"
+        )
         review_id, votes = cur.fetchone()
     conn.close()
     stack = Stack(small_source)

@@ -30,8 +30,11 @@ def scrape(settings, queue: Queue) -> Samples:
     """Every sample a worker's /metrics serves, by name and labels."""
     port = worker_metrics_port(settings, queue, 1)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).raise_for_status().text
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -62,11 +65,15 @@ def observed(pipeline, servers) -> ObservedRun:
     before = {q: scrape(servers, q) for q in queues}
     # the first 700 source rows hold bad ones
     run = run_to_end(pipeline, {"full": True, "limit": 700, "batch_size": 350})
-    wait_for(lambda: httpx.get(f"{servers.api_base_url}/health/ready", timeout=5).json()["version"] == run["run_id"],
-             30, "the API to load the new version")  # which it logs  # fmt: skip
+    wait_for(
+        lambda: httpx.get(f"{servers.api_base_url}/health/ready", timeout=5).json()["version"] == run["run_id"],
+        30,
+        "the API to load the new version",
+    )  # which it logs
     after = {q: scrape(servers, q) for q in queues}
-    lines = {name: [line for line in log_path(servers, name).read_text().splitlines() if line.strip()]
-             for name in LOGGED}  # fmt: skip
+    lines = {
+        name: [line for line in log_path(servers, name).read_text().splitlines() if line.strip()] for name in LOGGED
+    }
     return ObservedRun(run, pipeline.history.stage_summary(run["run_id"]), before, after, lines)
 
 
@@ -105,8 +112,11 @@ def test_each_worker_serves_its_task_durations_rows_and_rejects(observed):
         assert delta(queue, "pipeline_rows_in_total", stage=stage) == summary[stage]["rows_in"]
         assert delta(queue, "pipeline_rows_out_total", stage=stage) == summary[stage]["rows_out"]
     assert delta(Queue.TRANSFORM, "pipeline_rejects_total", stage="transform") == summary["transform"]["rejects"] > 0
-    for queue, task, runs in ((Queue.TRANSFORM, "transform.batch", 2), (Queue.CLASSIFY, "classify.batch", 2),
-                              (Queue.EXTRACT, "extract.run", 1)):  # fmt: skip
+    for queue, task, runs in (
+        (Queue.TRANSFORM, "transform.batch", 2),
+        (Queue.CLASSIFY, "classify.batch", 2),
+        (Queue.EXTRACT, "extract.run", 1),
+    ):
         labels = {"stage": queue.value, "task": task, "outcome": "success"}
         assert delta(queue, "pipeline_task_seconds_count", **labels) == runs
         assert delta(queue, "pipeline_task_seconds_sum", **labels) > 0
@@ -140,21 +150,31 @@ def test_mongodb_unreachable_counts_retries_and_connection_errors_the_doctor_see
     try:
         send("archive.batch", BatchRef(run_id, 1, key))
         # when the archive worker fails to reach it twice
-        wait_for(lambda: (pipeline.history.batches(run_id, Stage.ARCHIVE) or [{"retries": 0}])[0]["retries"] >= 2,
-                 90, "two archive retries")  # fmt: skip
+        wait_for(
+            lambda: (pipeline.history.batches(run_id, Stage.ARCHIVE) or [{"retries": 0}])[0]["retries"] >= 2,
+            90,
+            "two archive retries",
+        )
         after = scrape(servers, Queue.ARCHIVE)
         rule = doctor.connection_errors(pipeline.redis, max_errors=2, window_s=600)
     finally:
         stack.up()
     # then the worker's metrics count the retries and the errors, and so does Redis for the doctor
-    assert value(after, "pipeline_retries_total", stage="archive") - value(before, "pipeline_retries_total",
-                                                                          stage="archive") >= 2  # fmt: skip
-    assert value(after, "pipeline_connection_errors_total", target="mongodb") - value(
-        before, "pipeline_connection_errors_total", target="mongodb") >= 2  # fmt: skip
+    assert (
+        value(after, "pipeline_retries_total", stage="archive")
+        - value(before, "pipeline_retries_total", stage="archive")
+        >= 2
+    )
+    assert (
+        value(after, "pipeline_connection_errors_total", target="mongodb")
+        - value(before, "pipeline_connection_errors_total", target="mongodb")
+        >= 2
+    )
     assert rule.severity == "critical" and "mongodb" in rule.value
     # and the archive completes once MongoDB is back
-    wait_for(lambda: pipeline.history.batches(run_id, Stage.ARCHIVE)[0]["status"] == "succeeded", 90,
-             "the delayed archive")  # fmt: skip
+    wait_for(
+        lambda: pipeline.history.batches(run_id, Stage.ARCHIVE)[0]["status"] == "succeeded", 90, "the delayed archive"
+    )
 
 
 def test_flower_asks_for_its_password_and_shows_every_stages_tasks(pipeline, servers):
@@ -183,8 +203,14 @@ def test_the_publish_and_archive_workers_show_runs_durations_and_volumes(observe
     assert value(publish, "pipeline_run_duration_seconds") == pytest.approx(judged.seconds, abs=5)
     pair = served_and_previous(lake)  # none before a second version: no sample, and no alert on it
     shown = {labels: v for (name, labels), v in publish.items() if name == "pipeline_curated_bytes"}
-    assert shown == ({} if pair is None else {frozenset({("version", "served")}): pair[0].size_bytes,
-                                              frozenset({("version", "previous")}): pair[1].size_bytes})  # fmt: skip
+    assert shown == (
+        {}
+        if pair is None
+        else {
+            frozenset({("version", "served")}): pair[0].size_bytes,
+            frozenset({("version", "previous")}): pair[1].size_bytes,
+        }
+    )
     for zone in ("raw", "cleaned", "scored", "curated"):
         objects, size = lake.usage(f"{zone}/")
         assert 0 < value(publish, "pipeline_lake_objects", zone=zone) <= objects

@@ -175,8 +175,11 @@ def test_the_sweep_leaves_a_just_retried_run_alone(history: History, logical_dat
     # given a failed run whose batches all ended two hours ago
     run_id = failed_run(history, logical_date)
     with psycopg2.connect(servers.metadata_dsn) as conn, conn.cursor() as cur:
-        cur.execute("UPDATE batch SET started_at = started_at - interval '2 hours', "
-                    "finished_at = finished_at - interval '2 hours' WHERE run_id = %s", (run_id,))
+        cur.execute(
+            "UPDATE batch SET started_at = started_at - interval '2 hours', "
+            "finished_at = finished_at - interval '2 hours' WHERE run_id = %s",
+            (run_id,),
+        )
         cur.execute("UPDATE run SET started_at = started_at - interval '2 hours' WHERE run_id = %s", (run_id,))
     conn.close()
     # when it is retried, then the sweep takes the retry for activity and sends nothing twice
@@ -192,9 +195,7 @@ def test_the_sweep_leaves_a_just_retried_run_alone(history: History, logical_dat
 # --- on the real stack --------------------------------------------------------------------------
 
 
-def test_a_batch_killed_by_a_poisoned_input_is_retried_once_fixed_and_the_run_publishes_once(
-    pipeline, lake, servers
-):
+def test_a_batch_killed_by_a_poisoned_input_is_retried_once_fixed_and_the_run_publishes_once(pipeline, lake, servers):
     stack = Stack(servers)
     readers = [component(stack, name) for name in ("worker-transform-1", "worker-archive-1")]
     # given a run whose batch 2 raw file is poisoned (truncated) before the stages that read it get it
@@ -210,16 +211,26 @@ def test_a_batch_killed_by_a_poisoned_input_is_retried_once_fixed_and_the_run_pu
     # then batch 2 is dead at once (the same bytes fail every time: not retried), and the run failed
     failed = watch(pipeline.history, run_id, timeout_s=RUN_TIMEOUT_S)
     assert failed["status"] == "failed" and "transform batch 2 failed" in failed["error"]
-    wait_for(lambda: pipeline.history.stage_summary(run_id)["classify"]["succeeded"] == 2
-             and all(b["status"] in ("succeeded", "dead") for b in pipeline.history.batches(run_id)),
-             120, "the other batches")  # fmt: skip
+    wait_for(
+        lambda: (
+            pipeline.history.stage_summary(run_id)["classify"]["succeeded"] == 2
+            and all(b["status"] in ("succeeded", "dead") for b in pipeline.history.batches(run_id))
+        ),
+        120,
+        "the other batches",
+    )
     dead = {(b["stage"], b["batch_no"]) for b in pipeline.history.batches(run_id) if b["status"] == "dead"}
     assert dead == {("transform", 2), ("archive", 2)}
     # when the cause is fixed (the raw file restored) and the operator retries the run
     lake.put_bytes(raw_key(run_id, 2), good)
     exe = Path(sys.executable).with_name("reviews")
-    result = subprocess.run([str(exe), "retry", run_id, "--timeout", str(RUN_TIMEOUT_S)], env=servers.child_env(),
-                            capture_output=True, text=True, timeout=RUN_TIMEOUT_S + 60)  # fmt: skip
+    result = subprocess.run(
+        [str(exe), "retry", run_id, "--timeout", str(RUN_TIMEOUT_S)],
+        env=servers.child_env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S + 60,
+    )
     # then only batch 2 is done again, the run succeeds with every valid review once, published once
     assert result.returncode == 0, result.stdout + result.stderr
     assert "announced: archive batch 2, transform batch 2" in result.stdout
@@ -228,10 +239,17 @@ def test_a_batch_killed_by_a_poisoned_input_is_retried_once_fixed_and_the_run_pu
     assert run["curated_key"] == curated_key(run_id) and lake.latest().version == run_id
     batches = pipeline.history.batches(run_id)
     assert all(b["attempts"] == 1 for b in batches if b["stage"] in ("classify", "publish")), format_report(
-        run, pipeline.history.stage_summary(run_id))  # fmt: skip
+        run, pipeline.history.stage_summary(run_id)
+    )
     assert [(b["stage"], b["batch_no"]) for b in pipeline.history.retries(run_id)] == [("archive", 2), ("transform", 2)]
-    wait_for(lambda: next(b for b in pipeline.history.batches(run_id, Stage.ARCHIVE) if b["batch_no"] == 2)["status"]
-             == "succeeded", 60, "the archive of batch 2")  # fmt: skip
+    wait_for(
+        lambda: (
+            next(b for b in pipeline.history.batches(run_id, Stage.ARCHIVE) if b["batch_no"] == 2)["status"]
+            == "succeeded"
+        ),
+        60,
+        "the archive of batch 2",
+    )
     ids = lake.get_table(raw_key(run_id, 2)).column("review_id").to_pylist()
     with pymongo.MongoClient(servers.mongo_url) as client:
         assert client[servers.mongo_db][servers.mongo_collection].count_documents({"_id": {"$in": ids}}) == len(ids)

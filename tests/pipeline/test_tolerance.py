@@ -122,8 +122,11 @@ def test_an_s3_write_error_is_retried_and_the_previous_version_stays_served(pipe
     try:
         # given S3 refusing the publisher's writes
         run_id = trigger_run(pipeline.history, "cli", {"full": True, "limit": 60, "batch_size": 30})
-        wait_for(lambda: any(b["retries"] for b in pipeline.history.batches(run_id, Stage.PUBLISH)), 120,
-                 "the publish step to retry")  # fmt: skip
+        wait_for(
+            lambda: any(b["retries"] for b in pipeline.history.batches(run_id, Stage.PUBLISH)),
+            120,
+            "the publish step to retry",
+        )
         # then the run is not failed, and the API still serves the previous version
         assert pipeline.history.get_run(run_id)["status"] == "running"
         assert lake.latest().version == previous["run_id"]

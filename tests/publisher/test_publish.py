@@ -67,10 +67,21 @@ def curated(lake, version) -> dict[int, dict]:
 def test_an_incremental_publish_keeps_replaces_adds_and_removes_what_the_run_says(own_lake, monkeypatch):
     # given a base version, read back two rows at a time so that products span the ranges
     monkeypatch.setattr(publish_module, "RANGE_ROWS", 2)
-    base = publish_batches(own_lake, "20260301T000000Z-base01", [rows(
-        (1, "A", 0.9), (2, "A", 0.8), (3, "A", 0.7), (4, "B", 0.6), (5, "B", 0.5), (6, "C", 0.4),
-        (9, "E", 0.3),
-    )]).version  # fmt: skip
+    base = publish_batches(
+        own_lake,
+        "20260301T000000Z-base01",
+        [
+            rows(
+                (1, "A", 0.9),
+                (2, "A", 0.8),
+                (3, "A", 0.7),
+                (4, "B", 0.6),
+                (5, "B", 0.5),
+                (6, "C", 0.4),
+                (9, "E", 0.3),
+            )
+        ],
+    ).version
     # review 5's buyer asked to be forgotten after the base was published
     forgotten = "pseudo-forgotten"
     base_rows = own_lake.get_table(base.key).to_pylist()
@@ -78,11 +89,18 @@ def test_an_incremental_publish_keeps_replaces_adds_and_removes_what_the_run_say
     own_lake.put_table(base.key, pa.Table.from_pylist(base_rows, schema=CURATED))
     # when a run read review 2 edited, review 6 now rejected (no delta row), reviews 7 (product B)
     # and 8 (a new product D) new, while review 3 was deleted from the source
-    delta = put_scored_batches(own_lake, "20260302T000000Z-incr01", [
-        rows((2, "A", 0.95)), rows((7, "B", 0.55), (8, "D", 0.1)),
-    ])  # fmt: skip
+    delta = put_scored_batches(
+        own_lake,
+        "20260302T000000Z-incr01",
+        [
+            rows((2, "A", 0.95)),
+            rows((7, "B", 0.55), (8, "D", 0.1)),
+        ],
+    )
     spec = Base(
-        key=base.key, fingerprint="test-classifier", reread_ids=np.array([2, 6, 7, 8]),
+        key=base.key,
+        fingerprint="test-classifier",
+        reread_ids=np.array([2, 6, 7, 8]),
         live_ids=np.array([1, 2, 4, 5, 6, 7, 8, 9]),
     )
     result = publish(own_lake, "20260302T000000Z-incr01", delta, 5, given_relevance, frozenset({forgotten}), spec)
@@ -91,17 +109,32 @@ def test_an_incremental_publish_keeps_replaces_adds_and_removes_what_the_run_say
     assert table.column("review_id").to_pylist() == [2, 1, 4, 7, 8, 9]
     assert curated(own_lake, result.version)[2]["rel_model"] == pytest.approx(0.95)
     assert result.changes.as_dict() == {
-        "base_rows": 7, "delta_rows": 3, "carried": 3, "replaced": 1, "added": 2, "deleted": 1, "withdrawn": 1,
-        "erased": 1, "outputs_reused": 0,
-    }  # fmt: skip
+        "base_rows": 7,
+        "delta_rows": 3,
+        "carried": 3,
+        "replaced": 1,
+        "added": 2,
+        "deleted": 1,
+        "withdrawn": 1,
+        "erased": 1,
+        "outputs_reused": 0,
+    }
     assert result.version.rows == 6 == table.num_rows and own_lake.latest() == result.version
 
 
 def test_an_incremental_run_with_no_change_publishes_the_same_content(own_lake):
     score = partial(relevance, settings=Settings(), as_of=datetime(2026, 3, 1, tzinfo=UTC))
-    keys = put_scored_batches(own_lake, "20260401T000000Z-full01", [rows(
-        (1, "A", 0.2), (2, "A", 0.9), (3, "B", 0.5),
-    )])  # fmt: skip
+    keys = put_scored_batches(
+        own_lake,
+        "20260401T000000Z-full01",
+        [
+            rows(
+                (1, "A", 0.2),
+                (2, "A", 0.9),
+                (3, "B", 0.5),
+            )
+        ],
+    )
     first = publish(own_lake, "20260401T000000Z-full01", keys, 5, score).version
     spec = Base(first.key, "test-classifier", np.zeros(0, dtype=np.int64), np.array([1, 2, 3]))
     second = publish(own_lake, "20260402T000000Z-incr01", [], 5, score, base=spec)
@@ -115,8 +148,9 @@ def test_a_version_never_mixes_two_classifiers(own_lake):
     with pytest.raises(ClassifierChanged):
         publish_batches(own_lake, "20260501T000000Z-mixed1", mixed)
     base = publish_batches(own_lake, "20260502T000000Z-base02", [rows((1, "A", 0.5))]).version
-    delta = put_scored_batches(own_lake, "20260503T000000Z-incr02",
-                               [[scored_row(2, "A", 0.5, model_fingerprint="new")]])
+    delta = put_scored_batches(
+        own_lake, "20260503T000000Z-incr02", [[scored_row(2, "A", 0.5, model_fingerprint="new")]]
+    )
     spec = Base(base.key, "test-classifier", np.array([2]), np.array([1, 2]))
     with pytest.raises(ClassifierChanged, match="full run"):
         publish(own_lake, "20260503T000000Z-incr02", delta, 5, given_relevance, base=spec)
@@ -126,16 +160,32 @@ def test_a_version_never_mixes_two_classifiers(own_lake):
 def test_a_review_read_again_unchanged_takes_its_outputs_from_the_base(own_lake, monkeypatch):
     # given a base version whose keys are written beside it, read back two rows at a time
     monkeypatch.setattr(publish_module, "RANGE_ROWS", 2)
-    base = publish_batches(own_lake, "20260601T000000Z-base03", [rows(
-        (1, "A", 0.9), (2, "A", 0.8), (3, "B", 0.7), (4, "C", 0.6),
-    )]).version  # fmt: skip
+    base = publish_batches(
+        own_lake,
+        "20260601T000000Z-base03",
+        [
+            rows(
+                (1, "A", 0.9),
+                (2, "A", 0.8),
+                (3, "B", 0.7),
+                (4, "C", 0.6),
+            )
+        ],
+    ).version
     base_rows = curated(own_lake, base)
     assert np.array_equal(known.read(own_lake, base.version), np.sort(known.keys(own_lake.get_table(base.key))))
     # when a run reads review 3 again with new votes, left unclassified (no outputs), and review 2 edited
     unscored = {c: None for c in publish_module.CARRIED_FIELDS}
-    delta = put_scored_batches(own_lake, "20260602T000000Z-incr03", [[
-        scored_row(3, "B", 0.0, helpful_votes=12, **unscored), scored_row(2, "A", 0.1, content_hash="hash-2-edited"),
-    ]])  # fmt: skip
+    delta = put_scored_batches(
+        own_lake,
+        "20260602T000000Z-incr03",
+        [
+            [
+                scored_row(3, "B", 0.0, helpful_votes=12, **unscored),
+                scored_row(2, "A", 0.1, content_hash="hash-2-edited"),
+            ]
+        ],
+    )
     spec = Base(base.key, "test-classifier", np.array([2, 3]), np.array([1, 2, 3, 4]))
     result = publish(own_lake, "20260602T000000Z-incr03", delta, 5, given_relevance, base=spec)
     # then review 3 has its new votes and the base's outputs; review 2 the ones of its new text
@@ -153,7 +203,7 @@ def test_a_review_left_unclassified_without_outputs_in_the_base_is_never_publish
     for run_id, row in [
         ("20260702T000000Z-incr04", scored_row(2, "A", 0.0, content_hash="hash-2-edited", **unscored)),  # text changed
         ("20260703T000000Z-incr05", scored_row(5, "A", 0.0, **unscored)),  # not in the base
-    ]:  # fmt: skip
+    ]:
         delta = put_scored_batches(own_lake, run_id, [[row]])
         spec = Base(base.key, "test-classifier", np.array([row["review_id"]]), np.array([1, 2, 5]))
         with pytest.raises(OutputsMissing, match="not in the base"):
@@ -170,6 +220,8 @@ def table_of(*specs: tuple[int, str]) -> pa.Table:
 def test_product_ranges_cover_whole_products_in_order():
     base = [table_of((1, "A"), (2, "B")), table_of((3, "B"), (4, "B")), table_of((5, "B"), (6, "D"))]
     delta = table_of((10, "0"), (11, "B"), (12, "C"), (13, "E"))
-    ranges = [(b.column("review_id").to_pylist(), d.column("review_id").to_pylist())
-              for b, d in product_ranges(iter(base), delta)]  # fmt: skip
+    ranges = [
+        (b.column("review_id").to_pylist(), d.column("review_id").to_pylist())
+        for b, d in product_ranges(iter(base), delta)
+    ]
     assert ranges == [([1], [10]), ([2, 3, 4, 5], [11, 12]), ([6], [13])]

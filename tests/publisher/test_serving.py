@@ -47,8 +47,9 @@ def test_the_serving_files_are_in_the_lake_before_latest_moves(own_lake, monkeyp
     run_id = "20260102T000000Z-serve2"
     seen = []
     set_latest = own_lake.set_latest
-    monkeypatch.setattr(own_lake, "set_latest", lambda v: (seen.append(serving.exists(own_lake, v.version)),
-                                                            set_latest(v)))  # fmt: skip
+    monkeypatch.setattr(
+        own_lake, "set_latest", lambda v: (seen.append(serving.exists(own_lake, v.version)), set_latest(v))
+    )
     publish_batches(own_lake, run_id, [rows((1, "A", 0.5))])
     assert seen == [True]
     head = own_lake.s3.head_object(Bucket=own_lake.bucket, Key=serving_key(run_id, "reviews"))
@@ -82,8 +83,9 @@ def write_curated(path: Path, table: pa.Table, row_group_size: int) -> None:
 def test_a_product_cut_across_row_groups_and_reads_stays_whole(tmp_path, monkeypatch):
     # given a curated file whose product B spans row groups and read batches
     monkeypatch.setattr(serving, "RANGE_ROWS", 2)
-    table = curated_range(scored_table(rows(*[(i, "B", i / 10) for i in range(1, 6)], (6, "A", 0.5),
-                                            (7, "C", 0.5))), given_relevance)  # fmt: skip
+    table = curated_range(
+        scored_table(rows(*[(i, "B", i / 10) for i in range(1, 6)], (6, "A", 0.5), (7, "C", 0.5))), given_relevance
+    )
     write_curated(tmp_path / "curated.parquet", table, row_group_size=2)
     # when its serving files are built
     files = serving.build(tmp_path / "curated.parquet", tmp_path, "v", reviews_kept=3)

@@ -16,6 +16,8 @@ T_SHIRT = "B0BTEE0012"
 
 # product id -> (title, product category, reviews); a review is
 # (relevance, rating, title, text, topic, topic confidence, verified purchase, helpful votes, date)
+# A table, one review to a few lines as a reader scans it: the formatter would give each field a line.
+# fmt: off
 PRODUCTS: dict[str, tuple[str, str, list[tuple]]] = {
     HEADPHONES: ("Aurora Wireless Noise-Cancelling Headphones", "Electronics", [
         (0.62, 5, "Great for the commute",
@@ -125,7 +127,8 @@ PRODUCTS: dict[str, tuple[str, str, list[tuple]]] = {
         (0.7, 5, "Beautiful photography", "The stories are well written and the photos are stunning.",
          "content and artistry", 0.89, True, 6, "2022-03-12"),
     ]),
-}  # fmt: skip
+}
+# fmt: on
 
 
 def catalogue_batches() -> list[list[dict]]:
@@ -136,9 +139,21 @@ def catalogue_batches() -> list[list[dict]]:
         for relevance, rating, title, text, topic, confidence, verified, votes, day in reviews:
             review_id += 1
             reviewed_at = datetime.fromisoformat(day).replace(tzinfo=UTC)
-            rows.append(scored_row(
-                review_id, product_id, relevance, product_title=product_title, product_category=product_category,
-                rating=rating, title=title, text=text, category=topic, category_confidence=confidence,
-                verified_purchase=verified, helpful_votes=votes, reviewed_at=reviewed_at,
-            ))  # fmt: skip
+            rows.append(
+                scored_row(
+                    review_id,
+                    product_id,
+                    relevance,
+                    product_title=product_title,
+                    product_category=product_category,
+                    rating=rating,
+                    title=title,
+                    text=text,
+                    category=topic,
+                    category_confidence=confidence,
+                    verified_purchase=verified,
+                    helpful_votes=votes,
+                    reviewed_at=reviewed_at,
+                )
+            )
     return [rows[: len(rows) // 2], rows[len(rows) // 2 :]]

@@ -30,9 +30,15 @@ from tests.storefront.catalogue import catalogue_batches
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, and nothing that phones home: the machine reaches no network but loopback.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "storefront"
 CATALOGUE_VERSION = "20260501T000000Z-777777"
 PREFIX = "/reviews-api"
@@ -103,9 +109,14 @@ def save_screenshot(page: Page, name: str) -> Path:
 @pytest.fixture(scope="session")
 def shop_settings(servers: Settings) -> Settings:
     """An API of the storefront tests' own: its own bucket, so other tests' versions never show up."""
-    settings = servers.model_copy(update={
-        "s3_bucket": "storefront-test-lake", "redis_db": 3, "api_port": free_port(), "api_reload_check_s": 1.0,
-    })  # fmt: skip
+    settings = servers.model_copy(
+        update={
+            "s3_bucket": "storefront-test-lake",
+            "redis_db": 3,
+            "api_port": free_port(),
+            "api_reload_check_s": 1.0,
+        }
+    )
     grant_lake(settings)  # the publisher writes it, the API reads its curated/
     return settings
 

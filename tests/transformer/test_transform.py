@@ -15,11 +15,21 @@ NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
 def raw_row(review_id: int, **overrides) -> dict:
     row = dict(
-        review_id=review_id, product_id="B000TEST", buyer_id=f"A{review_id}BUYER", rating=5, title="Nice",
-        text="Works well.", helpful_votes=1, total_votes=2, verified_purchase=True,
-        reviewed_at=datetime(2014, 3, 1, tzinfo=UTC), product_title="A product", product_brand="Brand",
-        product_category="Music", product_known=True,
-    )  # fmt: skip
+        review_id=review_id,
+        product_id="B000TEST",
+        buyer_id=f"A{review_id}BUYER",
+        rating=5,
+        title="Nice",
+        text="Works well.",
+        helpful_votes=1,
+        total_votes=2,
+        verified_purchase=True,
+        reviewed_at=datetime(2014, 3, 1, tzinfo=UTC),
+        product_title="A product",
+        product_brand="Brand",
+        product_category="Music",
+        product_known=True,
+    )
     row.update(overrides)
     return row
 
@@ -45,18 +55,20 @@ def test_clean_text(raw, clean):
 
 
 def test_each_rejected_row_has_its_reason_and_the_rest_pass():
-    result = run([
-        raw_row(1),
-        raw_row(1, text="same id again"),
-        raw_row(2, rating=0),
-        raw_row(3, rating=None),
-        raw_row(4, text="<br/>  &nbsp; "),
-        raw_row(5, product_known=False),
-        raw_row(6, reviewed_at=datetime(1990, 1, 1, tzinfo=UTC)),
-        raw_row(7, reviewed_at=datetime(2030, 1, 1, tzinfo=UTC)),
-        raw_row(8, buyer_id=""),
-        raw_row(9, text="A fine review &amp; more."),
-    ])  # fmt: skip
+    result = run(
+        [
+            raw_row(1),
+            raw_row(1, text="same id again"),
+            raw_row(2, rating=0),
+            raw_row(3, rating=None),
+            raw_row(4, text="<br/>  &nbsp; "),
+            raw_row(5, product_known=False),
+            raw_row(6, reviewed_at=datetime(1990, 1, 1, tzinfo=UTC)),
+            raw_row(7, reviewed_at=datetime(2030, 1, 1, tzinfo=UTC)),
+            raw_row(8, buyer_id=""),
+            raw_row(9, text="A fine review &amp; more."),
+        ]
+    )
     reasons = dict(zip(result.rejects["review_id"], result.rejects["reason"], strict=True))
     assert reasons == {
         1: "duplicate review_id",

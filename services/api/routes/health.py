@@ -42,6 +42,8 @@ async def ready(request: Request, holder: HolderDep, settings: SettingsDep) -> J
         age_seconds=round(index.age_seconds(), 1) if index else None,
         rows=index.rows if index else None,
         products=index.product_count if index else None,
-        redis=redis_ok, s3=s3_ok, reasons=reasons,
-    )  # fmt: skip
+        redis=redis_ok,
+        s3=s3_ok,
+        reasons=reasons,
+    )
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)

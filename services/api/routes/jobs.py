@@ -36,28 +36,51 @@ def _sender(request: Request) -> Send:
 def _job(history: History, run: dict) -> Job:
     stages = {
         name: StageStatus(
-            succeeded=s["succeeded"], running=s["running"], retrying=s["retrying"], dead=s["dead"],
-            rows_in=s["rows_in"], rows_out=s["rows_out"], rejects=s["rejects"], attempts=s["attempts"],
-            busy_seconds=round(s["busy_s"], 3), last_error=s["last_error"],
-        )  # fmt: skip
+            succeeded=s["succeeded"],
+            running=s["running"],
+            retrying=s["retrying"],
+            dead=s["dead"],
+            rows_in=s["rows_in"],
+            rows_out=s["rows_out"],
+            rejects=s["rejects"],
+            attempts=s["attempts"],
+            busy_seconds=round(s["busy_s"], 3),
+            last_error=s["last_error"],
+        )
         for name, s in history.stage_summary(run["run_id"]).items()
     }
     finished, started = run["finished_at"], run["started_at"]
     return Job(
-        job_id=run["run_id"], status=run["status"], trigger=run["trigger"], params=run["params"],
-        created_at=run["created_at"], started_at=started, finished_at=finished,
+        job_id=run["run_id"],
+        status=run["status"],
+        trigger=run["trigger"],
+        params=run["params"],
+        created_at=run["created_at"],
+        started_at=started,
+        finished_at=finished,
         duration_seconds=(finished - started).total_seconds() if finished and started else None,
-        batches=run["extracted_batches"], source_rows=run["source_rows"], curated_rows=run["curated_rows"],
-        curated_key=run["curated_key"], error=run["error"], mode=run["mode"], mode_reason=run["mode_reason"],
-        base_version=run["base_version"], watermark_from=run["watermark_from"], watermark_to=run["watermark_to"],
-        changes=run["changes"], stages=stages,
-    )  # fmt: skip
+        batches=run["extracted_batches"],
+        source_rows=run["source_rows"],
+        curated_rows=run["curated_rows"],
+        curated_key=run["curated_key"],
+        error=run["error"],
+        mode=run["mode"],
+        mode_reason=run["mode_reason"],
+        base_version=run["base_version"],
+        watermark_from=run["watermark_from"],
+        watermark_to=run["watermark_to"],
+        changes=run["changes"],
+        stages=stages,
+    )
 
 
 @router.post(
-    "/jobs", status_code=202, response_model=JobAccepted, dependencies=[TokenDep],
+    "/jobs",
+    status_code=202,
+    response_model=JobAccepted,
+    dependencies=[TokenDep],
     responses={**UNREADABLE_BODY, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
-)  # fmt: skip
+)
 async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
     """Enqueue a pipeline run (the same run task as the CLI and the daily schedule)."""
     params = (job or JobRequest()).model_dump(exclude_defaults=True)
@@ -71,6 +94,7 @@ async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRe
 @router.get("/jobs/{job_id}", response_model=Job, responses={404: {"model": ErrorBody}})
 async def get_job(history: HistoryDep, job_id: Annotated[str, Path(max_length=64)]) -> Job:
     """A run's status per stage: batches, rows, rejects, attempts, durations, errors."""
+
     def load() -> Job | None:
         run = history.get_run(job_id)
         return _job(history, run) if run else None
@@ -84,6 +108,7 @@ async def get_job(history: HistoryDep, job_id: Annotated[str, Path(max_length=64
 @router.get("/jobs", response_model=JobList)
 async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> JobList:
     """Recent runs, newest first."""
+
     def load() -> list[Job]:
         return [_job(history, run) for run in history.list_runs(limit)]
 
@@ -91,14 +116,24 @@ async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=10
 
 
 @router.post(
-    "/jobs/{job_id}/retry", status_code=202, response_model=JobRetried, dependencies=[TokenDep],
-    responses={**UNREADABLE_BODY, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
-               409: {"model": ErrorBody}},
-)  # fmt: skip
+    "/jobs/{job_id}/retry",
+    status_code=202,
+    response_model=JobRetried,
+    dependencies=[TokenDep],
+    responses={
+        **UNREADABLE_BODY,
+        401: {"model": ErrorBody},
+        403: {"model": ErrorBody},
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody},
+    },
+)
 async def retry_job(
-    request: Request, history: HistoryDep, job_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    history: HistoryDep,
+    job_id: Annotated[str, Path(max_length=64)],
     retry: Annotated[RetryRequest | None, Body()] = None,
-) -> JobRetried:  # fmt: skip
+) -> JobRetried:
     """Re-run a failed run's failed batches and what follows them, keeping what succeeded; it publishes once.
 
     409 for a run that is queued, running or succeeded, or that a later run supersedes."""
@@ -113,6 +148,10 @@ async def retry_job(
         raise NotFound(f"no job {job_id!r}") from None
     except RetryRefused as exc:
         raise Conflict(str(exc)) from None
-    cleared = [RetriedBatch(stage=b["stage"], batch=b["batch_no"], was=b["status"], attempts=b["attempts"],
-                            last_error=b["last_error"]) for b in retried.cleared]  # fmt: skip
+    cleared = [
+        RetriedBatch(
+            stage=b["stage"], batch=b["batch_no"], was=b["status"], attempts=b["attempts"], last_error=b["last_error"]
+        )
+        for b in retried.cleared
+    ]
     return JobRetried(job_id=job_id, status="running", cleared=cleared, announced=retried.announced)

@@ -13,8 +13,10 @@ router = APIRouter(tags=["products"])
 @router.get("/products", response_model=ProductPage, responses={503: {"model": ErrorBody}})
 async def products(
     index: IndexDep,
-    query: Annotated[str | None, Query(max_length=100, description="words that start words of the product's id or "
-                                                                   "title, in any order")] = None,
+    query: Annotated[
+        str | None,
+        Query(max_length=100, description="words that start words of the product's id or title, in any order"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,
 ) -> ProductPage:

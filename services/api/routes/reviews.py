@@ -31,10 +31,17 @@ def _parameters(product_id: TypeAdapter, query: type[BaseModel]) -> list[dict[st
     schema = query.model_json_schema()
     return [
         {"name": "product_id", "in": "path", "required": True, "schema": product_id.json_schema()},
-        *({"name": name, "in": "query", "required": name in schema.get("required", ()), "schema": field,
-           **({"description": field["description"]} if "description" in field else {})}
-          for name, field in schema["properties"].items()),
-    ]  # fmt: skip
+        *(
+            {
+                "name": name,
+                "in": "query",
+                "required": name in schema.get("required", ()),
+                "schema": field,
+                **({"description": field["description"]} if "description" in field else {}),
+            }
+            for name, field in schema["properties"].items()
+        ),
+    ]
 
 
 def _valid(validate: Callable[[Any], Any], value: Any, *loc: str) -> Any:
@@ -49,9 +56,12 @@ def _valid(validate: Callable[[Any], Any], value: Any, *loc: str) -> Any:
 @router.get(
     "/reviews/{product_id}/top",
     response_class=Response,
-    responses={200: {"model": TopReviews, "description": "most relevant first"},
-               404: {"model": ErrorBody}, 422: {"model": ValidationErrors, "description": "Validation Error"},
-               503: {"model": ErrorBody}},  # fmt: skip
+    responses={
+        200: {"model": TopReviews, "description": "most relevant first"},
+        404: {"model": ErrorBody},
+        422: {"model": ValidationErrors, "description": "Validation Error"},
+        503: {"model": ErrorBody},
+    },
     openapi_extra={"parameters": _parameters(PRODUCT_ID, TopQuery)},
 )
 async def top_reviews(request: Request) -> Response:
