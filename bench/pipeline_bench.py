@@ -31,16 +31,18 @@ from bench.api_bench import wait_for_version
 from bench.cpu import CORES, CpuSampler, Utilisation
 from bench.run_times import RunTimes, run_times
 from bench.stage_io import io_per_batch_s
-from ops.runs_cli import format_report, trigger_run, watch
+from ops.runs_cli import format_report, watch
 from ops.source.schema import create_source
 from ops.stack.components import Context, worker_name
 from ops.stack.manager import Stack, make_state_dir, stack_settings
 from shared import clients
 from shared.clients import Clients
-from shared.history import History, Stage
+from shared.flow import start_run
+from shared.history import History
 from shared.logs import configure_logging
-from shared.queues import Queue
 from shared.settings import Settings
+from shared.stages import Stage
+from shared.tasks import send
 
 # The shared review data beside the project (never copied into it).
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -82,12 +84,12 @@ def classify_pids(settings: Settings) -> list[int]:
 def consume_with(c: Clients, workers: int) -> None:
     """Let one or two classifier workers take classify tasks; the second stays loaded either way,
     so switching costs no model load and both configurations see the same processes."""
-    second = [worker_name(Queue.CLASSIFY, 2)]
+    second = [worker_name(Stage.CLASSIFY, 2)]
     control = c.celery.control
     replies = (
-        control.add_consumer(Queue.CLASSIFY.value, destination=second, reply=True)
+        control.add_consumer(Stage.CLASSIFY.value, destination=second, reply=True)
         if workers == 2
-        else control.cancel_consumer(Queue.CLASSIFY.value, destination=second, reply=True)
+        else control.cancel_consumer(Stage.CLASSIFY.value, destination=second, reply=True)
     )
     if not replies:
         raise RuntimeError(f"{second[0]} did not answer a consumer change")
@@ -111,7 +113,7 @@ def wait_for_archive(history: History, run: dict, timeout_s: float) -> None:
 def run_pipeline(c: Clients, params: dict, cpu_pids: list[int], api: bool = True) -> Measured:
     """One run to its end, archive drained (and the API serving it): the machine is quiet afterwards."""
     with CpuSampler(cpu_pids) as cpu:
-        run_id = trigger_run(c.history, "cli", params)
+        run_id = start_run(c.history, send, "cli", params)
         run = watch(c.history, run_id, RUN_TIMEOUT_S)
         if run["status"] != "succeeded":
             raise RuntimeError(format_report(run, c.history.stage_summary(run_id)))

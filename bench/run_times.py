@@ -12,7 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.history import History, Stage
+from shared.history import History
+from shared.stages import Stage
 
 # The stage whose finished batch makes a batch ready for this one.
 UPSTREAM = {Stage.ARCHIVE: Stage.EXTRACT, Stage.TRANSFORM: Stage.EXTRACT, Stage.CLASSIFY: Stage.TRANSFORM}

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from services.archiver.archive import to_documents
-from shared.history import History, Stage
+from shared.history import History
 from shared.lake import Lake
 from shared.schemas import CLEANED, RAW, SCORED
+from shared.stages import Stage
 
 SCRATCH = "bench/scratch.parquet"
 

@@ -40,12 +40,14 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     configure_logging(settings, quiet=True)
-    from ops.runs_cli import format_report, trigger_run, watch
+    from ops.runs_cli import format_report, watch
     from ops.source.loader import load_paths
     from ops.source.schema import create_source
     from ops.stack.manager import Stack
     from shared import clients
+    from shared.flow import start_run
     from shared.history import RunAlreadyActive
+    from shared.tasks import send
 
     _step(f"starting the local stack in {settings.state_path}")
     started = time.monotonic()
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     c = clients.init(settings)
     params = {"limit": args.limit} if args.limit else {}
     try:
-        run_id = trigger_run(c.history, "cli", params)
+        run_id = start_run(c.history, send, "cli", params)
     except RunAlreadyActive as exc:
         run_id = exc.run_id
         print(f"  {exc}: watching it")

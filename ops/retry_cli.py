@@ -6,9 +6,10 @@ import argparse
 
 from ops.runs_cli import format_report, watch
 from shared import clients
-from shared.history import RetryRefused, RunNotFound, Stage
-from shared.retry import retry_run
+from shared.history import RunNotFound
+from shared.recovery import RetryRefused, retry_run
 from shared.settings import get_settings
+from shared.stages import Stage
 from shared.tasks import send
 
 

@@ -13,16 +13,12 @@ from tqdm import tqdm
 
 from shared import clients
 from shared.flow import start_run
-from shared.history import History, RunAlreadyActive, Stage, Watermark, init_metadata_db, plan_of, watermark_of
+from shared.history import History, RunAlreadyActive, Watermark, init_metadata_db, plan_of, watermark_of
 from shared.settings import get_settings
+from shared.stages import Stage
 from shared.tasks import send
 
 DONE = ("succeeded", "failed")
-
-
-def trigger_run(history: History, trigger: str, params: dict) -> str:
-    """Start a run through the pipeline's own Celery app."""
-    return start_run(history, send, trigger, params)
 
 
 @dataclass(frozen=True)
@@ -228,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.full:
         params["full"] = True
     try:
-        run_id = trigger_run(c.history, "cli", params)
+        run_id = start_run(c.history, send, "cli", params)
     except RunAlreadyActive as exc:
         print(f"{exc}; watching it instead")
         run_id = exc.run_id

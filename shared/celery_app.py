@@ -1,10 +1,10 @@
 """The one Celery application every worker, beat and the API share.
 
-Tasks are named ``<queue>.<what>`` and routed by that prefix, so routing is built
-from ``Queue`` and never spelled out per task. Services send each other tasks by
-name (``app.signature("classify.batch")``): a worker imports only its own
-service's task module (the stack passes ``--include``), so the extractor never
-imports torch.
+Tasks are named ``<stage>.<what>`` and routed by that prefix, so queues and routes are
+built from ``shared.stages.Stage`` and never spelled out per task. Services send each other
+tasks by name (``send_task(Stage.CLASSIFY.task, ...)``): a worker imports only its own
+service's task module (``Stage.worker_module``, which the stack passes as ``--include``),
+so the extractor never imports torch.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from celery.schedules import crontab
 from kombu import Queue as KombuQueue
 
 from shared.logs import configure_logging
-from shared.queues import Queue
 from shared.settings import get_settings
+from shared.stages import START_TASK, SWEEP_TASK, Stage
 
 # A beat tick refreshes this key; ``reviews stack status`` reads it as beat's "ping".
 BEAT_HEARTBEAT_KEY = "reviews:beat:heartbeat"
@@ -31,9 +31,9 @@ def create_celery(settings=None) -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        task_queues=[KombuQueue(q.value) for q in Queue],
-        task_routes={f"{q.value}.*": {"queue": q.value} for q in Queue},
-        task_default_queue=Queue.EXTRACT.value,
+        task_queues=[KombuQueue(stage.queue) for stage in Stage],
+        task_routes={f"{stage.value}.*": {"queue": stage.queue} for stage in Stage},
+        task_default_queue=Stage.EXTRACT.value,
         # A task is acknowledged only once done; a worker killed mid-task gives it back.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -49,13 +49,13 @@ def create_celery(settings=None) -> Celery:
         beat_max_loop_interval=10,
         timezone="UTC",
         beat_schedule={
-            # Both triggers, beat and `reviews run`, lead to the same extract.run task.
+            # Beat starts a run as `reviews run` and POST /jobs do (shared.flow.start_run).
             "daily-run": {
-                "task": "extract.start",
+                "task": START_TASK,
                 "schedule": crontab(hour=settings.daily_run_hour, minute=settings.daily_run_minute),
                 "kwargs": {"trigger": "beat"},
             },
-            "sweep-stalled-runs": {"task": "publish.sweep", "schedule": float(settings.sweep_every_s)},
+            "sweep-stalled-runs": {"task": SWEEP_TASK, "schedule": float(settings.sweep_every_s)},
         },
     )
     return app

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from shared.history import History, Stage
+from celery import Celery
+
+from shared.history import History
+from shared.stages import Stage
 
 
 @dataclass(frozen=True)
@@ -26,14 +29,6 @@ class BatchRef:
         return asdict(self)
 
 
-# The task that does a stage's work. extract.run and publish.run are run-level (batch 0).
-TASK = {
-    Stage.EXTRACT: "extract.run",
-    Stage.ARCHIVE: "archive.batch",
-    Stage.TRANSFORM: "transform.batch",
-    Stage.CLASSIFY: "classify.batch",
-    Stage.PUBLISH: "publish.run",
-}
 # A batch whose task may still be on its way: the sweep re-announces it if its message was lost, a retry waits.
 IN_FLIGHT = ("running", "retrying")
 # A batch stage -> the stage whose output (the same batch number) it reads.
@@ -45,8 +40,17 @@ DOWNSTREAM = {stage: tuple(s for s, source in INPUT.items() if source is stage) 
 Send = Callable[[str, BatchRef], None]
 
 
+def sender(celery: Celery) -> Send:
+    """How ``celery`` hands a message to the broker: the reference as JSON, to a task by its name."""
+
+    def send(task_name: str, ref: BatchRef) -> None:
+        celery.send_task(task_name, args=[ref.as_message()])
+
+    return send
+
+
 def start_run(history: History, send: Send, trigger: str, params: dict) -> str:
-    """Create a run and announce its extraction: what every trigger but beat does (CLI, API)."""
+    """Create a run and announce its extraction: the one way every trigger starts a run (beat, CLI, API)."""
     run_id = history.create_run(trigger, params)
-    send(TASK[Stage.EXTRACT], BatchRef(run_id, 0, ""))
+    send(Stage.EXTRACT.task, BatchRef(run_id, 0, ""))
     return run_id

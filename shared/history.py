@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from enum import StrEnum
 from typing import NamedTuple
 
 import psycopg2
@@ -26,18 +25,7 @@ import psycopg2.extras
 from psycopg2 import sql
 
 from shared.settings import Settings
-
-
-class Stage(StrEnum):
-    EXTRACT = "extract"
-    ARCHIVE = "archive"
-    TRANSFORM = "transform"
-    CLASSIFY = "classify"
-    PUBLISH = "publish"
-
-
-TRIGGERS = ("beat", "api", "cli")
-ACTIVE = ("queued", "running")
+from shared.stages import Stage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
@@ -123,6 +111,7 @@ class RunAlreadyActive(Exception):
     def __init__(self, run_id: str, logical_date: date):
         super().__init__(f"run {run_id} for {logical_date} is already queued or running")
         self.run_id = run_id
+        self.logical_date = logical_date
 
 
 class BatchDead(Exception):
@@ -132,10 +121,6 @@ class BatchDead(Exception):
 class RunNotFound(LookupError):
     def __init__(self, run_id: str):
         super().__init__(f"no run {run_id!r}")
-
-
-class RetryRefused(Exception):
-    """A run an operator may not retry (yet), with the reason to show them."""
 
 
 class Watermark(NamedTuple):
@@ -313,14 +298,16 @@ class History:
                     (run_id, logical_date, trigger, psycopg2.extras.Json(params or {})),
                 )
         except psycopg2.errors.UniqueViolation:
-            with self._cursor() as cur:
-                cur.execute(
-                    "SELECT run_id FROM run WHERE logical_date = %s AND status IN ('queued', 'running')",
-                    (logical_date,),
-                )
-                row = cur.fetchone()
-            raise RunAlreadyActive(row["run_id"] if row else "?", logical_date) from None
+            raise self._already_active(logical_date) from None
         return run_id
+
+    def _already_active(self, logical_date: date) -> RunAlreadyActive:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT run_id FROM run WHERE logical_date = %s AND status IN ('queued', 'running')", (logical_date,)
+            )
+            row = cur.fetchone()
+        return RunAlreadyActive(row["run_id"] if row else "?", logical_date)
 
     def get_run(self, run_id: str) -> dict | None:
         with self._cursor() as cur:
@@ -638,7 +625,8 @@ class History:
         """Put a failed run back to running with the batches ``choose`` picks cleared, in one transaction.
 
         ``choose(run, later_run, batches)`` sees the run and its batches locked (``later_run``: a run
-        created after it that is active or succeeded, or None) and raises ``RetryRefused`` to refuse.
+        created after it that is active or succeeded, or None) and raises to refuse; ``RunAlreadyActive`` when
+        another run of the same logical date is active.
         Each cleared batch is logged in ``batch_retry`` as it was, then deleted: its stage then does it
         afresh, with a fresh attempt budget. Returns the cleared rows.
         """
@@ -673,9 +661,7 @@ class History:
                     (run_id,),
                 )
         except psycopg2.errors.UniqueViolation:  # run_one_active_per_date
-            raise RetryRefused(
-                f"another run for {run['logical_date']} is queued or running: retry {run_id} once it has ended"
-            ) from None
+            raise self._already_active(run["logical_date"]) from None
         return sorted(cleared, key=lambda b: (list(Stage).index(Stage(b["stage"])), b["batch_no"]))
 
     def retries(self, run_id: str) -> list[dict]:

@@ -23,9 +23,11 @@ import structlog
 from celery import Task, signals
 
 from shared import clients, metrics
-from shared.flow import TASK, BatchRef
-from shared.history import Stage
+from shared.celery_app import app
+from shared.flow import BatchRef, sender
+from shared.history import History, Watermark
 from shared.settings import get_settings
+from shared.stages import Stage
 
 log = structlog.get_logger()
 
@@ -62,6 +64,24 @@ class BatchOutcome:
     rejects: int = 0
 
 
+def record_batch(
+    history: History, stage: Stage, run_id: str, batch: int, outcome: BatchOutcome, cursor: Watermark | None = None
+) -> None:
+    """A batch is done: in the run history, the worker's metrics and the log (``cursor``: extract's resume point)."""
+    history.finish_batch(
+        run_id,
+        stage,
+        batch,
+        rows_in=outcome.rows_in,
+        rows_out=outcome.rows_out,
+        rejects=outcome.rejects,
+        output_key=outcome.output_key,
+        cursor=cursor,
+    )
+    metrics.record_batch(stage.value, outcome.rows_in, outcome.rows_out, outcome.rejects)
+    log.info("batch_done", batch=batch, rows_in=outcome.rows_in, rows_out=outcome.rows_out, rejects=outcome.rejects)
+
+
 class StageTask(Task):
     """Base of every stage task: transient errors retry with backoff, the rest is recorded."""
 
@@ -89,17 +109,7 @@ class StageTask(Task):
             log.info("batch_already_done", status=done["status"])
             return BatchOutcome(done["rows_in"] or 0, done["rows_out"] or 0, done["output_key"] or "")
         outcome = work()
-        c.history.finish_batch(
-            ref.run_id,
-            self.stage,
-            ref.batch,
-            rows_in=outcome.rows_in,
-            rows_out=outcome.rows_out,
-            rejects=outcome.rejects,
-            output_key=outcome.output_key,
-        )
-        metrics.record_batch(self.stage.value, outcome.rows_in, outcome.rows_out, outcome.rejects)
-        log.info("batch_done", rows_in=outcome.rows_in, rows_out=outcome.rows_out, rejects=outcome.rejects)
+        record_batch(c.history, self.stage, ref.run_id, ref.batch, outcome)
         return outcome
 
     @staticmethod
@@ -151,7 +161,7 @@ def _count_connection_error(exc: BaseException) -> None:
 
 
 def _stage_of(task: Task) -> str:
-    return task.name.split(".", 1)[0]  # tasks are named <queue>.<what>, and each queue is a stage
+    return str(getattr(task, "stage", "celery"))  # every task of ours carries its stage; Celery's own do not
 
 
 # Start times of the tasks this process runs, by task id (the pool may run several at once).
@@ -189,14 +199,20 @@ def _close_worker_clients(**_) -> None:
     clients.close()
 
 
+def stage_task(stage: Stage, name: str | None = None, **options) -> Callable:
+    """Register a ``StageTask`` of ``stage``: its work (``Stage.task``) unless ``name`` says another of its tasks.
+    Every task carries its stage: the log context and the metrics read it."""
+    return app.task(name=name or stage.task, bind=True, base=StageTask, stage=stage, **options)
+
+
 def send(task_name: str, ref: BatchRef) -> None:
     """Announce ``ref`` to the stage behind ``task_name``: by name, so no stage imports another."""
-    clients.get().celery.send_task(task_name, args=[ref.as_message()])
+    sender(clients.get().celery)(task_name, ref)
 
 
 def publish_if_complete(run_id: str) -> bool:
     """Fire ``publish`` for the run if this caller is the one that completes the barrier."""
     if clients.get().history.claim_publish(run_id):
-        send(TASK[Stage.PUBLISH], BatchRef(run_id, 0, ""))
+        send(Stage.PUBLISH.task, BatchRef(run_id, 0, ""))
         return True
     return False

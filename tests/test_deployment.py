@@ -9,8 +9,8 @@ import pytest
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from shared.queues import Queue
 from shared.settings import Settings
+from shared.stages import Stage
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -45,9 +45,9 @@ def test_each_worker_consumes_exactly_its_own_queue():
     for service in WORKERS:
         command = SERVICES[service]["command"]
         queues[service] = command[command.index("-Q") + 1]
-        assert f"services.{service}.tasks" in command
+        assert Stage(queues[service]).worker_module in command
     assert queues == WORKERS
-    assert set(queues.values()) == {q.value for q in Queue}
+    assert set(queues.values()) == {stage.queue for stage in Stage}
 
 
 def test_no_secret_literal_in_the_compose_file():

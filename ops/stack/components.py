@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops.stack.process import PidFile, PidRecord, spawn, terminate
-from shared.queues import Queue
 from shared.settings import Settings
+from shared.stages import Stage
 
 PING_TIMEOUT_S = 2.0
 
@@ -377,17 +377,8 @@ def _s3_grant_lake(ctx: Context) -> None:
 
 # --- Celery workers, beat, Flower, API -----------------------------------------------------------
 
-# The task module each queue's worker imports (--include): only its own service's code.
-WORKER_MODULES = {
-    Queue.EXTRACT: "services.extractor.tasks",
-    Queue.ARCHIVE: "services.archiver.tasks",
-    Queue.TRANSFORM: "services.transformer.tasks",
-    Queue.CLASSIFY: "services.classifier.tasks",
-    Queue.PUBLISH: "services.publisher.tasks",
-}
 
-
-def worker_name(queue: Queue, replica: int) -> str:
+def worker_name(queue: Stage, replica: int) -> str:
     return f"{queue.value}-{replica}@reviews"
 
 
@@ -395,16 +386,16 @@ def _celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "shared.celery_app", *args]
 
 
-def worker_metrics_port(settings: Settings, queue: Queue, replica: int) -> int:
+def worker_metrics_port(settings: Settings, queue: Stage, replica: int) -> int:
     """Where a worker of the local stack serves its metrics: its own port, derived from METRICS_PORT."""
     if not settings.metrics_port:
         return 0
-    return settings.metrics_port + 10 * replica + list(Queue).index(queue)  # never two alike, any replica count
+    return settings.metrics_port + 10 * replica + list(Stage).index(queue)  # never two alike, any replica count
 
 
 @dataclass
 class Worker(Component):
-    queue: Queue = field(kw_only=True)
+    queue: Stage = field(kw_only=True)
     replica: int = field(kw_only=True)
 
     def start(self, ctx: Context) -> PidRecord:
@@ -413,7 +404,7 @@ class Worker(Component):
         return super().start(Context(ctx.settings.model_copy(update={"metrics_port": port})))
 
 
-def _worker(queue: Queue, replica: int) -> Component:
+def _worker(queue: Stage, replica: int) -> Component:
     name = f"worker-{queue.value}-{replica}"
     hostname = worker_name(queue, replica)
 
@@ -433,7 +424,7 @@ def _worker(queue: Queue, replica: int) -> Component:
             "--concurrency",
             "1",
             "--include",
-            WORKER_MODULES[queue],
+            queue.worker_module,
             "--loglevel",
             ctx.settings.log_level,
             "--without-gossip",
@@ -449,7 +440,7 @@ def _worker(queue: Queue, replica: int) -> Component:
         finally:
             app.close()
 
-    timeout = 120.0 if queue is Queue.CLASSIFY else 60.0
+    timeout = 120.0 if queue is Stage.CLASSIFY else 60.0
     return Worker(
         name,
         "service",
@@ -542,8 +533,8 @@ def components(settings: Settings) -> list[Component]:
     ]
     workers = [
         _worker(queue, replica)
-        for queue in Queue
-        for replica in range(1, (settings.classify_workers if queue is Queue.CLASSIFY else 1) + 1)
+        for queue in Stage
+        for replica in range(1, (settings.classify_workers if queue is Stage.CLASSIFY else 1) + 1)
     ]
     services = [
         Component("beat", "service", _beat_command, _beat_ping),

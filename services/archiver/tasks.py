@@ -9,12 +9,11 @@ from prometheus_client import REGISTRY, Gauge
 
 from services.archiver import archive
 from shared import clients
-from shared.celery_app import app
-from shared.history import Stage
 from shared.metrics import ScrapedGauge
 from shared.schemas import RAW
 from shared.settings import get_settings
-from shared.tasks import BatchOutcome, BatchRef, StageTask, retries_within
+from shared.stages import Stage
+from shared.tasks import BatchOutcome, BatchRef, retries_within, stage_task
 
 log = structlog.get_logger()
 _store: archive.ArchiveStore | None = None
@@ -50,13 +49,7 @@ def _close_store(**_) -> None:
         _store.close()
 
 
-@app.task(
-    name="archive.batch",
-    bind=True,
-    base=StageTask,
-    stage=Stage.ARCHIVE,
-    max_retries=retries_within(get_settings().archive_retry_for_s),
-)
+@stage_task(Stage.ARCHIVE, max_retries=retries_within(get_settings().archive_retry_for_s))
 def archive_batch(self, ref: dict) -> int:
     ref = BatchRef(**ref)
 

@@ -9,10 +9,10 @@ from celery import signals
 from services.classifier import stage
 from services.classifier.model import load_classifier
 from shared import clients
-from shared.celery_app import CLASSIFIER_FINGERPRINT_KEY, app
-from shared.history import Stage
+from shared.celery_app import CLASSIFIER_FINGERPRINT_KEY
 from shared.settings import get_settings
-from shared.tasks import BatchOutcome, BatchRef, StageTask, publish_if_complete
+from shared.stages import Stage
+from shared.tasks import BatchOutcome, BatchRef, publish_if_complete, stage_task
 
 log = structlog.get_logger()
 _classifier = None
@@ -35,7 +35,7 @@ def _announce_fingerprint(**_) -> None:
     clients.get().redis.set(CLASSIFIER_FINGERPRINT_KEY, _classifier.fingerprint)
 
 
-@app.task(name="classify.batch", bind=True, base=StageTask, stage=Stage.CLASSIFY)
+@stage_task(Stage.CLASSIFY)
 def classify_batch(self, ref: dict) -> int:
     ref = BatchRef(**ref)
     c = clients.get()

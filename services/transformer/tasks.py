@@ -6,12 +6,11 @@ from datetime import UTC, datetime
 
 from services.transformer import transform
 from shared import clients
-from shared.celery_app import app
-from shared.history import Stage
-from shared.tasks import BatchOutcome, BatchRef, StageTask, send
+from shared.stages import Stage
+from shared.tasks import BatchOutcome, BatchRef, send, stage_task
 
 
-@app.task(name="transform.batch", bind=True, base=StageTask, stage=Stage.TRANSFORM)
+@stage_task(Stage.TRANSFORM)
 def transform_batch(self, ref: dict) -> int:
     ref = BatchRef(**ref)
     c = clients.get()
@@ -29,5 +28,5 @@ def transform_batch(self, ref: dict) -> int:
         return BatchOutcome(rows_in, rows_out, key, rejects)
 
     outcome = self.run_batch(ref, work)
-    send("classify.batch", BatchRef(ref.run_id, ref.batch, outcome.output_key))
+    send(Stage.CLASSIFY.task, BatchRef(ref.run_id, ref.batch, outcome.output_key))
     return outcome.rows_out

@@ -22,8 +22,9 @@ import pytest
 from ops.stack.manager import Stack, make_state_dir, stack_settings
 from shared.celery_app import create_celery
 from shared.clients import make_s3
-from shared.history import History, Stage
+from shared.history import History
 from shared.lake import Lake, raw_key
+from shared.stages import Stage
 
 pytestmark = pytest.mark.stack
 

@@ -6,7 +6,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 from ops.runs_cli import stage_progress, watch
-from shared.history import Stage
+from shared.stages import Stage
 
 T0 = datetime.now(UTC) - timedelta(minutes=10)
 

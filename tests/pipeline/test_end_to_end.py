@@ -16,10 +16,11 @@ import pandas as pd
 import pymongo
 import pytest
 
-from ops.runs_cli import format_report, trigger_run, watch
+from ops.runs_cli import format_report, watch
 from ops.stack.manager import Stack
-from shared.history import Stage
+from shared.flow import start_run
 from shared.lake import CURATED_CHANNEL, raw_key
+from shared.stages import Stage
 from shared.tasks import BatchRef, send
 
 pytestmark = pytest.mark.stack
@@ -28,7 +29,7 @@ RUN_TIMEOUT_S = 420
 
 
 def run_to_end(pipeline, params: dict) -> dict:
-    run_id = trigger_run(pipeline.history, "cli", params)
+    run_id = start_run(pipeline.history, send, "cli", params)
     run = watch(pipeline.history, run_id, timeout_s=RUN_TIMEOUT_S, interval_s=0.5)
     assert run["status"] == "succeeded", format_report(run, pipeline.history.stage_summary(run_id))
     return run
@@ -113,7 +114,7 @@ def test_two_classifier_workers_split_a_runs_batches(pipeline, servers):
 def test_killing_a_worker_mid_batch_loses_no_review_and_duplicates_none(pipeline, lake, servers):
     stack = Stack(servers)
     worker = next(c for c in stack.components if c.name == "worker-classify-1")
-    run_id = trigger_run(pipeline.history, "cli", {"full": True, "limit": 600, "batch_size": 150})
+    run_id = start_run(pipeline.history, send, "cli", {"full": True, "limit": 600, "batch_size": 150})
     # when the worker dies while it holds a classify batch
     victim = wait_for(
         lambda: next(

@@ -10,11 +10,13 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from ops.runs_cli import format_report, trigger_run, watch
+from ops.runs_cli import format_report, watch
 from ops.stack.manager import Stack
 from ops.stack.process import free_port
 from shared.celery_app import create_celery
-from shared.history import Stage
+from shared.flow import start_run
+from shared.stages import Stage
+from shared.tasks import send
 from tests.pipeline.test_end_to_end import archived, extracted_ids, run_to_end, wait_for
 
 pytestmark = pytest.mark.stack
@@ -32,7 +34,7 @@ def test_an_unreachable_source_is_retried_with_backoff_then_fails_the_run_clearl
     Stack(unreachable).up()  # everything else already runs: only this worker starts, with these settings
     try:
         started = time.monotonic()
-        run_id = trigger_run(pipeline.history, "cli", {"limit": 10})
+        run_id = start_run(pipeline.history, send, "cli", {"limit": 10})
         run = watch(pipeline.history, run_id, timeout_s=120)
         elapsed = time.monotonic() - started
     finally:

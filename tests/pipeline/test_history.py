@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 import pytest
 
-from shared.history import BatchDead, History, RunAlreadyActive, Stage, init_metadata_db
+from shared.history import BatchDead, History, RunAlreadyActive, init_metadata_db
+from shared.stages import Stage
 from shared.tasks import TRANSIENT_ERRORS
 
 

@@ -12,13 +12,16 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from ops.runs_cli import format_report, trigger_run, watch
+from ops.runs_cli import format_report, watch
 from ops.source.loader import load_paths
 from ops.source.schema import create_source
 from ops.stack.manager import Stack
 from services.transformer.transform import pseudonym
-from shared.history import Stage, plan_of, watermark_of
+from shared.flow import start_run
+from shared.history import plan_of, watermark_of
 from shared.settings import Settings
+from shared.stages import Stage
+from shared.tasks import send
 from tests.pipeline.test_end_to_end import RUN_TIMEOUT_S, run_to_end, wait_for
 from tests.pipeline.test_faults import component
 
@@ -160,7 +163,7 @@ def test_a_failed_incremental_run_moves_neither_the_watermark_nor_the_served_ver
     transform.stop(stack.ctx)
     try:
         # given a run whose extracted batch is lost before transform reads it
-        run_id = trigger_run(pipeline.history, "cli", {})
+        run_id = start_run(pipeline.history, send, "cli", {})
         wait_for(lambda: pipeline.history.get_run(run_id)["watermark_to"], 60, "the extraction")
         (batch,) = pipeline.history.extracted_batches(run_id)
         lake.s3.delete_object(Bucket=lake.bucket, Key=batch["output_key"])

@@ -15,9 +15,8 @@ from ops import doctor
 from ops.stack.components import Context, worker_metrics_port
 from ops.stack.manager import Stack
 from services.publisher.versions import served_and_previous
-from shared.history import Stage
 from shared.lake import raw_key
-from shared.queues import Queue
+from shared.stages import Stage
 from shared.tasks import BatchRef, send
 from tests.pipeline.test_end_to_end import run_to_end, wait_for
 
@@ -26,7 +25,7 @@ pytestmark = pytest.mark.stack
 Samples = dict[tuple[str, frozenset], float]
 
 
-def scrape(settings, queue: Queue) -> Samples:
+def scrape(settings, queue: Stage) -> Samples:
     """Every sample a worker's /metrics serves, by name and labels."""
     port = worker_metrics_port(settings, queue, 1)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).raise_for_status().text
@@ -49,8 +48,8 @@ def log_path(settings, component: str) -> Path:
 class ObservedRun:
     run: dict
     summary: dict[str, dict]
-    before: dict[Queue, Samples]
-    after: dict[Queue, Samples]
+    before: dict[Stage, Samples]
+    after: dict[Stage, Samples]
     log_lines: dict[str, list[str]]
 
 
@@ -61,7 +60,7 @@ LOGGED = ("worker-extract-1", "worker-transform-1", "worker-classify-1", "worker
 @pytest.fixture(scope="module")
 def observed(pipeline, servers) -> ObservedRun:
     """One run on the real stack, with the workers' metrics scraped around it, and the logs after it."""
-    queues = (Queue.EXTRACT, Queue.TRANSFORM, Queue.CLASSIFY)
+    queues = (Stage.EXTRACT, Stage.TRANSFORM, Stage.CLASSIFY)
     before = {q: scrape(servers, q) for q in queues}
     # the first 700 source rows hold bad ones
     run = run_to_end(pipeline, {"full": True, "limit": 700, "batch_size": 350})
@@ -103,19 +102,19 @@ def test_a_tasks_lines_carry_its_run_stage_batch_and_task_id(observed):
 def test_each_worker_serves_its_task_durations_rows_and_rejects(observed):
     summary = observed.summary
 
-    def delta(queue: Queue, name: str, **labels: str) -> float:
+    def delta(queue: Stage, name: str, **labels: str) -> float:
         return value(observed.after[queue], name, **labels) - value(observed.before[queue], name, **labels)
 
     assert summary["extract"]["rows_in"] == 700
-    for queue in (Queue.EXTRACT, Queue.TRANSFORM, Queue.CLASSIFY):
+    for queue in (Stage.EXTRACT, Stage.TRANSFORM, Stage.CLASSIFY):
         stage = queue.value
         assert delta(queue, "pipeline_rows_in_total", stage=stage) == summary[stage]["rows_in"]
         assert delta(queue, "pipeline_rows_out_total", stage=stage) == summary[stage]["rows_out"]
-    assert delta(Queue.TRANSFORM, "pipeline_rejects_total", stage="transform") == summary["transform"]["rejects"] > 0
+    assert delta(Stage.TRANSFORM, "pipeline_rejects_total", stage="transform") == summary["transform"]["rejects"] > 0
     for queue, task, runs in (
-        (Queue.TRANSFORM, "transform.batch", 2),
-        (Queue.CLASSIFY, "classify.batch", 2),
-        (Queue.EXTRACT, "extract.run", 1),
+        (Stage.TRANSFORM, "transform.batch", 2),
+        (Stage.CLASSIFY, "classify.batch", 2),
+        (Stage.EXTRACT, "extract.run", 1),
     ):
         labels = {"stage": queue.value, "task": task, "outcome": "success"}
         assert delta(queue, "pipeline_task_seconds_count", **labels) == runs
@@ -124,7 +123,7 @@ def test_each_worker_serves_its_task_durations_rows_and_rejects(observed):
 
 def test_the_archive_worker_shows_the_archive_backlog(pipeline, servers, logical_date):
     def backlog() -> float:
-        return value(scrape(servers, Queue.ARCHIVE), "pipeline_archive_backlog_batches")
+        return value(scrape(servers, Stage.ARCHIVE), "pipeline_archive_backlog_batches")
 
     # given a batch extracted but not archived yet
     start = backlog()
@@ -141,7 +140,7 @@ def test_mongodb_unreachable_counts_retries_and_connection_errors_the_doctor_see
 ):
     stack = Stack(servers)
     mongo = next(c for c in stack.components if c.name == "mongo")
-    before = scrape(servers, Queue.ARCHIVE)
+    before = scrape(servers, Stage.ARCHIVE)
     # given a raw batch to archive, and MongoDB down
     run_id = pipeline.history.create_run("cli", {}, logical_date)
     key = raw_key(run_id, 1)
@@ -155,7 +154,7 @@ def test_mongodb_unreachable_counts_retries_and_connection_errors_the_doctor_see
             90,
             "two archive retries",
         )
-        after = scrape(servers, Queue.ARCHIVE)
+        after = scrape(servers, Stage.ARCHIVE)
         rule = doctor.connection_errors(pipeline.redis, max_errors=2, window_s=600)
     finally:
         stack.up()
@@ -193,7 +192,7 @@ def test_flower_asks_for_its_password_and_shows_every_stages_tasks(pipeline, ser
 
 def test_the_publish_and_archive_workers_show_runs_durations_and_volumes(observed, pipeline, lake, servers):
     # after the observed run, read at each scrape from the run history, the lake and the archive
-    publish, archive = scrape(servers, Queue.PUBLISH), scrape(servers, Queue.ARCHIVE)
+    publish, archive = scrape(servers, Stage.PUBLISH), scrape(servers, Stage.ARCHIVE)
     counts = pipeline.history.run_counts()
     for status in ("queued", "running", "succeeded", "failed"):
         assert value(publish, "pipeline_runs", status=status) == counts[status]

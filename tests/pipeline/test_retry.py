@@ -12,12 +12,14 @@ import psycopg2
 import pymongo
 import pytest
 
-from ops.runs_cli import format_report, trigger_run, watch
+from ops.runs_cli import format_report, watch
 from ops.stack.manager import Stack
-from services.publisher.sweep import sweep
-from shared.history import BatchDead, History, Plan, RetryRefused, RunNotFound, Stage, Watermark, plan_of
+from shared.flow import start_run
+from shared.history import BatchDead, History, Plan, RunNotFound, Watermark, plan_of
 from shared.lake import curated_key, raw_key
-from shared.retry import retry_run
+from shared.recovery import RetryRefused, retry_run, sweep
+from shared.stages import Stage
+from shared.tasks import send
 from tests.pipeline.test_end_to_end import RUN_TIMEOUT_S, wait_for
 from tests.pipeline.test_faults import component
 from tests.pipeline.test_sweep import Outbox
@@ -202,7 +204,7 @@ def test_a_batch_killed_by_a_poisoned_input_is_retried_once_fixed_and_the_run_pu
     for worker in readers:
         worker.stop(stack.ctx)
     try:
-        run_id = trigger_run(pipeline.history, "cli", {"full": True, "limit": 300, "batch_size": 100})
+        run_id = start_run(pipeline.history, send, "cli", {"full": True, "limit": 300, "batch_size": 100})
         wait_for(lambda: pipeline.history.get_run(run_id)["extracted_batches"], 120, "the extraction")
         good = lake.get_bytes(raw_key(run_id, 2))
         lake.put_bytes(raw_key(run_id, 2), good[: len(good) // 2])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from services.publisher.sweep import sweep
-from shared.history import History, Stage
+from shared.history import History
+from shared.recovery import sweep
+from shared.stages import Stage
 from shared.tasks import BatchRef
 
 

@@ -13,11 +13,12 @@ import time
 import httpx
 import pytest
 
-from ops.runs_cli import format_report, trigger_run, watch
+from ops.runs_cli import format_report, watch
 from ops.stack.manager import Stack
 from ops.stack.process import free_port
-from services.publisher.sweep import sweep
-from shared.history import Stage
+from shared.flow import start_run
+from shared.recovery import sweep
+from shared.stages import Stage
 from shared.tasks import send
 from tests.pipeline.test_end_to_end import RUN_TIMEOUT_S, extracted_ids, run_to_end, wait_for
 from tests.pipeline.test_faults import component
@@ -99,7 +100,7 @@ def outage(servers, name: str, seconds: float) -> None:
 
 def test_postgres_stopped_during_extract_is_retried_and_the_run_succeeds_when_it_returns(pipeline, lake, servers):
     # given a run whose extraction takes many small batches
-    run_id = trigger_run(pipeline.history, "cli", {"full": True, "limit": 1500, "batch_size": 10})
+    run_id = start_run(pipeline.history, send, "cli", {"full": True, "limit": 1500, "batch_size": 10})
     wait_for(lambda: len(pipeline.history.batches(run_id, Stage.EXTRACT)) >= 3, 120, "extraction to start", 0.05)
     # when PostgreSQL (source and run history) goes away mid-extraction, then comes back
     outage(servers, "postgres", 5)
@@ -121,7 +122,7 @@ def test_an_s3_write_error_is_retried_and_the_previous_version_stays_served(pipe
     Stack(gated).up()  # only the publish worker starts, writing to S3 through the gate
     try:
         # given S3 refusing the publisher's writes
-        run_id = trigger_run(pipeline.history, "cli", {"full": True, "limit": 60, "batch_size": 30})
+        run_id = start_run(pipeline.history, send, "cli", {"full": True, "limit": 60, "batch_size": 30})
         wait_for(
             lambda: any(b["retries"] for b in pipeline.history.batches(run_id, Stage.PUBLISH)),
             120,
@@ -143,7 +144,7 @@ def test_an_s3_write_error_is_retried_and_the_previous_version_stays_served(pipe
 
 
 def test_redis_restarted_mid_run_loses_no_review(pipeline, lake, servers):
-    run_id = trigger_run(pipeline.history, "cli", {"full": True, "limit": 400, "batch_size": 20})
+    run_id = start_run(pipeline.history, send, "cli", {"full": True, "limit": 400, "batch_size": 20})
     wait_for(lambda: len(pipeline.history.batches(run_id, Stage.CLASSIFY)) >= 2, 180, "classification to start", 0.1)
     # when the broker restarts mid-run (its append-only file keeps the queued messages)
     outage(servers, "redis", 3)

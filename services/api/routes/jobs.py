@@ -18,9 +18,10 @@ from services.api.models import (
     RetryRequest,
     StageStatus,
 )
-from shared.flow import Send, start_run
-from shared.history import History, RetryRefused, RunAlreadyActive, RunNotFound, Stage
-from shared.retry import retry_run
+from shared.flow import Send, sender, start_run
+from shared.history import History, RunAlreadyActive, RunNotFound
+from shared.recovery import RetryRefused, retry_run
+from shared.stages import Stage
 
 router = APIRouter(tags=["jobs"])
 # FastAPI answers 400 before the route runs when a body is not text it can decode (say, bytes that are not UTF-8).
@@ -29,8 +30,7 @@ UNREADABLE_BODY = {400: {"model": ErrorBody, "description": "The body could not 
 
 def _sender(request: Request) -> Send:
     """Messages through the API's own Celery app (it never loads the pipeline's clients)."""
-    celery = request.app.state.celery
-    return lambda task, ref: celery.send_task(task, args=[ref.as_message()])
+    return sender(request.app.state.celery)
 
 
 def _job(history: History, run: dict) -> Job:

@@ -1,4 +1,12 @@
-"""An operator's retry of a failed run (``reviews retry``, ``POST /jobs/{id}/retry``), as Airflow's "clear".
+"""Recovery: the two ways a run that stopped is set moving again, from one map of the flow.
+
+**The sweep** (beat, every ``SWEEP_EVERY_S``) finds runs that stopped moving and re-announces what
+they wait for. Messages can be lost between a database commit and a broker send (a worker killed in
+between, Redis restarted without the message). Every stage is idempotent, so re-announcing a batch
+whose next step never ran is always safe.
+
+**An operator's retry** of a failed run (``reviews retry``, ``POST /jobs/{id}/retry``), as Airflow's
+"clear".
 
 The run's failed batches (a permanent error, automatic retries used up, or dead-lettered after
 deliveries that kept dying) are cleared and announced again; what reads their output follows
@@ -15,10 +23,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.flow import DOWNSTREAM, IN_FLIGHT, INPUT, TASK, BatchRef, Send
-from shared.history import History, RetryRefused, Stage
+import structlog
 
-RUN_LEVEL = (Stage.EXTRACT, Stage.PUBLISH)  # their one task is recorded as batch 0
+from shared.flow import DOWNSTREAM, IN_FLIGHT, INPUT, BatchRef, Send
+from shared.history import History, RunAlreadyActive
+from shared.stages import Stage
+
+log = structlog.get_logger()
+
+
+class RetryRefused(Exception):
+    """A run an operator may not retry (yet), with the reason to show them."""
+
+
+def sweep(history: History, send: Send, stalled_after_s: int) -> list[str]:
+    """Repair every stalled run; returns what it re-announced, for the log and the tests."""
+    actions: list[str] = []
+    for run in history.stalled_runs(stalled_after_s):
+        run_id = run["run_id"]
+        if run["extracted_batches"] is None:
+            send(Stage.EXTRACT.task, BatchRef(run_id, 0, ""))
+            actions.append(f"{run_id}: extract")
+            continue
+        if run["publish_requested_at"] is not None or history.claim_publish(run_id):
+            send(Stage.PUBLISH.task, BatchRef(run_id, 0, ""))
+            actions.append(f"{run_id}: publish")
+            continue
+        batches = history.batches(run_id)
+        by_stage = {(b["stage"], b["batch_no"]): b for b in batches}
+        for stage, upstream in INPUT.items():
+            for b in (b for b in batches if b["stage"] == upstream.value and b["status"] == "succeeded"):
+                mine = by_stage.get((stage.value, b["batch_no"]))
+                if mine is None or mine["status"] in IN_FLIGHT:
+                    send(stage.task, BatchRef(run_id, b["batch_no"], b["output_key"]))
+                    actions.append(f"{run_id}: {stage.value} batch {b['batch_no']}")
+    for action in actions:
+        log.warning("sweep_reannounced", action=action)
+    return actions
 
 
 @dataclass(frozen=True)
@@ -29,7 +70,7 @@ class Retried:
 
 
 def _name(stage: str, n: int) -> str:
-    return stage if n == 0 and Stage(stage) in RUN_LEVEL else f"{stage} batch {n}"
+    return stage if n == 0 and Stage(stage).run_level else f"{stage} batch {n}"
 
 
 def choose_batches(
@@ -84,9 +125,14 @@ def retry_run(
     batch: int | None = None,
 ) -> Retried:
     """Clear what ``choose_batches`` picks, announce it again, and claim publish when nothing is left."""
-    cleared = history.reopen_run(
-        run_id, trigger, lambda run, later, rows: choose_batches(run, later, rows, stage, batch)
-    )
+    try:
+        cleared = history.reopen_run(
+            run_id, trigger, lambda run, later, rows: choose_batches(run, later, rows, stage, batch)
+        )
+    except RunAlreadyActive as exc:
+        raise RetryRefused(
+            f"another run for {exc.logical_date} is queued or running: retry {run_id} once it has ended"
+        ) from None
     done = [b for b in history.batches(run_id) if b["status"] == "succeeded"]
     outputs = {(b["stage"], b["batch_no"]): b["output_key"] for b in done}
     announced = []
@@ -98,9 +144,9 @@ def retry_run(
             ref = BatchRef(run_id, n, outputs[(INPUT[s].value, n)])
         else:
             continue
-        send(TASK[s], ref)
+        send(s.task, ref)
         announced.append(_name(s.value, n))
     if history.claim_publish(run_id):  # only the publish step had failed: every batch is classified
-        send(TASK[Stage.PUBLISH], BatchRef(run_id, 0, ""))
+        send(Stage.PUBLISH.task, BatchRef(run_id, 0, ""))
         announced.append("publish")
     return Retried(run_id, cleared, announced)
