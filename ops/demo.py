@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from ops.stack.manager import Stack
     from shared import clients
     from shared.flow import start_run
-    from shared.history import RunAlreadyActive
+    from shared.history.runs import RunAlreadyActive
     from shared.tasks import send
 
     _step(f"starting the local stack in {settings.state_path}")

@@ -6,7 +6,7 @@ import argparse
 
 from ops.runs_cli import format_report, watch
 from shared import clients
-from shared.history import RunNotFound
+from shared.history.runs import RunNotFound
 from shared.recovery import RetryRefused, retry_run
 from shared.settings import get_settings
 from shared.stages import Stage

@@ -13,7 +13,10 @@ from tqdm import tqdm
 
 from shared import clients
 from shared.flow import start_run
-from shared.history import History, RunAlreadyActive, Watermark, init_metadata_db, plan_of, watermark_of
+from shared.history import History
+from shared.history.runs import RunAlreadyActive
+from shared.history.schema import init_metadata_db
+from shared.plan import Watermark, plan_of, watermark_of
 from shared.settings import get_settings
 from shared.stages import Stage
 from shared.tasks import send

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import structlog
 
 from shared.flow import DOWNSTREAM, IN_FLIGHT, INPUT, BatchRef, Send
-from shared.history import History, RunAlreadyActive
+from shared.history import History
+from shared.history.runs import RunAlreadyActive
 from shared.stages import Stage
 
 log = structlog.get_logger()

@@ -25,7 +25,8 @@ from celery import Task, signals
 from shared import clients, metrics
 from shared.celery_app import app
 from shared.flow import BatchRef, sender
-from shared.history import History, Watermark
+from shared.history import History
+from shared.plan import Watermark
 from shared.settings import get_settings
 from shared.stages import Stage
 

@@ -83,7 +83,8 @@ def loaded_source(servers: Settings, data_dir: Path):
 
 @pytest.fixture(scope="session")
 def history(servers: Settings) -> Iterator:
-    from shared.history import History, init_metadata_db
+    from shared.history import History
+    from shared.history.schema import init_metadata_db
 
     init_metadata_db(servers)
     h = History(servers.metadata_dsn)

@@ -234,7 +234,7 @@ def _pg_ping(ctx: Context) -> None:
 
 
 def _pg_init_metadata(ctx: Context) -> None:
-    from shared.history import init_metadata_db
+    from shared.history.schema import init_metadata_db
 
     init_metadata_db(ctx.settings)
 

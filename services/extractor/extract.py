@@ -18,8 +18,8 @@ import numpy as np
 import psycopg2
 import pyarrow as pa
 
-from shared.history import BEGINNING, Watermark
 from shared.lake import Lake, live_ids_key, raw_key
+from shared.plan import BEGINNING, Watermark
 from shared.schemas import RAW
 
 # (updated_at, review_id) is indexed (review_updated_at): the row comparison walks that index and

@@ -8,8 +8,9 @@ again what changed since, so the new version never mixes the rolled-back one in.
 
 from __future__ import annotations
 
-from shared.history import History, Plan, watermark_of
+from shared.history import History
 from shared.lake import Lake
+from shared.plan import Plan, watermark_of
 
 
 def plan_run(params: dict, lake: Lake, history: History, classifier_fingerprint: str | None) -> Plan:

@@ -9,7 +9,7 @@ from services.extractor.plan import plan_run
 from shared.celery_app import CLASSIFIER_FINGERPRINT_KEY
 from shared.clients import Clients
 from shared.flow import DOWNSTREAM, BatchRef, Send
-from shared.history import BEGINNING, Watermark, plan_of
+from shared.plan import BEGINNING, Watermark, plan_of
 from shared.stages import Stage
 from shared.tasks import BatchOutcome, record_batch
 

@@ -7,7 +7,7 @@ import structlog
 from services.extractor.run import extract_run
 from shared import clients
 from shared.flow import BatchRef, start_run
-from shared.history import RunAlreadyActive
+from shared.history.runs import RunAlreadyActive
 from shared.settings import get_settings
 from shared.stages import START_TASK, Stage
 from shared.tasks import publish_if_complete, retries_within, send, stage_task

@@ -11,8 +11,8 @@ import structlog
 from services.classifier.scoring import relevance
 from services.publisher import publish
 from shared.clients import Clients
-from shared.history import as_of, plan_of
 from shared.lake import curated_key, live_ids_key
+from shared.plan import as_of, plan_of
 from shared.stages import Stage
 from shared.tasks import BatchOutcome
 

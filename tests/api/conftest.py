@@ -23,7 +23,7 @@ from ops.stack.s3_server import grant_lake
 from services.api.app import create_app
 from services.publisher.publish import announce
 from shared.clients import make_s3
-from shared.history import init_metadata_db
+from shared.history.schema import init_metadata_db
 from shared.lake import Lake
 from shared.settings import Settings
 from tests.factories import publish_batches

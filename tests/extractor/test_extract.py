@@ -15,8 +15,8 @@ from services.extractor.extract import (
     read_pages,
     watermark_cap,
 )
-from shared.history import BEGINNING, Watermark
 from shared.lake import raw_key
+from shared.plan import BEGINNING, Watermark
 from shared.schemas import RAW
 
 

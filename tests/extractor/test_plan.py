@@ -9,7 +9,7 @@ import pytest
 
 from services.extractor.plan import plan_run
 from services.publisher.versions import rollback
-from shared.history import Plan, Watermark
+from shared.plan import Plan, Watermark
 from tests.factories import publish_batches, scored_row
 
 _days = (date(1990, 1, 1) + timedelta(days=i) for i in itertools.count())

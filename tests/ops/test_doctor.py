@@ -26,9 +26,12 @@ from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
 from services.publisher.versions import rollback
 from shared.clients import Clients, make_s3
-from shared.history import History, Plan, init_metadata_db, new_run_id
+from shared.history import History
+from shared.history.runs import new_run_id
+from shared.history.schema import init_metadata_db
 from shared.lake import Lake
 from shared.metrics import record_connection_error
+from shared.plan import Plan
 from shared.settings import Settings
 from shared.stages import Stage
 from tests.api.conftest import ServerThread, wait_until_served

@@ -11,7 +11,8 @@ import pymongo
 from ops.gdpr import erase_buyer
 from services.publisher.versions import rollback
 from services.transformer.transform import pseudonym, transform
-from shared.history import History, init_metadata_db
+from shared.history import History
+from shared.history.schema import init_metadata_db
 from shared.lake import curated_key
 from shared.schemas import RAW
 from tests.factories import open_serving, publish_batches, scored_row

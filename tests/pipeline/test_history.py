@@ -7,8 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 
-from shared.history import BatchDead, History, RunAlreadyActive, init_metadata_db
+from shared.history import History
+from shared.history.batches import BatchDead
+from shared.history.runs import RunAlreadyActive
+from shared.history.schema import SCHEMA, init_metadata_db
 from shared.stages import Stage
 from shared.tasks import TRANSIENT_ERRORS
 
@@ -16,6 +20,57 @@ from shared.tasks import TRANSIENT_ERRORS
 def test_init_is_idempotent(servers, history):
     init_metadata_db(servers)
     init_metadata_db(servers)
+
+
+def _columns(conn, table: str) -> set[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))
+        return {row[0] for row in cur.fetchall()}
+
+
+def test_a_database_made_before_the_migrations_gains_their_columns(servers):
+    # given a metadata database whose tables were made by the base schema alone, with a run in it
+    settings = servers.model_copy(update={"metadata_db": "history_before_migrations"})
+    admin = psycopg2.connect(settings.postgres_admin_dsn)
+    admin.autocommit = True
+    name, owner = sql.Identifier(settings.metadata_db), sql.Identifier(settings.metadata_user)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(name))
+            cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, owner))
+        conn = psycopg2.connect(settings.metadata_dsn)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(SCHEMA)
+                cur.execute("INSERT INTO run (run_id, logical_date, trigger) VALUES ('old', '2000-01-01', 'cli')")
+            assert "mode" not in _columns(conn, "run") and "cursor_ts" not in _columns(conn, "batch")
+
+            # when the metadata database is initialised
+            init_metadata_db(settings)
+
+            # then its tables gain the migrated columns and keep their rows
+            assert {
+                "mode",
+                "mode_reason",
+                "base_version",
+                "watermark_from",
+                "watermark_from_id",
+                "watermark_to",
+                "watermark_to_id",
+                "watermark_cap",
+                "model_fingerprint",
+                "changes",
+            } <= _columns(conn, "run")
+            assert "cursor_ts" in _columns(conn, "batch")
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT run_id, mode FROM run")
+                assert cur.fetchall() == [("old", None)]
+        finally:
+            conn.close()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(name))
+        admin.close()
 
 
 def test_barrier_fires_exactly_once_with_hundreds_of_concurrent_batches(history: History, logical_date):

@@ -18,7 +18,7 @@ from ops.source.schema import create_source
 from ops.stack.manager import Stack
 from services.transformer.transform import pseudonym
 from shared.flow import start_run
-from shared.history import plan_of, watermark_of
+from shared.plan import plan_of, watermark_of
 from shared.settings import Settings
 from shared.stages import Stage
 from shared.tasks import send

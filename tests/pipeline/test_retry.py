@@ -15,8 +15,11 @@ import pytest
 from ops.runs_cli import format_report, watch
 from ops.stack.manager import Stack
 from shared.flow import start_run
-from shared.history import BatchDead, History, Plan, RunNotFound, Watermark, plan_of
+from shared.history import History
+from shared.history.batches import BatchDead
+from shared.history.runs import RunNotFound
 from shared.lake import curated_key, raw_key
+from shared.plan import Plan, Watermark, plan_of
 from shared.recovery import RetryRefused, retry_run, sweep
 from shared.stages import Stage
 from shared.tasks import send

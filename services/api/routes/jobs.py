@@ -19,7 +19,8 @@ from services.api.models import (
     StageStatus,
 )
 from shared.flow import Send, sender, start_run
-from shared.history import History, RunAlreadyActive, RunNotFound
+from shared.history import History
+from shared.history.runs import RunAlreadyActive, RunNotFound
 from shared.recovery import RetryRefused, retry_run
 from shared.stages import Stage
 

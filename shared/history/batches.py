@@ -1,0 +1,187 @@
+"""Batches: each stage's one row per batch (status, attempts, timings, rows in/out, rejects, last error)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.history.connections import Store
+from shared.plan import Watermark
+from shared.stages import Stage
+
+
+class BatchDead(Exception):
+    """A batch exceeded its attempt limit: it is dead-lettered, not requeued again."""
+
+
+@dataclass(frozen=True)
+class BatchStart:
+    """What ``begin_batch`` decided: go on, or skip a delivery whose work is already done."""
+
+    attempts: int
+    already_done: bool
+
+
+class Batches(Store):
+    def begin_batch(
+        self,
+        run_id: str,
+        stage: Stage,
+        batch_no: int,
+        max_attempts: int,
+        input_key: str | None = None,
+        worker: str | None = None,
+    ) -> BatchStart:
+        """Record a delivery starting work; dead-letter a batch that keeps dying mid-work.
+
+        Raises ``BatchDead`` once more deliveries started than ended, beyond the limit:
+        a poisoned batch (one that kills its worker) must not be requeued forever.
+        """
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO batch (run_id, stage, batch_no, status, attempts, started_at, input_key, worker)
+                VALUES (%s, %s, %s, 'running', 0, now(), %s, %s)
+                ON CONFLICT (run_id, stage, batch_no) DO NOTHING
+                """,
+                (run_id, stage.value, batch_no, input_key, worker),
+            )
+            cur.execute(
+                "SELECT status, attempts, retries FROM batch WHERE run_id = %s AND stage = %s AND batch_no = %s "
+                "FOR UPDATE",
+                (run_id, stage.value, batch_no),
+            )
+            row = cur.fetchone()
+            if row["status"] in ("succeeded", "dead"):
+                return BatchStart(row["attempts"], already_done=True)
+            attempts = row["attempts"] + 1
+            if attempts - row["retries"] > max_attempts:
+                cur.execute(
+                    "UPDATE batch SET status = 'dead', finished_at = now(), last_error = coalesce(last_error, '') || "
+                    "%s WHERE run_id = %s AND stage = %s AND batch_no = %s",
+                    (f" [dead-lettered after {attempts - 1} attempts]", run_id, stage.value, batch_no),
+                )
+                dead = True
+            else:
+                dead = False
+                cur.execute(
+                    "UPDATE batch SET status = 'running', attempts = %s, started_at = now(), finished_at = NULL, "
+                    "worker = coalesce(%s, worker), input_key = coalesce(%s, input_key) "
+                    "WHERE run_id = %s AND stage = %s AND batch_no = %s",
+                    (attempts, worker, input_key, run_id, stage.value, batch_no),
+                )
+        if dead:  # raised after the commit: the dead-letter mark must stick
+            raise BatchDead(f"{stage.value} batch {batch_no} of run {run_id}: {attempts - 1} attempts died")
+        return BatchStart(attempts, already_done=False)
+
+    def finish_batch(
+        self,
+        run_id: str,
+        stage: Stage,
+        batch_no: int,
+        *,
+        rows_in: int,
+        rows_out: int,
+        rejects: int = 0,
+        output_key: str | None = None,
+        cursor: Watermark | None = None,
+    ) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO batch (run_id, stage, batch_no, status, attempts, started_at)
+                VALUES (%(run)s, %(stage)s, %(n)s, 'running', 1, now())
+                ON CONFLICT (run_id, stage, batch_no) DO NOTHING;
+                UPDATE batch SET status = 'succeeded', finished_at = now(), rows_in = %(rin)s, rows_out = %(rout)s,
+                       rejects = %(rej)s, output_key = %(key)s, cursor = %(cursor)s, cursor_ts = %(cursor_ts)s,
+                       last_error = NULL
+                WHERE run_id = %(run)s AND stage = %(stage)s AND batch_no = %(n)s
+                """,
+                {
+                    "run": run_id,
+                    "stage": stage.value,
+                    "n": batch_no,
+                    "rin": rows_in,
+                    "rout": rows_out,
+                    "rej": rejects,
+                    "key": output_key,
+                    "cursor": cursor and cursor.review_id,
+                    "cursor_ts": cursor and cursor.updated_at,
+                },
+            )
+
+    def retry_batch(self, run_id: str, stage: Stage, batch_no: int, error: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO batch (run_id, stage, batch_no, status, attempts, retries, started_at, last_error)
+                VALUES (%(run)s, %(stage)s, %(n)s, 'retrying', 1, 1, now(), %(err)s)
+                ON CONFLICT (run_id, stage, batch_no) DO UPDATE
+                SET status = 'retrying', retries = batch.retries + 1, last_error = %(err)s
+                """,
+                {"run": run_id, "stage": stage.value, "n": batch_no, "err": error[:2000]},
+            )
+
+    def kill_batch(self, run_id: str, stage: Stage, batch_no: int, error: str) -> None:
+        """A permanent failure: recorded as dead, never retried."""
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO batch (run_id, stage, batch_no, status, attempts, started_at)
+                VALUES (%(run)s, %(stage)s, %(n)s, 'dead', 1, now())
+                ON CONFLICT (run_id, stage, batch_no) DO UPDATE
+                SET status = 'dead', finished_at = now(), last_error = %(err)s
+                """,
+                {"run": run_id, "stage": stage.value, "n": batch_no, "err": error[:2000]},
+            )
+
+    def extracted_batches(self, run_id: str) -> list[dict]:
+        """The run's extract batches that completed, in order (the resume point of a retry)."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT batch_no, output_key, cursor, cursor_ts, rows_out FROM batch "
+                "WHERE run_id = %s AND stage = 'extract' AND status = 'succeeded' ORDER BY batch_no",
+                (run_id,),
+            )
+            return cur.fetchall()
+
+    def batches(self, run_id: str, stage: Stage | None = None) -> list[dict]:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT * FROM batch WHERE run_id = %s AND (%s::text IS NULL OR stage = %s) ORDER BY stage, batch_no",
+                (run_id, stage and stage.value, stage and stage.value),
+            )
+            return cur.fetchall()
+
+    def stage_summary(self, run_id: str) -> dict[str, dict]:
+        """Per stage: batches by status, rows in/out, rejects, attempts and busy seconds."""
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                SELECT stage,
+                       count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                       count(*) FILTER (WHERE status = 'running') AS running,
+                       count(*) FILTER (WHERE status = 'retrying') AS retrying,
+                       count(*) FILTER (WHERE status = 'dead') AS dead,
+                       coalesce(sum(rows_in), 0) AS rows_in, coalesce(sum(rows_out), 0) AS rows_out,
+                       coalesce(sum(rejects), 0) AS rejects, coalesce(sum(attempts), 0) AS attempts,
+                       coalesce(sum(extract(epoch FROM finished_at - started_at)), 0)::float AS busy_s,
+                       min(started_at) AS first_started, max(finished_at) AS last_finished,
+                       max(last_error) FILTER (WHERE status <> 'succeeded') AS last_error
+                FROM batch WHERE run_id = %s GROUP BY stage
+                """,
+                (run_id,),
+            )
+            return {row.pop("stage"): row for row in cur.fetchall()}
+
+    def archive_backlog(self) -> int:
+        """Extracted batches whose archive is still to do: not started, running or retrying."""
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                SELECT count(*) AS n FROM batch e
+                WHERE e.stage = 'extract' AND e.status = 'succeeded'
+                  AND NOT EXISTS (SELECT 1 FROM batch a WHERE a.run_id = e.run_id AND a.stage = 'archive'
+                                  AND a.batch_no = e.batch_no AND a.status IN ('succeeded', 'dead'))
+                """
+            )
+            return cur.fetchone()["n"]

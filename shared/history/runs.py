@@ -1,0 +1,238 @@
+"""Runs: created by a trigger, one active per logical date; their plan, extraction, the completion barrier
+that fires ``publish`` exactly once, their end, and an operator's reopening of a failed one.
+
+The barrier is a conditional UPDATE on the run row, not a Celery chord (chords on Redis are
+known to lose callbacks with many header tasks).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+import psycopg2
+import psycopg2.extras
+
+from shared.history.connections import Store
+from shared.plan import Plan, Watermark, plan_of
+from shared.stages import Stage
+
+
+class RunAlreadyActive(Exception):
+    def __init__(self, run_id: str, logical_date: date):
+        super().__init__(f"run {run_id} for {logical_date} is already queued or running")
+        self.run_id = run_id
+        self.logical_date = logical_date
+
+
+class RunNotFound(LookupError):
+    def __init__(self, run_id: str):
+        super().__init__(f"no run {run_id!r}")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    # Sortable by time: curated versions named after run ids sort oldest first.
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+class Runs(Store):
+    def create_run(self, trigger: str, params: dict | None = None, logical_date: date | None = None) -> str:
+        logical_date = logical_date or datetime.now(UTC).date()
+        run_id = new_run_id()
+        try:
+            with self._cursor() as cur:
+                cur.execute(
+                    "INSERT INTO run (run_id, logical_date, trigger, params) VALUES (%s, %s, %s, %s)",
+                    (run_id, logical_date, trigger, psycopg2.extras.Json(params or {})),
+                )
+        except psycopg2.errors.UniqueViolation:
+            raise self._already_active(logical_date) from None
+        return run_id
+
+    def _already_active(self, logical_date: date) -> RunAlreadyActive:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT run_id FROM run WHERE logical_date = %s AND status IN ('queued', 'running')", (logical_date,)
+            )
+            row = cur.fetchone()
+        return RunAlreadyActive(row["run_id"] if row else "?", logical_date)
+
+    def get_run(self, run_id: str) -> dict | None:
+        with self._cursor() as cur:
+            cur.execute("SELECT * FROM run WHERE run_id = %s", (run_id,))
+            return cur.fetchone()
+
+    def list_runs(self, limit: int = 20) -> list[dict]:
+        with self._cursor() as cur:
+            cur.execute("SELECT * FROM run ORDER BY created_at DESC LIMIT %s", (limit,))
+            return cur.fetchall()
+
+    def start_run(self, run_id: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET status = 'running', started_at = coalesce(started_at, now()) "
+                "WHERE run_id = %s AND status IN ('queued', 'running')",
+                (run_id,),
+            )
+
+    def set_plan(self, run_id: str, plan: Plan) -> Plan:
+        """Record the run's plan once and return the recorded one: a retried extraction keeps its first."""
+        since = plan.since or (None, None)
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET mode = %s, mode_reason = %s, base_version = %s, watermark_from = %s, "
+                "watermark_from_id = %s WHERE run_id = %s AND mode IS NULL",
+                (plan.mode, plan.reason, plan.base_version, since[0], since[1], run_id),
+            )
+            cur.execute("SELECT * FROM run WHERE run_id = %s", (run_id,))
+            return plan_of(cur.fetchone())
+
+    def cap_watermark(self, run_id: str, cap: datetime) -> None:
+        """The run's watermark may not pass ``cap`` (the earliest, when a retried extraction read again)."""
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET watermark_cap = least(coalesce(watermark_cap, %(cap)s), %(cap)s) "
+                "WHERE run_id = %(run)s",
+                {"cap": cap, "run": run_id},
+            )
+
+    def set_extracted(self, run_id: str, batches: int, rows: int, watermark: Watermark | None = None) -> int:
+        """Extraction is complete: the barrier may count, and the next run reads after ``watermark``.
+
+        Returns how many times the extraction task was retried. Its retries were recorded as extract
+        batch 0 (the task, not a page); that row goes, or the run would show the stage retrying forever.
+        """
+        to = watermark or (None, None)
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET extracted_batches = %s, source_rows = %s, watermark_to = %s, watermark_to_id = %s "
+                "WHERE run_id = %s",
+                (batches, rows, to[0], to[1], run_id),
+            )
+            cur.execute(
+                "DELETE FROM batch WHERE run_id = %s AND stage = 'extract' AND batch_no = 0 AND status = 'retrying' "
+                "RETURNING retries",
+                (run_id,),
+            )
+            return sum(row["retries"] for row in cur.fetchall())
+
+    def claim_publish(self, run_id: str) -> bool:
+        """The completion barrier: True for exactly one caller, once every batch is classified.
+
+        Callers commit their own batch's status first and call this afterwards: the
+        last batch to commit then sees every other one, so the barrier cannot be missed,
+        and ``publish_requested_at IS NULL`` under the row lock makes it fire at most once.
+        """
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                UPDATE run SET publish_requested_at = now()
+                WHERE run_id = %(run)s AND status = 'running' AND publish_requested_at IS NULL
+                  AND extracted_batches IS NOT NULL
+                  AND extracted_batches = (SELECT count(*) FROM batch WHERE run_id = %(run)s
+                                           AND stage = 'classify' AND status = 'succeeded')
+                RETURNING run_id
+                """,
+                {"run": run_id},
+            )
+            return cur.fetchone() is not None
+
+    def finish_run(
+        self,
+        run_id: str,
+        curated_key: str,
+        curated_rows: int,
+        model_fingerprint: str | None = None,
+        changes: dict | None = None,
+    ) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET status = 'succeeded', finished_at = now(), curated_key = %s, curated_rows = %s, "
+                "model_fingerprint = %s, changes = %s, error = NULL WHERE run_id = %s",
+                (
+                    curated_key,
+                    curated_rows,
+                    model_fingerprint,
+                    None if changes is None else psycopg2.extras.Json(changes),
+                    run_id,
+                ),
+            )
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE run SET status = 'failed', finished_at = now(), error = %s "
+                "WHERE run_id = %s AND status IN ('queued', 'running')",
+                (error[:2000], run_id),
+            )
+
+    def stalled_runs(self, older_than_s: int) -> list[dict]:
+        """Running runs with no batch activity for ``older_than_s``: what the sweep repairs."""
+        with self._cursor() as cur:
+            cur.execute(
+                """
+                SELECT r.* FROM run r
+                WHERE r.status = 'running' AND r.started_at < now() - make_interval(secs => %(s)s)
+                  AND NOT EXISTS (SELECT 1 FROM batch b WHERE b.run_id = r.run_id
+                                  AND greatest(b.started_at, b.finished_at) > now() - make_interval(secs => %(s)s))
+                  AND NOT EXISTS (SELECT 1 FROM batch_retry t WHERE t.run_id = r.run_id
+                                  AND t.retried_at > now() - make_interval(secs => %(s)s))
+                """,
+                {"s": older_than_s},
+            )
+            return cur.fetchall()
+
+    # --- an operator's retry of a failed run ------------------------------------------------------
+
+    def reopen_run(
+        self, run_id: str, trigger: str, choose: Callable[[dict, dict | None, list[dict]], list[tuple[Stage, int]]]
+    ) -> list[dict]:
+        """Put a failed run back to running with the batches ``choose`` picks cleared, in one transaction.
+
+        ``choose(run, later_run, batches)`` sees the run and its batches locked (``later_run``: a run
+        created after it that is active or succeeded, or None) and raises to refuse; ``RunAlreadyActive`` when
+        another run of the same logical date is active.
+        Each cleared batch is logged in ``batch_retry`` as it was, then deleted: its stage then does it
+        afresh, with a fresh attempt budget. Returns the cleared rows.
+        """
+        try:
+            with self._cursor() as cur:
+                cur.execute("SELECT * FROM run WHERE run_id = %s FOR UPDATE", (run_id,))
+                run = cur.fetchone()
+                if run is None:
+                    raise RunNotFound(run_id)
+                cur.execute(
+                    "SELECT run_id, status FROM run WHERE created_at > %s AND status IN ('queued', 'running', "
+                    "'succeeded') ORDER BY created_at DESC LIMIT 1",
+                    (run["created_at"],),
+                )
+                later = cur.fetchone()
+                cur.execute("SELECT * FROM batch WHERE run_id = %s ORDER BY stage, batch_no FOR UPDATE", (run_id,))
+                keys = tuple((stage.value, n) for stage, n in choose(run, later, cur.fetchall()))
+                cur.execute(
+                    "INSERT INTO batch_retry (run_id, stage, batch_no, trigger, status, attempts, retries, last_error) "
+                    "SELECT run_id, stage, batch_no, %s, status, attempts, retries, last_error FROM batch "
+                    "WHERE run_id = %s AND (stage, batch_no) IN %s",
+                    (trigger, run_id, keys),
+                )
+                cur.execute(
+                    "DELETE FROM batch WHERE run_id = %s AND (stage, batch_no) IN %s RETURNING *", (run_id, keys)
+                )
+                cleared = cur.fetchall()
+                # The barrier claims publish anew; the run's time is counted again from here (batch_retry).
+                cur.execute(
+                    "UPDATE run SET status = 'running', finished_at = NULL, error = NULL, publish_requested_at = NULL "
+                    "WHERE run_id = %s",
+                    (run_id,),
+                )
+        except psycopg2.errors.UniqueViolation:  # run_one_active_per_date
+            raise self._already_active(run["logical_date"]) from None
+        return sorted(cleared, key=lambda b: (list(Stage).index(Stage(b["stage"])), b["batch_no"]))
+
+    def retries(self, run_id: str) -> list[dict]:
+        """What operators cleared for a re-run in this run, oldest first."""
+        with self._cursor() as cur:
+            cur.execute("SELECT * FROM batch_retry WHERE run_id = %s ORDER BY retried_at, stage, batch_no", (run_id,))
+            return cur.fetchall()

@@ -1,0 +1,127 @@
+"""The metadata database's tables, the columns added to them since, and its creation."""
+
+from __future__ import annotations
+
+import psycopg2
+from psycopg2 import sql
+
+from shared.settings import Settings
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (
+    run_id                text PRIMARY KEY,
+    logical_date          date NOT NULL,
+    trigger               text NOT NULL CHECK (trigger IN ('beat', 'api', 'cli')),
+    params                jsonb NOT NULL DEFAULT '{}',
+    status                text NOT NULL DEFAULT 'queued'
+                          CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    created_at            timestamptz NOT NULL DEFAULT now(),
+    started_at            timestamptz,
+    finished_at           timestamptz,
+    extracted_batches     integer,          -- known once extraction is complete
+    source_rows           integer,
+    publish_requested_at  timestamptz,      -- set once, by the completion barrier
+    curated_key           text,
+    curated_rows          integer,
+    error                 text
+);
+-- Two triggers of the same logical run (same date) never run at once.
+CREATE UNIQUE INDEX IF NOT EXISTS run_one_active_per_date ON run (logical_date)
+    WHERE status IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS run_created_at ON run (created_at DESC);
+
+CREATE TABLE IF NOT EXISTS batch (
+    run_id       text NOT NULL REFERENCES run ON DELETE CASCADE,
+    stage        text NOT NULL CHECK (stage IN ('extract', 'archive', 'transform', 'classify', 'publish')),
+    batch_no     integer NOT NULL,          -- 0 for the run-level publish step
+    status       text NOT NULL
+                 CHECK (status IN ('running', 'succeeded', 'retrying', 'dead')),
+    attempts     integer NOT NULL DEFAULT 0, -- deliveries that started work
+    retries      integer NOT NULL DEFAULT 0, -- of which scheduled retries after a transient error
+    started_at   timestamptz,
+    finished_at  timestamptz,
+    rows_in      integer,
+    rows_out     integer,
+    rejects      integer,
+    input_key    text,
+    output_key   text,
+    cursor       bigint,                    -- extract: the last review id of the batch (resume point)
+    worker       text,
+    last_error   text,
+    PRIMARY KEY (run_id, stage, batch_no)
+);
+
+-- Right-to-erasure requests, by pseudonym only: keeping the raw buyer id of someone
+-- who asked to be forgotten would defeat the request.
+CREATE TABLE IF NOT EXISTS erasure (
+    buyer_pseudonym  text PRIMARY KEY,
+    requested_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- An operator's retries of failed runs: each batch cleared for a re-run, as it was before.
+CREATE TABLE IF NOT EXISTS batch_retry (
+    run_id       text NOT NULL REFERENCES run ON DELETE CASCADE,
+    stage        text NOT NULL,
+    batch_no     integer NOT NULL,
+    retried_at   timestamptz NOT NULL DEFAULT now(),
+    trigger      text NOT NULL,             -- cli or api
+    status       text NOT NULL,             -- dead; succeeded when re-run as the downstream of another
+    attempts     integer NOT NULL,
+    retries      integer NOT NULL,
+    last_error   text
+);
+CREATE INDEX IF NOT EXISTS batch_retry_run ON batch_retry (run_id, retried_at);
+"""
+
+# Columns added after SCHEMA's tables first shipped, oldest first. CREATE TABLE IF NOT EXISTS leaves a table
+# of an existing database as it was: these give it the columns. Each runs on every init, so only append.
+MIGRATIONS = (
+    # Incremental runs.
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS mode text CHECK (mode IN ('full', 'incremental'))",
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS mode_reason text",
+    # The curated version an incremental run merges into.
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS base_version text",
+    # (updated_at, review_id) the run reads after.
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS watermark_from timestamptz",
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS watermark_from_id bigint",
+    # Where the next run reads after.
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS watermark_to timestamptz",
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS watermark_to_id bigint",
+    # Its snapshot less the lag: the watermark is no later than this.
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS watermark_cap timestamptz",
+    # The classifier of the published version.
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS model_fingerprint text",
+    # What publish kept, replaced, added, removed.
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS changes jsonb",
+    # Extract: with cursor, the resume point.
+    "ALTER TABLE batch ADD COLUMN IF NOT EXISTS cursor_ts timestamptz",
+)
+
+
+def init_metadata_db(settings: Settings) -> None:
+    """Create the metadata database, its owner role and tables, and migrate them; idempotent."""
+    admin = psycopg2.connect(settings.postgres_admin_dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            user, password = settings.metadata_user, settings.metadata_password.get_secret_value()
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            cur.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(user)), (password,))
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.metadata_db,))
+            if cur.fetchone() is None:
+                cur.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(settings.metadata_db), sql.Identifier(user)
+                    )
+                )
+    finally:
+        admin.close()
+    conn = psycopg2.connect(settings.metadata_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(SCHEMA)
+            for migration in MIGRATIONS:
+                cur.execute(migration)
+    finally:
+        conn.close()
