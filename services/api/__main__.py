@@ -1,7 +1,7 @@
 """``python -m services.api``: the API under uvicorn, as the settings say (host, port, worker processes).
 
 The local stack and the production image both start it this way. Several workers of one host share
-the serving files' mapped pages (services/api/cache.py), so a worker costs little memory of its own,
+the serving files' mapped pages (services/api/serving/cache.py), so a worker costs little memory of its own,
 and write their metrics to one folder that a scrape adds up (services/api/metrics.py).
 """
 

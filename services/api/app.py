@@ -18,11 +18,11 @@ import redis.asyncio
 from botocore.config import Config
 from fastapi import FastAPI
 
-from services.api.cache import ServingCache
 from services.api.errors import install_error_handler
 from services.api.metrics import ApiMetrics
-from services.api.reload import IndexHolder
 from services.api.routes import health, jobs, metrics, products, reviews
+from services.api.serving.cache import ServingCache
+from services.api.serving.holder import IndexHolder
 from services.api.shop import install_storefront
 from shared.celery_app import create_celery
 from shared.history import History

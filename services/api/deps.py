@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.errors import Forbidden, NotReady, Unauthorized
-from services.api.index import ServingIndex
-from services.api.reload import IndexHolder
+from services.api.serving.holder import IndexHolder
+from services.api.serving.index import ServingIndex
 from shared.history import History
 from shared.settings import Settings
 
