@@ -19,7 +19,7 @@ from botocore.config import Config
 from fastapi import FastAPI
 
 from services.api.errors import install_error_handler
-from services.api.metrics import ApiMetrics
+from services.api.observability import ApiMetrics
 from services.api.routes import health, jobs, metrics, products, reviews
 from services.api.serving.cache import ServingCache
 from services.api.serving.holder import IndexHolder
@@ -52,7 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await holder.refresh()  # serve at once when a version exists; not fatal when S3 is down
         tasks = [
             asyncio.create_task(holder.follow(app.state.redis, CURATED_CHANNEL, settings.api_reload_check_s)),
-            asyncio.create_task(app.state.metrics.keep_published(holder)),
+            asyncio.create_task(app.state.metrics.keep_gauges_fresh(holder)),
         ]
         try:
             yield
