@@ -30,7 +30,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from services.api.metrics import OPERATIONAL_ROUTES
+from services.api.observability import OPERATIONAL_ROUTES
 from services.publisher.versions import served_and_previous
 from shared import clients, metrics
 from shared.clients import Clients

@@ -35,21 +35,31 @@ class Clients:
 DEFAULT_S3_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
 
 
-def _aws(service: str, settings: Settings, identity: S3Identity, config: Config):
+def _connection(settings: Settings, identity: S3Identity, config: Config) -> dict:
     key_id, secret = settings.s3_credentials(identity)
-    return boto3.client(
-        service,
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=config,
-    )
+    return {
+        "endpoint_url": settings.s3_endpoint_url,
+        "region_name": settings.s3_region,
+        "aws_access_key_id": key_id,
+        "aws_secret_access_key": secret,
+        "config": config,
+    }
+
+
+def _aws(service: str, settings: Settings, identity: S3Identity, config: Config):
+    return boto3.client(service, **_connection(settings, identity, config))
 
 
 def make_s3(settings: Settings, identity: S3Identity = "pipeline", config: Config = DEFAULT_S3_CONFIG):
     """A boto3 S3 client as the pipeline (read/write), the API (read curated/) or the administrator."""
     return _aws("s3", settings, identity, config)
+
+
+def make_async_s3(settings: Settings, identity: S3Identity, config: Config = DEFAULT_S3_CONFIG):
+    """An aioboto3 S3 client, to enter with ``async with``: ``make_s3``'s for an event loop."""
+    import aioboto3  # only the API needs it; at module level it would cost every worker ~0.35 s at start
+
+    return aioboto3.Session().client("s3", **_connection(settings, identity, config))
 
 
 def make_iam(settings: Settings):

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from ops.source.formats import detect, parse_line, to_product, to_review
 from ops.source.loader import read_lines
-from services.api.index import ServingIndex
+from services.api.serving.index import ServingIndex
 from services.publisher.publish import Published, publish
 from services.transformer.transform import clean_text
 from shared.lake import CuratedVersion, Lake, scored_key

@@ -54,11 +54,11 @@ SUFFIXES = {
 
 def exported_metric_names() -> set[str]:
     """Every series name the workers (shared/metrics.py and the gauges services register) and the API
-    (services/api/metrics.py) can serve, from their registries' own descriptions."""
+    (services/api/observability.py) can serve, from their registries' own descriptions."""
     from prometheus_client import REGISTRY
 
     import shared.metrics  # noqa: F401 - its counters and histograms register themselves
-    from services.api.metrics import ApiMetrics
+    from services.api.observability import ApiMetrics
     from services.archiver.tasks import BACKLOG
     from services.publisher.run_metrics import gauges as run_gauges
 

@@ -1,8 +1,8 @@
 """``python -m services.api``: the API under uvicorn, as the settings say (host, port, worker processes).
 
 The local stack and the production image both start it this way. Several workers of one host share
-the serving files' mapped pages (services/api/cache.py), so a worker costs little memory of its own,
-and write their metrics to one folder that a scrape adds up (services/api/metrics.py).
+the serving files' mapped pages (services/api/serving/cache.py), so a worker costs little memory of its own,
+and write their metrics to one folder that a scrape adds up (services/api/observability.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import uvicorn
 from shared.settings import Settings, get_settings
 
 
+# Here, not in services/api/observability.py: prometheus_client chooses its multiprocess mode when it is
+# imported, so the variable must be settled before anything imports it.
 @contextlib.contextmanager
 def metrics_folder(settings: Settings) -> Iterator[None]:
     """The workers' multiprocess metrics folder, empty at start: files left by an earlier run would count again.

@@ -13,36 +13,30 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import aioboto3
 import redis.asyncio
 from botocore.config import Config
 from fastapi import FastAPI
 
-from services.api.cache import ServingCache
 from services.api.errors import install_error_handler
-from services.api.metrics import ApiMetrics
-from services.api.reload import IndexHolder
+from services.api.observability import ApiMetrics
 from services.api.routes import health, jobs, metrics, products, reviews
+from services.api.serving.cache import ServingCache
+from services.api.serving.holder import IndexHolder
 from services.api.shop import install_storefront
 from shared.celery_app import create_celery
+from shared.clients import make_async_s3
 from shared.history import History
 from shared.lake import CURATED_CHANNEL
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
+S3_CONFIG = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 2})
+
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    session = aioboto3.Session()
-    async with session.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.api_s3_access_key_id,
-        aws_secret_access_key=settings.api_s3_secret_access_key.get_secret_value(),
-        config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 2}),
-    ) as s3:
+    async with make_async_s3(settings, "api", S3_CONFIG) as s3:
         app.state.s3 = s3
         app.state.redis = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=5)
         app.state.history = History(settings.metadata_dsn)
@@ -52,7 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await holder.refresh()  # serve at once when a version exists; not fatal when S3 is down
         tasks = [
             asyncio.create_task(holder.follow(app.state.redis, CURATED_CHANNEL, settings.api_reload_check_s)),
-            asyncio.create_task(app.state.metrics.keep_published(holder)),
+            asyncio.create_task(app.state.metrics.keep_gauges_fresh(holder)),
         ]
         try:
             yield

@@ -13,13 +13,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.errors import Forbidden, NotReady, Unauthorized
-from services.api.index import ServingIndex
-from services.api.reload import IndexHolder
+from services.api.serving.holder import IndexHolder
+from services.api.serving.index import ServingIndex
 from shared.history import History
 from shared.settings import Settings
 
 
-async def get_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was created with (a test's, say), not the environment's."""
     return request.app.state.settings
 
 
@@ -47,7 +48,7 @@ _bearer = HTTPBearer(auto_error=False, description="the API token (API_TOKEN)")
 
 
 async def require_token(
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: Annotated[Settings, Depends(app_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     if credentials is None:
@@ -56,7 +57,7 @@ async def require_token(
         raise Forbidden("the bearer token is not valid")
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+AppSettingsDep = Annotated[Settings, Depends(app_settings)]
 HolderDep = Annotated[IndexHolder, Depends(get_holder)]
 IndexDep = Annotated[ServingIndex, Depends(get_index)]
 HistoryDep = Annotated[History, Depends(get_history)]

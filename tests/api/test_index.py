@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from services.api.index import CorruptServingFile, ServingIndex
+from services.api.serving.index import CorruptServingFile, ServingIndex
 from services.publisher import serving
 from services.publisher.publish import curated_range
 from shared.lake import CuratedVersion

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from services.api.__main__ import metrics_folder
-from services.api.metrics import RecentResponses, prune_dead_processes
+from services.api.observability import RecentResponses, prune_dead_processes
 from shared.settings import Settings
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.api.deps import HolderDep, SettingsDep
+from services.api.deps import AppSettingsDep, HolderDep
 from services.api.models import Health, Readiness
+from shared.lake import LATEST_KEY
 
 router = APIRouter(tags=["health"])
 
@@ -16,7 +17,7 @@ async def health() -> Health:
 
 
 @router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def ready(request: Request, holder: HolderDep, settings: SettingsDep) -> JSONResponse:
+async def ready(request: Request, holder: HolderDep, settings: AppSettingsDep) -> JSONResponse:
     """Readiness: a curated version is served, and Redis and S3 answer."""
     reasons: list[str] = []
     redis_ok = s3_ok = True
@@ -26,7 +27,7 @@ async def ready(request: Request, holder: HolderDep, settings: SettingsDep) -> J
         redis_ok = False
         reasons.append(f"redis: {exc!r}")
     try:
-        await request.app.state.s3.head_object(Bucket=settings.s3_bucket, Key="curated/LATEST.json")
+        await request.app.state.s3.head_object(Bucket=settings.s3_bucket, Key=LATEST_KEY)
     except Exception as exc:
         s3_ok = False
         reasons.append(f"s3: {exc!r}")

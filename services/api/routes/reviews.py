@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from services.api.deps import served_index
 from services.api.errors import NotFound
-from services.api.index import ProductNotFound
 from services.api.models import ErrorBody, TopQuery, TopReviews, ValidationErrors
+from services.api.serving.index import ProductNotFound
 
 router = APIRouter(tags=["reviews"])
 

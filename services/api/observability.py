@@ -1,4 +1,4 @@
-"""Prometheus metrics of the API: request latency by route, errors, what is being served.
+"""What the API shows Prometheus: request latency by route, errors, what is being served.
 
 Besides the usual counters, the API keeps its responses of the last few minutes
 (``ALERT_API_WINDOW_S``) and shows them as two gauges: ``reviews doctor`` reads the
@@ -9,7 +9,7 @@ With several worker processes (``API_WORKERS``) a scrape reaches one of them, so
 process writes its metrics to files in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's
 multiprocess mode, which ``python -m services.api`` sets up) and a scrape adds up the
 files of every process. Multiprocess mode has no function gauges: each process sets its
-gauges from its own state every second (``keep_published``) and the scraped one just
+gauges from its own state every second (``keep_gauges_fresh``) and the scraped one just
 before answering; a gauge says how it combines the processes' values.
 """
 
@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from services.api.reload import IndexHolder
+    from services.api.serving.holder import IndexHolder
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Probes and scrapes are not storefront traffic: a readiness 503 is the health alert's business.
@@ -135,7 +135,7 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-    def publish(self, holder: IndexHolder) -> None:
+    def set_gauges(self, holder: IndexHolder) -> None:
         """Set the gauges from this process's state."""
         responses, errors = self.recent.totals()
         self.recent_responses.set(responses)
@@ -145,15 +145,15 @@ class ApiMetrics:
             self.rows_served.set(holder.index.rows)
         self.loads.set(holder.loads)
 
-    async def keep_published(self, holder: IndexHolder, every_s: float = 1.0) -> None:
-        """Publish every ``every_s``, so that a scrape another process answers sees this one's gauges fresh."""
+    async def keep_gauges_fresh(self, holder: IndexHolder, every_s: float = 1.0) -> None:
+        """Set the gauges every ``every_s``, so that a scrape another process answers sees this one's gauges fresh."""
         while True:
-            self.publish(holder)
+            self.set_gauges(holder)
             await asyncio.sleep(every_s)
 
     def exposition(self, holder: IndexHolder) -> bytes:
         """The Prometheus text of this process, or of every process in multiprocess mode."""
-        self.publish(holder)
+        self.set_gauges(holder)
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         prune_dead_processes(self._multiprocess_dir)

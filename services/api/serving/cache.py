@@ -25,7 +25,7 @@ from pathlib import Path
 
 import anyio
 
-from services.api.index import CorruptServingFile
+from services.api.serving.index import CorruptServingFile
 from shared.lake import CuratedVersion
 from shared.serving_format import NAMES, VERSION_NAME, serving_key
 

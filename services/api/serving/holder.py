@@ -16,8 +16,8 @@ import time
 import anyio
 import structlog
 
-from services.api.cache import ServingCache
-from services.api.index import CorruptServingFile, ServingIndex
+from services.api.serving.cache import ServingCache
+from services.api.serving.index import CorruptServingFile, ServingIndex
 from shared.lake import LATEST_KEY, CuratedVersion
 
 log = structlog.get_logger()
