@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pymongo
 
-from services.publisher.erasure import Rewritten, forget_in_curated
 from services.transformer.transform import pseudonym
+from shared.curated.erasure import Rewritten, forget_in_curated
 from shared.history import History
 from shared.lake import CuratedVersion, Lake
 from shared.settings import Settings

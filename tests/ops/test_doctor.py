@@ -24,8 +24,8 @@ from psycopg2 import sql
 from ops import doctor
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
-from services.publisher.versions import rollback
 from shared.clients import Clients, make_s3
+from shared.curated.versions import rollback
 from shared.history import History, Plan, init_metadata_db, new_run_id
 from shared.lake import Lake
 from shared.metrics import record_connection_error

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pymongo
 
 from ops.gdpr import erase_buyer
-from services.publisher.versions import rollback
 from services.transformer.transform import pseudonym, transform
+from shared.curated.versions import rollback
 from shared.history import History, init_metadata_db
 from shared.lake import curated_key
 from shared.schemas import RAW
