@@ -9,10 +9,11 @@ import pyarrow as pa
 import pymongo
 
 from ops.gdpr import erase_buyer
-from services.transformer.transform import pseudonym, transform
+from services.transformer.transform import transform
 from shared.curated.versions import rollback
 from shared.history import History, init_metadata_db
 from shared.lake import curated_key
+from shared.pseudonym import pseudonym
 from shared.schemas import RAW
 from tests.factories import open_serving, publish_batches, scored_row
 
