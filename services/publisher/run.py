@@ -11,6 +11,7 @@ import structlog
 from services.classifier.scoring import relevance
 from services.publisher import publish
 from shared.clients import Clients
+from shared.curated.versions import announce
 from shared.lake import curated_key, live_ids_key
 from shared.plan import as_of, plan_of
 from shared.stages import Stage
@@ -53,6 +54,6 @@ def publish_run(c: Clients, run: dict) -> BatchOutcome:
     )
     version, changes = result.version, result.changes
     c.history.finish_run(run_id, version.key, version.rows, result.fingerprint, changes.as_dict())
-    publish.announce(c.redis, version)
+    announce(c.redis, version)
     log.info("published", version=version.version, rows=version.rows, **changes.as_dict())
     return BatchOutcome(changes.base_rows + changes.delta_rows, version.rows, version.key)

@@ -8,7 +8,7 @@ read these; the values are those ``reviews doctor`` judges.
 
 from __future__ import annotations
 
-from services.publisher.versions import served_and_previous
+from shared.curated.versions import served_and_previous
 from shared.history import History
 from shared.lake import ZONES, Lake
 from shared.metrics import ScrapedGauge, cached

@@ -2,14 +2,11 @@
 
 Rows that fail validation are not dropped: they go to ``rejects/`` with the
 first reason that failed them. No buyer id leaves this stage: it becomes a keyed
-pseudonym (HMAC-SHA256), stable across runs so analytics can still group by
-buyer, and useless without the key.
+pseudonym (shared/pseudonym.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
 import io
 import re
@@ -22,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from shared.lake import Lake, cleaned_key, rejects_key
+from shared.pseudonym import pseudonym
 from shared.schemas import CLEANED, RAW
 
 EARLIEST_REVIEW = pd.Timestamp("1995-01-01", tz="UTC")  # Amazon's first customer reviews
@@ -42,12 +40,6 @@ def clean_text(value: object) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in _INVISIBLE)
     return _SPACE.sub(" ", text).strip()
-
-
-def pseudonym(buyer_id: str, key: bytes) -> str:
-    if not key:
-        raise ValueError("PSEUDONYM_KEY is empty: buyer ids cannot be pseudonymised without it")
-    return hmac.new(key, buyer_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _reasons(df: pd.DataFrame, now: pd.Timestamp) -> pd.Series:

@@ -21,8 +21,8 @@ import uvicorn
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
 from services.api.app import create_app
-from services.publisher.publish import announce
 from shared.clients import make_s3
+from shared.curated.versions import announce
 from shared.history.schema import init_metadata_db
 from shared.lake import Lake
 from shared.settings import Settings

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from services.publisher.publish import announce
+from shared.curated.versions import announce
 from shared.lake import CuratedVersion, curated_key
 from tests.api.conftest import hammering, wait_until_served
 from tests.factories import scored_row

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from services.api.serving.index import CorruptServingFile, ServingIndex
-from services.publisher import serving
 from services.publisher.publish import curated_range
+from shared.curated import serving
 from shared.lake import CuratedVersion
 from shared.serving_format import NAMES, words
 from tests.factories import given_relevance, real_product_titles, scored_row, scored_table

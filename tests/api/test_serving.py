@@ -23,10 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
-from services.publisher.erasure import forget_in_curated
-from services.publisher.publish import announce
-from services.publisher.serving import REVIEWS_KEPT
-from services.publisher.versions import rollback
+from shared.curated.erasure import forget_in_curated
+from shared.curated.serving import REVIEWS_KEPT
+from shared.curated.versions import announce, rollback
 from shared.lake import CuratedVersion
 from shared.serving_format import serving_key
 from shared.settings import Settings

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.extractor.plan import plan_run
-from services.publisher.versions import rollback
+from shared.curated.versions import rollback
 from shared.plan import Plan, Watermark
 from tests.factories import publish_batches, scored_row
 

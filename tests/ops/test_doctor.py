@@ -24,8 +24,8 @@ from psycopg2 import sql
 from ops import doctor
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
-from services.publisher.versions import rollback
 from shared.clients import Clients, make_s3
+from shared.curated.versions import rollback
 from shared.history import History
 from shared.history.runs import new_run_id
 from shared.history.schema import init_metadata_db

@@ -9,11 +9,12 @@ import pyarrow as pa
 import pymongo
 
 from ops.gdpr import erase_buyer
-from services.publisher.versions import rollback
-from services.transformer.transform import pseudonym, transform
+from services.transformer.transform import transform
+from shared.curated.versions import rollback
 from shared.history import History
 from shared.history.schema import init_metadata_db
 from shared.lake import curated_key
+from shared.pseudonym import pseudonym
 from shared.schemas import RAW
 from tests.factories import open_serving, publish_batches, scored_row
 

@@ -16,9 +16,9 @@ from ops.runs_cli import format_report, watch
 from ops.source.loader import load_paths
 from ops.source.schema import create_source
 from ops.stack.manager import Stack
-from services.transformer.transform import pseudonym
 from shared.flow import start_run
 from shared.plan import plan_of, watermark_of
+from shared.pseudonym import pseudonym
 from shared.settings import Settings
 from shared.stages import Stage
 from shared.tasks import send

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops import doctor
 from ops.stack.components import Context, worker_metrics_port
 from ops.stack.manager import Stack
-from services.publisher.versions import served_and_previous
+from shared.curated.versions import served_and_previous
 from shared.lake import raw_key
 from shared.stages import Stage
 from shared.tasks import BatchRef, send

@@ -66,7 +66,7 @@ def curated(lake, version) -> dict[int, dict]:
 
 def test_an_incremental_publish_keeps_replaces_adds_and_removes_what_the_run_says(own_lake, monkeypatch):
     # given a base version, read back two rows at a time so that products span the ranges
-    monkeypatch.setattr(publish_module, "RANGE_ROWS", 2)
+    monkeypatch.setattr("shared.curated.RANGE_ROWS", 2)
     base = publish_batches(
         own_lake,
         "20260301T000000Z-base01",
@@ -159,7 +159,7 @@ def test_a_version_never_mixes_two_classifiers(own_lake):
 
 def test_a_review_read_again_unchanged_takes_its_outputs_from_the_base(own_lake, monkeypatch):
     # given a base version whose keys are written beside it, read back two rows at a time
-    monkeypatch.setattr(publish_module, "RANGE_ROWS", 2)
+    monkeypatch.setattr("shared.curated.RANGE_ROWS", 2)
     base = publish_batches(
         own_lake,
         "20260601T000000Z-base03",

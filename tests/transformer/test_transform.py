@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from services.transformer.transform import clean_text, pseudonym, transform
+from services.transformer.transform import clean_text, transform
+from shared.pseudonym import pseudonym
 from shared.schemas import CLEANED, RAW
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
@@ -100,9 +101,3 @@ def test_no_buyer_id_goes_downstream():
     text = result.cleaned.to_pandas().to_csv() + result.rejects.to_csv()
     assert "A1BUYER" not in text and "A2BUYER" not in text
     assert result.cleaned.column("buyer_pseudonym")[0].as_py() == pseudonym("A1BUYER", b"test-key")
-
-
-def test_pseudonym_is_keyed_and_stable():
-    assert pseudonym("A1", b"k1") == pseudonym("A1", b"k1")
-    assert pseudonym("A1", b"k1") != pseudonym("A1", b"k2")
-    assert pseudonym("A1", b"k1") != pseudonym("A2", b"k1")

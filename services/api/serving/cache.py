@@ -4,7 +4,7 @@ The worker processes of a host share it. A lock file orders them: one fetches a 
 others wait, then every worker maps the same files, so the kernel keeps one copy of their pages.
 A version is fetched into a folder of its own, named by the "latest" pointer that announced it (the
 version, its rows, size and time): a version rewritten in place, as a right-to-erasure request does
-(services/publisher/erasure.py), comes with another row count and is fetched again, never served
+(shared/curated/erasure.py), comes with another row count and is fetched again, never served
 from the copy cached before. Each file is checked against the SHA-256 and size on its object's
 head, and only a complete, checked folder takes its name, so a failed or corrupt fetch leaves
 nothing behind. Before a fetch, the cache deletes all but the ``versions`` - 1 most recently

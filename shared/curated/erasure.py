@@ -4,7 +4,7 @@ A later run leaves them out anyway (transform and publish read the erasure table
 the served version, and every older one an operator can roll back to, would still hold their
 reviews. So an erasure rewrites each kept curated file that holds any, row group by row group
 (memory holds one), rebuilds its serving files, and moves "latest" to the rewritten served version:
-its row count changes, which is what makes the API load it again (services/api/cache.py).
+its row count changes, which is what makes the API load it again (services/api/serving/cache.py).
 
 A run publishing at that very moment read the erasure table before the request: its version may
 still hold the buyer until the next run, or until the command, which is idempotent, is run again.
@@ -17,12 +17,21 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from services.publisher import serving
-from services.publisher.publish import RANGE_ROWS, erased_rows
+from shared import curated
+from shared.curated import serving
 from shared.lake import CuratedVersion, Lake, curated_key
+
+
+def erased_rows(table: pa.Table, erased: frozenset[str]) -> np.ndarray:
+    """Which rows are reviews of buyers who asked to be forgotten."""
+    if not erased:
+        return np.zeros(table.num_rows, dtype=bool)
+    return pc.is_in(table.column("buyer_pseudonym"), pa.array(sorted(erased))).to_numpy(zero_copy_only=False)
 
 
 @dataclass(frozen=True)
@@ -39,17 +48,17 @@ def rewrite_version(lake: Lake, version: str, erased: frozenset[str], reviews_ke
     with tempfile.TemporaryDirectory(prefix="erasure-") as tmp:
         source, out = Path(tmp) / "curated.parquet", Path(tmp) / "rewritten.parquet"
         lake.get_file(curated_key(version), source)
-        curated = pq.ParquetFile(source)
+        kept = pq.ParquetFile(source)
         removed = rows = 0
-        with pq.ParquetWriter(out, curated.schema_arrow, compression="zstd") as writer:
-            for group in range(curated.num_row_groups):
-                table = curated.read_row_group(group)
+        with pq.ParquetWriter(out, kept.schema_arrow, compression="zstd") as writer:
+            for group in range(kept.num_row_groups):
+                table = kept.read_row_group(group)
                 forgotten = erased_rows(table, erased)
                 removed += int(forgotten.sum())
                 table = table.filter(pa.array(~forgotten))
                 rows += table.num_rows
                 if table.num_rows:
-                    writer.write_table(table, row_group_size=RANGE_ROWS)
+                    writer.write_table(table, row_group_size=curated.RANGE_ROWS)
         if not removed:
             return None
         # Serving files first: a reader that follows "latest" meanwhile finds the old pair or the new one.

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 
+from shared import curated
 from shared.lake import Lake, curated_key
 from shared.serving_format import (
     HEAD,
@@ -65,7 +66,6 @@ DICTIONARY_SAMPLES = 20_000  # at most; below MIN_SAMPLES the frames go without 
 MIN_SAMPLES = 1_000
 # The reviews a product keeps when the caller names no number (the setting's default, API_REVIEWS_PER_PRODUCT).
 REVIEWS_KEPT = Settings.model_fields["api_reviews_per_product"].default
-RANGE_ROWS = 65_536  # curated rows read at a time
 
 
 class NotServable(ValueError):
@@ -86,11 +86,11 @@ class ServingFiles:
         return sum(self.sizes.values())
 
 
-def _ranges(curated: Path) -> Iterator[pa.Table]:
+def _ranges(path: Path) -> Iterator[pa.Table]:
     """The curated rows, range by range of whole products: a batch's last product waits for the next batch,
     where it may go on (publish cuts a large range into several row groups)."""
     held = pa.table({name: pa.array([], pa.null()) for name in CURATED_COLUMNS})
-    for batch in pq.ParquetFile(curated).iter_batches(batch_size=RANGE_ROWS, columns=CURATED_COLUMNS):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=curated.RANGE_ROWS, columns=CURATED_COLUMNS):
         rows = pa.concat_tables([held, pa.Table.from_batches([batch])], promote_options="permissive")
         ids = rows.column("product_id")
         held = rows.slice(pc.index(ids, ids[-1]).as_py())

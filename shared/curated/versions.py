@@ -1,6 +1,7 @@
-"""Curated versions an operator can list and roll back to; the API follows "latest" within seconds.
+"""Curated versions: the ones kept, the one "latest" names, a rollback to another; the API follows "latest"
+within seconds.
 
-A version is served from its serving files (services/publisher/serving.py): a rollback to a version
+A version is served from its serving files (shared/curated/serving.py): a rollback to a version
 that has none (published before they existed) builds them from its curated file first.
 """
 
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
-from services.publisher import serving
-from shared.lake import CuratedVersion, Lake, curated_key
+from shared.curated import serving
+from shared.lake import CURATED_CHANNEL, CuratedVersion, Lake, curated_key, known_key
 
 
 class UnknownVersion(LookupError):
@@ -29,8 +30,7 @@ class VersionInfo:
 
 def _info(lake: Lake, version: str, served: str | None) -> VersionInfo:
     key = curated_key(version)
-    head = lake.s3.head_object(Bucket=lake.bucket, Key=key)
-    return VersionInfo(version, key, head["ContentLength"], version == served)
+    return VersionInfo(version, key, lake.head(key).size_bytes, version == served)
 
 
 def _served(lake: Lake) -> str | None:
@@ -42,6 +42,11 @@ def list_versions(lake: Lake) -> list[VersionInfo]:
     """Every curated file kept, newest first, with the one the API serves marked."""
     served = _served(lake)
     return [_info(lake, version, served) for version in reversed(lake.curated_versions())]
+
+
+def announce(redis, version: CuratedVersion) -> None:
+    """Tell the API a new version is latest; it also polls the pointer, so a lost message only delays."""
+    redis.publish(CURATED_CHANNEL, version.to_json())
 
 
 def rollback(lake: Lake, to: str | None = None, reviews_kept: int = serving.REVIEWS_KEPT) -> CuratedVersion:
@@ -57,13 +62,22 @@ def rollback(lake: Lake, to: str | None = None, reviews_kept: int = serving.REVI
         raise UnknownVersion(f"no curated version {to!r}; kept: {', '.join(reversed(versions)) or 'none'}")
     key = curated_key(to)
     serving.ensure(lake, to, reviews_kept)
-    head = lake.s3.head_object(Bucket=lake.bucket, Key=key)
+    head = lake.head(key)
     # publish records the rows on the object's head; only an older file is read for its footer
-    rows = head.get("Metadata", {}).get("rows") or pq.read_metadata(io.BytesIO(lake.get_bytes(key))).num_rows
+    rows = head.metadata.get("rows") or pq.read_metadata(io.BytesIO(lake.get_bytes(key))).num_rows
     # published_at stays the file's own time: the version's age is what alerting looks at.
-    version = CuratedVersion(to, key, int(rows), head["ContentLength"], head["LastModified"].isoformat())
+    version = CuratedVersion(to, key, int(rows), head.size_bytes, head.last_modified.isoformat())
     lake.set_latest(version)
     return version
+
+
+def prune(lake: Lake, keep: int, protect: str) -> list[str]:
+    """Delete curated versions beyond the newest ``keep``, never the one ``latest`` names."""
+    versions = lake.curated_versions()
+    doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != protect]
+    lake.delete([curated_key(v) for v in doomed] + [known_key(v) for v in doomed])
+    serving.prune(lake, kept=set(versions) - set(doomed))
+    return doomed
 
 
 def served_and_previous(lake: Lake) -> tuple[VersionInfo, VersionInfo] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.publisher.versions import UnknownVersion, list_versions, rollback
+from shared.curated.versions import UnknownVersion, list_versions, rollback
 from shared.lake import curated_key
 from tests.factories import publish_batches, scored_row
 

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from services.publisher import serving
 from services.publisher.publish import curated_range
-from services.publisher.versions import rollback
+from shared.curated import serving
+from shared.curated.versions import rollback
 from shared.lake import Lake
 from shared.serving_format import NAMES, PUBLIC_FIELDS, SERVING_PREFIX, serving_key, version_of
 from tests.factories import given_relevance, open_serving, publish_batches, scored_row, scored_table
@@ -82,7 +82,7 @@ def write_curated(path: Path, table: pa.Table, row_group_size: int) -> None:
 
 def test_a_product_cut_across_row_groups_and_reads_stays_whole(tmp_path, monkeypatch):
     # given a curated file whose product B spans row groups and read batches
-    monkeypatch.setattr(serving, "RANGE_ROWS", 2)
+    monkeypatch.setattr("shared.curated.RANGE_ROWS", 2)
     table = curated_range(
         scored_table(rows(*[(i, "B", i / 10) for i in range(1, 6)], (6, "A", 0.5), (7, "C", 0.5))), given_relevance
     )
