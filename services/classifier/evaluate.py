@@ -42,8 +42,9 @@ from ops.source.formats import Malformed, detect, parse_line, to_review
 from ops.source.loader import discover, read_lines
 from services.classifier.model import Classifier, EmbeddingClassifier, load_classifier
 from services.classifier.probe import fit, in_training_half
-from services.classifier.scoring import relevance, review_texts
+from services.classifier.scoring import review_texts
 from services.transformer.transform import clean_text
+from shared.relevance import relevance
 from shared.settings import Settings, get_settings
 
 K = 5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from services.classifier.evaluate import (
     category_of,
     eligible,
     margin_interval,
+    ndcg_at_k,
     per_product,
     read_reviews,
     summary,
@@ -115,3 +118,11 @@ def test_the_command_prints_the_table_of_the_split_asked(split, reviews, classif
     else:
         assert "leave one category out" in out and "| Appliances |" in out
         assert f"{NESTED} − longest first [95% CI]" in out and "constants each fold chose" in out
+
+
+def test_ndcg_by_hand():
+    gains = np.array([0.0, 1.0, 3.0])
+    assert ndcg_at_k(np.array([0.1, 0.2, 0.3]), gains) == pytest.approx(1.0)
+    worst = (0 + 1 / math.log2(3) + 3 / math.log2(4)) / (3 + 1 / math.log2(3))
+    assert ndcg_at_k(np.array([0.3, 0.2, 0.1]), gains) == pytest.approx(worst)
+    assert math.isnan(ndcg_at_k(np.array([1.0, 2.0]), np.zeros(2)))
