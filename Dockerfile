@@ -7,6 +7,7 @@ WORKDIR /app
 # torch first, from the CPU index: the default index would pull several GB of CUDA.
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 
+# The pipeline's code only: bench/ and research/ run from a checkout, never in the image.
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services

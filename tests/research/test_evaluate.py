@@ -8,20 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.classifier import evaluate
-from services.classifier.evaluate import (
+from research.relevance import evaluate
+from research.relevance.evaluate import (
     LONGEST,
     NESTED,
     TEXT_ONLY,
     Folds,
-    category_of,
     eligible,
     margin_interval,
     ndcg_at_k,
     per_product,
-    read_reviews,
     summary,
 )
+from research.relevance.reviews import read_reviews
 
 SMALL = ("Appliances_5.json.gz", "Gift_Cards_5.json.gz", "Magazine_Subscriptions_5.json.gz")
 
@@ -32,12 +31,6 @@ def reviews(data_dir) -> pd.DataFrame:
     df = read_reviews([data_dir / "amazon-2018" / name for name in SMALL])
     products = eligible(df, 10, 2).groupby("category")["product_id"].unique().map(lambda p: list(p[:8])).sum()
     return df[df["product_id"].isin(products)].reset_index(drop=True)
-
-
-def test_a_category_is_the_public_file_it_comes_from(tmp_path):
-    assert category_of(tmp_path / "reviews_Digital_Music_5.json.gz") == "Digital_Music"
-    assert category_of(tmp_path / "AMAZON_FASHION_5.json.gz") == "AMAZON_FASHION"
-    assert category_of(tmp_path / "All_Beauty.jsonl") == "All_Beauty"
 
 
 def test_each_category_is_measured_with_a_probe_and_constants_chosen_without_it(
