@@ -34,11 +34,12 @@ import pyarrow.parquet as pq
 from ops.source.loader import discover, load_paths
 from ops.source.schema import create_source
 from services.classifier.model import load_classifier
-from services.classifier.scoring import model_outputs, relevance
+from services.classifier.scoring import model_outputs
 from services.extractor.extract import connect_source, read_pages
 from services.publisher.publish import curated_range
 from services.transformer.transform import transform
 from shared.curated import RANGE_ROWS
+from shared.relevance import relevance
 from shared.schemas import CURATED, SCORED
 from shared.settings import Settings
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from research.relevance.reviews import read_reviews
 from services.classifier.encoders import PUBLISHED_MAX_TOKENS, Encoder, load_encoder, resolve_backend, threads
-from services.classifier.evaluate import read_reviews
 from services.classifier.model import EmbeddingClassifier, LabelConfig
 from services.classifier.scoring import model_outputs, review_texts
 from shared.settings import get_settings
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         cosine, agree = (1.0, 1.0) if tokens == PUBLISHED_MAX_TOKENS else quality(c, full)
         label = f"**{tokens}** (default)" if tokens == settings.max_tokens else str(tokens)
         print(f"| {label} | {fmt(speed[tokens])} | {cosine:.4f} | {agree:.1%} |")
-    print("\nNDCG@5 of each (`python -m services.classifier.evaluate`): docs/relevance.md.")
+    print("\nNDCG@5 of each (`python -m research.relevance.evaluate`): docs/relevance.md.")
     return 0
 
 

@@ -3,6 +3,7 @@
 ``servers`` starts Redis, PostgreSQL, the MongoDB-wire server and the S3 server on
 free loopback ports under a fresh state directory; ``pipeline_stack`` adds the
 Celery workers on the same servers (``Stack.up`` is idempotent, so nothing starts twice).
+``classifier`` is the real model, for the classifier's tests and the research's.
 """
 
 from __future__ import annotations
@@ -35,6 +36,19 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.fail(f"the shared review data is missing: expected {DATA_DIR}")
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(max_tokens=128)
+
+
+@pytest.fixture(scope="session")
+def classifier(settings):
+    """The real all-MiniLM-L6-v2, loaded once for the session (the classifier's tests and the research's)."""
+    from services.classifier.model import load_classifier
+
+    return load_classifier(settings)
 
 
 @pytest.fixture(scope="session")

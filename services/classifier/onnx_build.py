@@ -1,6 +1,6 @@
 """The sentence encoder as ONNX graphs, built offline from the model folder and cached by its digest.
 
-    python -m services.classifier.onnx_build     # build the configured model's graphs now (an image build)
+    python -m services.classifier.onnx_build     # build the configured model's graphs now, before a worker needs them
 
 Nothing is downloaded: the graph is exported from the local weights with ``torch.onnx`` (the
 TorchScript exporter: a plain graph that ONNX Runtime fuses itself when it loads it), then its

@@ -8,12 +8,12 @@ from functools import partial
 import numpy as np
 import structlog
 
-from services.classifier.scoring import relevance
 from services.publisher import publish
 from shared.clients import Clients
 from shared.curated.versions import announce
 from shared.lake import curated_key, live_ids_key
 from shared.plan import as_of, plan_of
+from shared.relevance import relevance
 from shared.stages import Stage
 from shared.tasks import BatchOutcome
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from research.relevance.reviews import read_reviews
 from services.classifier import encoders, onnx_build
 from services.classifier.encoders import (
     PUBLISHED_MAX_TOKENS,
@@ -17,7 +18,6 @@ from services.classifier.encoders import (
     load_encoder,
     resolve_backend,
 )
-from services.classifier.evaluate import read_reviews
 from services.classifier.model import load_classifier
 from services.classifier.scoring import review_texts
 from shared.settings import Settings

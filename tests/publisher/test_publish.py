@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from services.classifier.scoring import relevance
 from services.publisher import publish as publish_module
 from services.publisher.publish import (
     Base,
@@ -22,6 +21,7 @@ from services.publisher.publish import (
 )
 from shared import known
 from shared.lake import LATEST_KEY, curated_key, known_key
+from shared.relevance import relevance
 from shared.schemas import CURATED
 from shared.settings import Settings
 from tests.factories import given_relevance, publish_batches, put_scored_batches, scored_row, scored_table

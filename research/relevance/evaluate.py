@@ -1,7 +1,7 @@
 """How well the relevance score ranks reviews, measured against real helpful votes.
 
-    python -m services.classifier.evaluate FILE_OR_FOLDER... [--split half|categories]
-                                           [--min-reviews 10] [--min-voted 2]
+    python -m research.relevance.evaluate FILE_OR_FOLDER... [--split half|categories]
+                                          [--min-reviews 10] [--min-voted 2]
 
 Each ranking's NDCG@5 is computed per product against the graded relevance
 ``log2(1 + helpful votes)`` (a log, so one viral review does not decide the product alone), for
@@ -9,7 +9,7 @@ every product with at least ``min_reviews`` reviews of which at least ``min_vote
 helpful vote. Two splits keep the text-only score from being measured on what it was fitted to:
 
 half        the products of the evaluation half (those the shipped usefulness probe was not
-            fitted on, services/classifier/probe.py), scored by the classifier as shipped
+            fitted on, research/relevance/fit_probe.py), scored by the classifier as shipped
 categories  leave one category out: for each category (one public file is one category), the
             probe is refitted on every other category and the products of the one left out are
             scored with it; reported per category, as the mean of categories and of products.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -38,12 +37,11 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
-from ops.source.formats import Malformed, detect, parse_line, to_review
-from ops.source.loader import discover, read_lines
+from research.relevance.fit_probe import fit, in_training_half
+from research.relevance.reviews import read_reviews
 from services.classifier.model import Classifier, EmbeddingClassifier, load_classifier
-from services.classifier.probe import fit, in_training_half
-from services.classifier.scoring import relevance, review_texts
-from services.transformer.transform import clean_text
+from services.classifier.scoring import review_texts
+from shared.relevance import relevance
 from shared.settings import Settings, get_settings
 
 K = 5
@@ -64,42 +62,6 @@ RANKINGS: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
 RANDOM = f"baseline: random (mean of {RANDOM_SEEDS} seeds)"
 # What a fold may choose for the text-only score: (the usefulness signal's share, SUBSTANCE_WORDS).
 MIXES = [(share, words) for share in (0.2, 0.3, 0.375, 0.45, 0.55, 0.7) for words in (75.0, 150.0, 300.0)]
-
-
-def category_of(path: Path) -> str:
-    """The public formats publish one file per category: reviews_Digital_Music_5.json.gz -> Digital_Music."""
-    name = re.sub(r"\.(json|jsonl)(\.gz)?$", "", path.name)
-    return re.sub(r"_5$", "", re.sub(r"^reviews_", "", name))
-
-
-def read_reviews(paths: list[Path]) -> pd.DataFrame:
-    rows = []
-    for path in discover(paths):
-        generation = None
-        for _, line in read_lines(path, progress=False):
-            try:
-                record = parse_line(line)
-                if generation is None:
-                    kind, generation = detect(record, path.name)
-                    if kind != "review":
-                        break
-                r = to_review(record, generation)
-            except Malformed:
-                continue
-            rows.append(
-                {
-                    "product_id": r.product_id,
-                    "title": clean_text(r.title),
-                    "text": clean_text(r.text),
-                    "helpful_votes": r.helpful_votes,
-                    "verified_purchase": r.verified_purchase,
-                    "reviewed_at": r.reviewed_at,
-                    "review_key": r.review_key,
-                    "category": category_of(path),
-                }
-            )
-    df = pd.DataFrame(rows).drop_duplicates("review_key")
-    return df[df["text"].str.len() > 0].reset_index(drop=True)
 
 
 def eligible(df: pd.DataFrame, min_reviews: int, min_voted: int) -> pd.DataFrame:
@@ -283,7 +245,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m services.classifier.evaluate",
+        prog="python -m research.relevance.evaluate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from services.classifier import evaluate
-from services.classifier.evaluate import (
+from research.relevance import evaluate
+from research.relevance.evaluate import (
     LONGEST,
     NESTED,
     TEXT_ONLY,
     Folds,
-    category_of,
     eligible,
     margin_interval,
+    ndcg_at_k,
     per_product,
-    read_reviews,
     summary,
 )
+from research.relevance.reviews import read_reviews
 
 SMALL = ("Appliances_5.json.gz", "Gift_Cards_5.json.gz", "Magazine_Subscriptions_5.json.gz")
 
@@ -29,12 +31,6 @@ def reviews(data_dir) -> pd.DataFrame:
     df = read_reviews([data_dir / "amazon-2018" / name for name in SMALL])
     products = eligible(df, 10, 2).groupby("category")["product_id"].unique().map(lambda p: list(p[:8])).sum()
     return df[df["product_id"].isin(products)].reset_index(drop=True)
-
-
-def test_a_category_is_the_public_file_it_comes_from(tmp_path):
-    assert category_of(tmp_path / "reviews_Digital_Music_5.json.gz") == "Digital_Music"
-    assert category_of(tmp_path / "AMAZON_FASHION_5.json.gz") == "AMAZON_FASHION"
-    assert category_of(tmp_path / "All_Beauty.jsonl") == "All_Beauty"
 
 
 def test_each_category_is_measured_with_a_probe_and_constants_chosen_without_it(
@@ -115,3 +111,11 @@ def test_the_command_prints_the_table_of_the_split_asked(split, reviews, classif
     else:
         assert "leave one category out" in out and "| Appliances |" in out
         assert f"{NESTED} − longest first [95% CI]" in out and "constants each fold chose" in out
+
+
+def test_ndcg_by_hand():
+    gains = np.array([0.0, 1.0, 3.0])
+    assert ndcg_at_k(np.array([0.1, 0.2, 0.3]), gains) == pytest.approx(1.0)
+    worst = (0 + 1 / math.log2(3) + 3 / math.log2(4)) / (3 + 1 / math.log2(3))
+    assert ndcg_at_k(np.array([0.3, 0.2, 0.1]), gains) == pytest.approx(worst)
+    assert math.isnan(ndcg_at_k(np.array([1.0, 2.0]), np.zeros(2)))
