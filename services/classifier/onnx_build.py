@@ -22,6 +22,9 @@ import warnings
 from pathlib import Path
 from typing import Literal
 
+from services.classifier.weights import model_folder
+from shared.settings import get_settings
+
 Precision = Literal["fp32", "int8"]
 
 OPSET = 17
@@ -137,9 +140,6 @@ def input_names(tokenizer) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from services.classifier.encoders import model_folder
-    from shared.settings import get_settings
-
     settings = get_settings()
     folder = model_folder(settings)
     cache = settings.model_cache_dir or default_cache_dir()

@@ -13,13 +13,13 @@ from research.relevance.reviews import read_reviews
 from services.classifier import encoders, onnx_build
 from services.classifier.encoders import (
     PUBLISHED_MAX_TOKENS,
-    ModelLoadError,
     bf16_supported,
     load_encoder,
     resolve_backend,
 )
 from services.classifier.model import load_classifier
 from services.classifier.scoring import review_texts
+from services.classifier.weights import ModelLoadError
 from shared.settings import Settings
 
 REVIEWS = 2000
