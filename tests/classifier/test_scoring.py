@@ -15,6 +15,7 @@ from services.classifier.evaluate import ndcg_at_k
 from services.classifier.scoring import components, content_hash, model_outputs, relevance, weights
 from shared.schemas import MODEL_FIELDS, RELEVANCE_FIELDS
 from shared.settings import Settings
+from tests.classifier.fakes import FakeClassifier
 
 SETTINGS = Settings()
 AS_OF = datetime(2020, 1, 1, tzinfo=UTC)
@@ -104,18 +105,6 @@ def test_relevance_adds_every_relevance_column_and_follows_the_weights():
         scored, Settings(weight_model=0, weight_votes=0, weight_verified=0, weight_recency=0, weight_substance=1), AS_OF
     )
     assert length_only.column("relevance_score").to_pylist()[1] == 0.0
-
-
-class FakeClassifier:
-    labels = ["a", "b"]
-    fingerprint = "fake-v1"
-
-    def __init__(self):
-        self.seen: list[str] = []
-
-    def infer(self, texts):
-        self.seen.extend(texts)
-        return np.array([[0.25, 0.75, 0.5]] * len(texts), dtype=np.float32)
 
 
 def test_model_outputs_score_each_distinct_text_once_and_name_their_classifier():

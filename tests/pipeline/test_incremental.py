@@ -22,8 +22,7 @@ from shared.history import plan_of, watermark_of
 from shared.settings import Settings
 from shared.stages import Stage
 from shared.tasks import send
-from tests.pipeline.test_end_to_end import RUN_TIMEOUT_S, run_to_end, wait_for
-from tests.pipeline.test_faults import component
+from tests.pipeline.runs import RUN_TIMEOUT_S, component, run_to_end, wait_for
 
 pytestmark = pytest.mark.stack
 

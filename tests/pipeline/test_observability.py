@@ -18,7 +18,7 @@ from services.publisher.versions import served_and_previous
 from shared.lake import raw_key
 from shared.stages import Stage
 from shared.tasks import BatchRef, send
-from tests.pipeline.test_end_to_end import run_to_end, wait_for
+from tests.pipeline.runs import run_to_end, wait_for
 
 pytestmark = pytest.mark.stack
 
