@@ -13,7 +13,6 @@ import signal
 
 import pandas as pd
 import pymongo
-import pytest
 
 from ops.runs_cli import format_report, watch
 from ops.stack.manager import Stack
@@ -22,8 +21,6 @@ from shared.lake import CURATED_CHANNEL
 from shared.stages import Stage
 from shared.tasks import BatchRef, send
 from tests.pipeline.runs import RUN_TIMEOUT_S, archived, extracted_ids, run_to_end, wait_for
-
-pytestmark = pytest.mark.stack
 
 
 def test_a_run_publishes_every_valid_review_once_and_archives_every_extracted_one(pipeline, lake, servers):

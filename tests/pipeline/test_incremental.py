@@ -24,8 +24,6 @@ from shared.stages import Stage
 from shared.tasks import send
 from tests.pipeline.runs import RUN_TIMEOUT_S, component, run_to_end, wait_for
 
-pytestmark = pytest.mark.stack
-
 SOURCE_FILE = "amazon-2018/Appliances_5.json.gz"  # 205 unique reviews: a full run takes seconds
 MODEL_COLUMNS = ["category", "category_confidence", "label_scores", "rel_model", "content_hash", "model_fingerprint"]
 

@@ -20,8 +20,6 @@ from shared.stages import Stage
 from shared.tasks import BatchRef, send
 from tests.pipeline.runs import run_to_end, wait_for
 
-pytestmark = pytest.mark.stack
-
 Samples = dict[tuple[str, frozenset], float]
 
 

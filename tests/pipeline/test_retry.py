@@ -29,8 +29,6 @@ from tests.pipeline.runs import (
     wait_for,
 )
 
-pytestmark = pytest.mark.stack
-
 
 def test_a_failed_batch_is_cleared_and_announced_and_what_succeeded_is_kept(history: History, logical_date):
     run_id = failed_run(history, logical_date)

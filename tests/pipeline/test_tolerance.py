@@ -11,7 +11,6 @@ import threading
 import time
 
 import httpx
-import pytest
 
 from ops.runs_cli import watch
 from ops.stack.manager import Stack
@@ -21,8 +20,6 @@ from shared.recovery import sweep
 from shared.stages import Stage
 from shared.tasks import send
 from tests.pipeline.runs import RUN_TIMEOUT_S, assert_every_valid_review_once, component, run_to_end, wait_for
-
-pytestmark = pytest.mark.stack
 
 SWEEP_STALLED_AFTER_S = 10
 
