@@ -4,6 +4,8 @@
 free loopback ports under a fresh state directory; ``pipeline_stack`` adds the
 Celery workers on the same servers (``Stack.up`` is idempotent, so nothing starts twice).
 ``classifier`` is the real model, for the classifier's tests and the research's.
+Every test that uses them, however indirectly, is marked ``stack`` at collection: ``-m "not stack"``
+runs the rest without starting a server.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from shared.settings import Settings
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# The fixtures that start real servers: the session's, and tests/ops/test_stack.py's own stack (the one it tests).
+STACK_FIXTURES = frozenset({"servers", "full_stack"})
+
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
@@ -29,6 +34,13 @@ def pytest_configure(config) -> None:
     # A CI timeout or a kill sends SIGTERM, which would end the session without its teardown and
     # leave the servers it started running: as an interrupt, pytest stops them first.
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # From each test's fixture closure, so that no test can use the servers and miss the marker.
+    for item in items:
+        if STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
 
 
 @pytest.fixture(scope="session")

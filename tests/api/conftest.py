@@ -85,14 +85,20 @@ def api(api_settings: Settings) -> Iterator[ServerThread]:
         yield server
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, so that a module serving the API its own way (its own api_settings, api_url) publishes to it.
+@pytest.fixture(scope="module")
 def publisher(api_settings: Settings) -> Publisher:
     return Publisher(api_settings)
 
 
+@pytest.fixture(scope="session")
+def api_url(api: ServerThread) -> str:
+    return api.url
+
+
 @pytest.fixture
-def client(api: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=10) as c:
+def client(api_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=10) as c:
         yield c
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from shared.history import History
-from tests.pipeline.test_retry import failed_run
+from tests.pipeline.runs import failed_run
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from shared.curated.versions import announce, rollback
 from shared.lake import CuratedVersion
 from shared.serving_format import serving_key
 from shared.settings import Settings
-from tests.api.conftest import Publisher, hammering, wait_until_served
+from tests.api.conftest import hammering, wait_until_served
 from tests.factories import publish_batches, real_scored_rows, scored_row
 
 KEPT = 20  # reviews kept a product: some of the real products have hundreds
@@ -37,7 +37,7 @@ REAL = "20260801T000000Z-real01"
 
 
 @pytest.fixture(scope="module")
-def settings(servers: Settings) -> Settings:
+def api_settings(servers: Settings) -> Settings:
     settings = servers.model_copy(
         update={
             "s3_bucket": "serving-test-lake",
@@ -56,15 +56,15 @@ def settings(servers: Settings) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def api(settings: Settings) -> Iterator[str]:
+def api_url(api_settings: Settings) -> Iterator[str]:
     """``python -m services.api`` with API_WORKERS=2, as the local stack and the image start it."""
-    log = settings.state_path / "logs" / "serving-test-api.log"
+    log = api_settings.state_path / "logs" / "serving-test-api.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.api"], env=settings.child_env(), stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "services.api"], env=api_settings.child_env(), stdout=out, stderr=subprocess.STDOUT
         )
-    url = f"http://127.0.0.1:{settings.api_port}"
+    url = f"http://127.0.0.1:{api_settings.api_port}"
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -79,17 +79,6 @@ def api(settings: Settings) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def publisher(settings: Settings) -> Publisher:
-    return Publisher(settings)
-
-
-@pytest.fixture
-def client(api: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api, timeout=10) as c:
-        yield c
 
 
 def cached_versions(settings: Settings) -> list[str]:
@@ -142,7 +131,7 @@ def top_reviews_as_before(
     }
 
 
-def test_answers_are_the_curated_files_field_for_field_in_the_same_order(client, publisher, data_dir, settings):
+def test_answers_are_the_curated_files_field_for_field_in_the_same_order(client, publisher, data_dir, api_settings):
     # given the real Digital Music reviews (381 products, up to 878 reviews each) published as one version
     version = publisher.publish(REAL, [real_scored_rows(data_dir)], reviews_kept=KEPT)
     wait_until_served(client, REAL)
@@ -181,24 +170,24 @@ def test_answers_are_the_curated_files_field_for_field_in_the_same_order(client,
         }
         for pid, rows in products.items()
     ]
-    assert cached_versions(settings) == [REAL]  # fetched once for the host's two workers
+    assert cached_versions(api_settings) == [REAL]  # fetched once for the host's two workers
 
 
 def tagged(tag: str, offset: int) -> list[list[dict]]:
     return [[scored_row(offset + i, "P1", 1 - i / 10, title=f"{tag}-{i}") for i in range(6)]]
 
 
-def test_a_reload_under_load_loses_no_request_and_never_mixes_versions(api, publisher):
+def test_a_reload_under_load_loses_no_request_and_never_mixes_versions(api_url, publisher):
     v2, v3 = "20260802T000000Z-load02", "20260803T000000Z-load03"
     publisher.publish(v2, tagged("v2", 2000))
-    with httpx.Client(base_url=api, timeout=10) as c:
+    with httpx.Client(base_url=api_url, timeout=10) as c:
         wait_until_served(c, v2)
     expected = {v2: "v2", v3: "v3"}
     # keep-alive clients stay with one worker each; the others open a connection per request
-    with hammering(api, expected, keep_alive=[i % 2 == 0 for i in range(8)]) as load:
+    with hammering(api_url, expected, keep_alive=[i % 2 == 0 for i in range(8)]) as load:
         time.sleep(1)
         publisher.publish(v3, tagged("v3", 3000))
-        with httpx.Client(base_url=api, timeout=10) as c:
+        with httpx.Client(base_url=api_url, timeout=10) as c:
             wait_until_served(c, v3)
             # both workers switched: fresh connections land on either, and every one names v3
             assert {c.get("/health/ready").json()["version"] for _ in range(20)} == {v3}
@@ -244,7 +233,7 @@ BREAKAGES = {
 
 @pytest.mark.parametrize("breakage", BREAKAGES)
 def test_a_corrupt_or_truncated_serving_file_is_refused_and_the_old_version_keeps_serving(
-    breakage, client, publisher, settings, monkeypatch
+    breakage, client, publisher, api_settings, monkeypatch
 ):
     served = client.get("/health/ready").json()["version"]
     # given a new version published, then broken before "latest" names it
@@ -266,14 +255,14 @@ def test_a_corrupt_or_truncated_serving_file_is_refused_and_the_old_version_keep
     # then it is refused, said why, and the version before keeps serving from both workers
     assert ready["version"] == served
     assert {client.get("/reviews/P1/top").json()["version"] for _ in range(10)} == {served}
-    assert broken not in cached_versions(settings)
+    assert broken not in cached_versions(api_settings)
 
 
-def test_the_cache_folder_never_grows_past_the_versions_kept(client, publisher, settings):
+def test_the_cache_folder_never_grows_past_the_versions_kept(client, publisher, api_settings):
     held: list[int] = []
     stop = threading.Event()
 
-    root = settings.api_cache_path / settings.s3_bucket
+    root = api_settings.api_cache_path / api_settings.s3_bucket
 
     def sample() -> None:
         while not stop.is_set():
@@ -290,8 +279,8 @@ def test_the_cache_folder_never_grows_past_the_versions_kept(client, publisher, 
     finally:
         stop.set()
         sampler.join()
-    assert max(held) <= settings.api_cache_versions == 2
-    assert cached_versions(settings) == runs[-2:]
+    assert max(held) <= api_settings.api_cache_versions == 2
+    assert cached_versions(api_settings) == runs[-2:]
 
 
 def scrape(url: str) -> dict[tuple[str, frozenset], float]:
@@ -302,19 +291,19 @@ def scrape(url: str) -> dict[tuple[str, frozenset], float]:
     }
 
 
-def test_a_scrape_counts_the_requests_of_every_worker_whichever_answers_it(api):
+def test_a_scrape_counts_the_requests_of_every_worker_whichever_answers_it(api_url):
     listed = ("api_responses_total", frozenset({("route", "/products"), ("status", "2xx")}))
     timed = ("api_request_seconds_count", frozenset({("route", "/products"), ("method", "GET")}))
     recent = ("api_recent_responses", frozenset())
     # A worker publishes its gauges every second: let the requests of the tests before reach them,
     # or the worker that does not answer this scrape would count them after it.
     time.sleep(1.5)
-    before = scrape(api)
+    before = scrape(api_url)
     # when 200 requests come on connections of their own, from 8 threads: both workers answer some
     requests = 200
 
     def ask(n: int) -> None:
-        with httpx.Client(base_url=api, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as c:
+        with httpx.Client(base_url=api_url, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as c:
             for _ in range(n):
                 c.get("/products", params={"limit": 1}).raise_for_status()
 
@@ -326,7 +315,7 @@ def test_a_scrape_counts_the_requests_of_every_worker_whichever_answers_it(api):
     time.sleep(1.5)  # for the same reason
     # then every scrape, whichever worker answers it, counts all of them, once
     for _ in range(10):
-        after = scrape(api)
+        after = scrape(api_url)
         assert after.get(listed, 0) - before.get(listed, 0) == requests
         assert after.get(timed, 0) - before.get(timed, 0) == requests
         assert after[recent] - before[recent] == requests
@@ -335,7 +324,7 @@ def test_a_scrape_counts_the_requests_of_every_worker_whichever_answers_it(api):
 
 
 def test_an_erasure_stops_every_worker_serving_the_buyers_reviews_and_a_rollback_does_not_bring_them_back(
-    api, client, publisher
+    api_url, client, publisher
 ):
     older, served = "20260806T000000Z-erase1", "20260806T000001Z-erase2"
     theirs = [
@@ -350,7 +339,9 @@ def test_an_erasure_stops_every_worker_serving_the_buyers_reviews_and_a_rollback
         wait_until_served(client, run_id)
 
     def answers() -> set[tuple[int, ...]]:  # on new connections: either worker may answer
-        return {tuple(r["review_id"] for r in httpx.get(f"{api}/reviews/E1/top").json()["reviews"]) for _ in range(10)}
+        return {
+            tuple(r["review_id"] for r in httpx.get(f"{api_url}/reviews/E1/top").json()["reviews"]) for _ in range(10)
+        }
 
     assert answers() == {(7001, 7002, 7003)}
     rewritten, pointer = forget_in_curated(publisher.lake, frozenset({"GONE"}), REVIEWS_KEPT)

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from services.classifier.scoring import content_hash, model_outputs
 from shared.schemas import MODEL_FIELDS
-
-
-class FakeClassifier:
-    labels = ["a", "b"]
-    fingerprint = "fake-v1"
-
-    def __init__(self):
-        self.seen: list[str] = []
-
-    def infer(self, texts):
-        self.seen.extend(texts)
-        return np.array([[0.25, 0.75, 0.5]] * len(texts), dtype=np.float32)
+from tests.classifier.fakes import FakeClassifier
 
 
 def test_model_outputs_score_each_distinct_text_once_and_name_their_classifier():

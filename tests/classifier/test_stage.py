@@ -9,7 +9,7 @@ from services.classifier.scoring import content_hash, review_text
 from shared import known
 from shared.lake import cleaned_key, known_key
 from shared.schemas import CLEANED, SCORED
-from tests.classifier.test_scoring import FakeClassifier
+from tests.classifier.fakes import FakeClassifier
 from tests.factories import scored_row
 
 

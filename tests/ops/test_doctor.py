@@ -37,8 +37,6 @@ from shared.stages import Stage
 from tests.api.conftest import ServerThread, wait_until_served
 from tests.factories import publish_batches, scored_row
 
-pytestmark = pytest.mark.stack
-
 
 @dataclass(frozen=True)
 class System:

@@ -243,7 +243,6 @@ def test_no_credential_is_committed():
     assert found == []
 
 
-@pytest.mark.stack
 def test_the_local_stack_starts_the_api_without_mongodb_or_pipeline_secrets(pipeline, servers: Settings):
     from ops.stack.components import API_WITHHELD
     from ops.stack.manager import Stack

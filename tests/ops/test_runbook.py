@@ -26,8 +26,6 @@ from shared.history import History
 from shared.lake import Lake, raw_key
 from shared.stages import Stage
 
-pytestmark = pytest.mark.stack
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -125,6 +123,7 @@ def failed_run(settings, earlier_run: str) -> str:
         celery.close()
 
 
+@pytest.mark.stack  # its own stack, started by the runbook's first line
 def test_an_operator_walks_the_runbook_end_to_end(data_dir):
     root = make_state_dir("reviews-runbook-")
     settings = stack_settings(root, batch_size=100, max_tokens=128)

@@ -10,51 +10,17 @@ import io
 import json
 import os
 import signal
-import time
 
 import pandas as pd
 import pymongo
-import pytest
 
 from ops.runs_cli import format_report, watch
 from ops.stack.manager import Stack
 from shared.flow import start_run
-from shared.lake import CURATED_CHANNEL, raw_key
+from shared.lake import CURATED_CHANNEL
 from shared.stages import Stage
 from shared.tasks import BatchRef, send
-
-pytestmark = pytest.mark.stack
-
-RUN_TIMEOUT_S = 420
-
-
-def run_to_end(pipeline, params: dict) -> dict:
-    run_id = start_run(pipeline.history, send, "cli", params)
-    run = watch(pipeline.history, run_id, timeout_s=RUN_TIMEOUT_S, interval_s=0.5)
-    assert run["status"] == "succeeded", format_report(run, pipeline.history.stage_summary(run_id))
-    return run
-
-
-def wait_for(condition, timeout_s: float, what: str, every_s: float = 0.5):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
-def extracted_ids(lake, run: dict) -> list[int]:
-    ids: list[int] = []
-    for n in range(1, run["extracted_batches"] + 1):
-        ids.extend(lake.get_table(raw_key(run["run_id"], n)).column("review_id").to_pylist())
-    return ids
-
-
-def archived(servers, ids: list[int]) -> int:
-    with pymongo.MongoClient(servers.mongo_url) as client:
-        return client[servers.mongo_db][servers.mongo_collection].count_documents({"_id": {"$in": ids}})
+from tests.pipeline.runs import RUN_TIMEOUT_S, archived, extracted_ids, run_to_end, wait_for
 
 
 def test_a_run_publishes_every_valid_review_once_and_archives_every_extracted_one(pipeline, lake, servers):

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pymongo
-import pytest
 
 from ops.runs_cli import format_report, watch
 from ops.stack.manager import Stack
@@ -17,13 +16,7 @@ from shared.celery_app import create_celery
 from shared.flow import start_run
 from shared.stages import Stage
 from shared.tasks import send
-from tests.pipeline.test_end_to_end import archived, extracted_ids, run_to_end, wait_for
-
-pytestmark = pytest.mark.stack
-
-
-def component(stack: Stack, name: str):
-    return next(c for c in stack.components if c.name == name)
+from tests.pipeline.runs import archived, component, extracted_ids, run_to_end, wait_for
 
 
 def test_an_unreachable_source_is_retried_with_backoff_then_fails_the_run_clearly(pipeline, servers):

@@ -17,9 +17,30 @@ from shared.stages import Stage
 from shared.tasks import TRANSIENT_ERRORS
 
 
-def test_init_is_idempotent(servers, history):
+def columns(settings) -> list[tuple[str, str]]:
+    """Every column of the metadata database's own tables, with its type."""
+    conn = psycopg2.connect(settings.metadata_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'public' ORDER BY 1"
+            )
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def test_init_is_idempotent(servers, history, logical_date):
+    # given a database in use, with a run recorded
+    run_id = history.create_run("cli", {"kept": True}, logical_date)
+    recorded, schema = history.get_run(run_id), columns(servers)
+    # when it is initialised again, twice
     init_metadata_db(servers)
     init_metadata_db(servers)
+    # then neither its tables nor what they hold changed
+    assert columns(servers) == schema and schema
+    assert history.get_run(run_id) == recorded
 
 
 def _columns(conn, table: str) -> set[str]:

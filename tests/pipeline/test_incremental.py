@@ -22,10 +22,7 @@ from shared.pseudonym import pseudonym
 from shared.settings import Settings
 from shared.stages import Stage
 from shared.tasks import send
-from tests.pipeline.test_end_to_end import RUN_TIMEOUT_S, run_to_end, wait_for
-from tests.pipeline.test_faults import component
-
-pytestmark = pytest.mark.stack
+from tests.pipeline.runs import RUN_TIMEOUT_S, component, run_to_end, wait_for
 
 SOURCE_FILE = "amazon-2018/Appliances_5.json.gz"  # 205 unique reviews: a full run takes seconds
 MODEL_COLUMNS = ["category", "category_confidence", "label_scores", "rel_model", "content_hash", "model_fingerprint"]

@@ -18,9 +18,7 @@ from shared.curated.versions import served_and_previous
 from shared.lake import raw_key
 from shared.stages import Stage
 from shared.tasks import BatchRef, send
-from tests.pipeline.test_end_to_end import run_to_end, wait_for
-
-pytestmark = pytest.mark.stack
+from tests.pipeline.runs import run_to_end, wait_for
 
 Samples = dict[tuple[str, frozenset], float]
 

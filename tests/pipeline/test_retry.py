@@ -23,31 +23,14 @@ from shared.plan import Plan, Watermark, plan_of
 from shared.recovery import RetryRefused, retry_run, sweep
 from shared.stages import Stage
 from shared.tasks import send
-from tests.pipeline.test_end_to_end import RUN_TIMEOUT_S, wait_for
-from tests.pipeline.test_faults import component
-from tests.pipeline.test_sweep import Outbox
-from tests.pipeline.test_tolerance import assert_every_valid_review_once
-
-pytestmark = pytest.mark.stack
-
-
-def failed_run(history: History, day, batches: int = 3) -> str:
-    """A run that extracted ``batches`` batches, all archived, transformed and classified but batch 2,
-    whose transform failed for good (and failed the run)."""
-    run_id = history.create_run("cli", {}, day)
-    history.start_run(run_id)
-    for n in range(1, batches + 1):
-        history.finish_batch(run_id, Stage.EXTRACT, n, rows_in=10, rows_out=10, output_key=f"raw/{n}")
-        history.finish_batch(run_id, Stage.ARCHIVE, n, rows_in=10, rows_out=10)
-        if n == 2:
-            history.begin_batch(run_id, Stage.TRANSFORM, n, 3, input_key=f"raw/{n}")
-            history.kill_batch(run_id, Stage.TRANSFORM, n, "ArrowInvalid('Parquet magic bytes not found')")
-            history.fail_run(run_id, "transform batch 2 failed: ArrowInvalid(...)")
-            continue
-        history.finish_batch(run_id, Stage.TRANSFORM, n, rows_in=10, rows_out=9, rejects=1, output_key=f"cleaned/{n}")
-        history.finish_batch(run_id, Stage.CLASSIFY, n, rows_in=9, rows_out=9, output_key=f"scored/{n}")
-    history.set_extracted(run_id, batches, 10 * batches)
-    return run_id
+from tests.pipeline.runs import (
+    RUN_TIMEOUT_S,
+    Outbox,
+    assert_every_valid_review_once,
+    component,
+    failed_run,
+    wait_for,
+)
 
 
 def test_a_failed_batch_is_cleared_and_announced_and_what_succeeded_is_kept(history: History, logical_date):

@@ -5,18 +5,7 @@ from __future__ import annotations
 from shared.history import History
 from shared.recovery import sweep
 from shared.stages import Stage
-from shared.tasks import BatchRef
-
-
-class Outbox:
-    def __init__(self):
-        self.sent: list[tuple[str, BatchRef]] = []
-
-    def __call__(self, task: str, ref: BatchRef) -> None:
-        self.sent.append((task, ref))
-
-    def for_run(self, run_id: str) -> list[tuple[str, int, str]]:
-        return sorted((task, ref.batch, ref.key) for task, ref in self.sent if ref.run_id == run_id)
+from tests.pipeline.runs import Outbox
 
 
 def test_a_lost_transform_and_classify_are_reannounced(history: History, logical_date):

@@ -11,31 +11,17 @@ import threading
 import time
 
 import httpx
-import pytest
 
-from ops.runs_cli import format_report, watch
+from ops.runs_cli import watch
 from ops.stack.manager import Stack
 from ops.stack.process import free_port
 from shared.flow import start_run
 from shared.recovery import sweep
 from shared.stages import Stage
 from shared.tasks import send
-from tests.pipeline.test_end_to_end import RUN_TIMEOUT_S, extracted_ids, run_to_end, wait_for
-from tests.pipeline.test_faults import component
-
-pytestmark = pytest.mark.stack
+from tests.pipeline.runs import RUN_TIMEOUT_S, assert_every_valid_review_once, component, run_to_end, wait_for
 
 SWEEP_STALLED_AFTER_S = 10
-
-
-def assert_every_valid_review_once(pipeline, lake, run: dict) -> None:
-    assert run["status"] == "succeeded", format_report(run, pipeline.history.stage_summary(run["run_id"]))
-    curated = lake.get_table(run["curated_key"]).column("review_id").to_pylist()
-    rejects = pipeline.history.stage_summary(run["run_id"])["transform"]["rejects"]
-    extracted = extracted_ids(lake, run)
-    assert len(extracted) == len(set(extracted)) == run["source_rows"]
-    assert len(curated) == len(set(curated)) == run["source_rows"] - rejects
-    assert set(curated) <= set(extracted)
 
 
 def served_version(settings) -> str | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 
 import httpx
-import pytest
 from playwright.sync_api import Page, Route, expect
 
 from ops.stack.process import free_port
@@ -17,8 +16,6 @@ from shared.settings import Settings
 from tests.api.conftest import ServerThread
 from tests.storefront.catalogue import FRENCH_PRESS, HEADPHONES, PRODUCTS, T_SHIRT
 from tests.storefront.conftest import PREFIX, AppServer, Console, Screenshot
-
-pytestmark = pytest.mark.stack
 
 
 def api_top(api: ServerThread, product_id: str, **params) -> list[dict]:
