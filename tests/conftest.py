@@ -4,8 +4,8 @@
 free loopback ports under a fresh state directory; ``pipeline_stack`` adds the
 Celery workers on the same servers (``Stack.up`` is idempotent, so nothing starts twice).
 ``classifier`` is the real model, for the classifier's tests and the research's.
-Every test that uses them, however indirectly, is marked ``stack`` at collection: ``-m "not stack"``
-runs the rest without starting a server.
+Every test that uses them, however indirectly, is marked ``stack`` at collection (``model`` for the
+real model): ``-m "not stack and not model"`` runs the rest in seconds, without a server or the model.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # The fixtures that start real servers: the session's, and tests/ops/test_stack.py's own stack (the one it tests).
 STACK_FIXTURES = frozenset({"servers", "full_stack"})
+# The real model, loaded once a session: seconds to load, and minutes for the tests that read thousands of reviews.
+MODEL_FIXTURES = frozenset({"classifier"})
 
 
 def _interrupt(signum, frame) -> None:
@@ -39,8 +41,11 @@ def pytest_configure(config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # From each test's fixture closure, so that no test can use the servers and miss the marker.
     for item in items:
-        if STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        fixtures = getattr(item, "fixturenames", ())
+        if STACK_FIXTURES.intersection(fixtures):
             item.add_marker(pytest.mark.stack)
+        if MODEL_FIXTURES.intersection(fixtures):
+            item.add_marker(pytest.mark.model)
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,7 @@ def agreement_with(reference, classifier, texts: list[str]) -> tuple[float, floa
     return cosine, top
 
 
+@pytest.mark.model
 def test_the_default_classifier_meets_the_quality_bar_against_torch_fp32_reading_the_whole_256_tokens(
     settings, real_texts
 ):
@@ -73,6 +74,7 @@ def test_auto_falls_back_to_torch_fp32_on_a_cpu_without_bfloat16(monkeypatch):
     assert resolve_backend("onnx-int8") == "onnx-int8"  # a backend named is taken as named
 
 
+@pytest.mark.model
 def test_onnx_int8_keeps_the_embedding_but_flips_some_near_tie_labels(settings, real_texts, fp32_reference):
     # Measured: mean cosine 0.992, top label agreement ~93%: below the 97% bar, so it is not the default.
     classifier = load_classifier(settings.model_copy(update={"classifier_backend": "onnx-int8"}))
