@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from services.api.observability import OPERATIONAL_ROUTES
-from shared import clients, metrics
+from shared import clients, worker_metrics
 from shared.clients import Clients
 from shared.curated.versions import served_and_previous
 from shared.history import History
@@ -144,7 +144,7 @@ def reject_share(history: History, max_share: float) -> Rule:
 def connection_errors(client: redis.Redis, max_errors: int, window_s: int, now: float | None = None) -> Rule:
     """Failures of the workers to reach S3 or MongoDB, as they count them in Redis."""
     threshold = f"{max_errors} or more to one server in {window_s} s"
-    counts = metrics.connection_errors(client, window_s, now)
+    counts = worker_metrics.connection_errors(client, window_s, now)
     value = ", ".join(f"{target} {n}" for target, n in counts.items()) + f" in the last {window_s} s"
     return Rule("connection_errors", _fires(max(counts.values()) >= max_errors), value, threshold)
 

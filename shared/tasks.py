@@ -22,7 +22,7 @@ import redis.exceptions
 import structlog
 from celery import Task, signals
 
-from shared import clients, metrics
+from shared import clients, worker_metrics
 from shared.celery_app import app
 from shared.flow import BatchRef, sender
 from shared.history import History
@@ -79,7 +79,7 @@ def record_batch(
         output_key=outcome.output_key,
         cursor=cursor,
     )
-    metrics.record_batch(stage.value, outcome.rows_in, outcome.rows_out, outcome.rejects)
+    worker_metrics.record_batch(stage.value, outcome.rows_in, outcome.rows_out, outcome.rejects)
     log.info("batch_done", batch=batch, rows_in=outcome.rows_in, rows_out=outcome.rows_out, rejects=outcome.rejects)
 
 
@@ -121,7 +121,7 @@ class StageTask(Task):
     def on_retry(self, exc, task_id, args, kwargs, einfo) -> None:
         ref = self._ref(args, kwargs)
         log.warning("batch_retry", error=repr(exc), retries=self.request.retries)
-        metrics.RETRIES.labels(self.stage.value).inc()
+        worker_metrics.RETRIES.labels(self.stage.value).inc()
         if ref is not None:
             with _bookkeeping("retry_batch"):
                 clients.get().history.retry_batch(ref.run_id, self.stage, ref.batch, repr(exc))
@@ -152,11 +152,11 @@ def _bookkeeping(what: str) -> Iterator[None]:
 
 
 def _count_connection_error(exc: BaseException) -> None:
-    target = metrics.connection_target(exc)
+    target = worker_metrics.connection_target(exc)
     if target is None:
         return
     try:
-        metrics.record_connection_error(clients.get().redis, target)
+        worker_metrics.record_connection_error(clients.get().redis, target)
     except redis.exceptions.RedisError as err:  # never at the cost of the retry's own bookkeeping
         log.warning("connection_error_not_counted", target=target, error=repr(err))
 
@@ -185,14 +185,14 @@ def _task_done(task_id: str, task: Task, state: str | None = None, **_) -> None:
     started = _started.pop(task_id, None)
     if started is not None:
         outcome = (state or "unknown").lower()
-        metrics.TASK_SECONDS.labels(_stage_of(task), task.name, outcome).observe(time.perf_counter() - started)
+        worker_metrics.TASK_SECONDS.labels(_stage_of(task), task.name, outcome).observe(time.perf_counter() - started)
     structlog.contextvars.clear_contextvars()
 
 
 @signals.worker_init.connect
 def _init_worker_clients(sender, **_) -> None:
     clients.init(get_settings(), celery=sender.app)
-    metrics.serve(get_settings())
+    worker_metrics.serve(get_settings())
 
 
 @signals.worker_shutdown.connect

@@ -53,14 +53,14 @@ SUFFIXES = {
 
 
 def exported_metric_names() -> set[str]:
-    """Every series name the workers (shared/metrics.py and the gauges services register) and the API
+    """Every series name the workers (shared/worker_metrics.py and the gauges services register) and the API
     (services/api/observability.py) can serve, from their registries' own descriptions."""
     from prometheus_client import REGISTRY
 
-    import shared.metrics  # noqa: F401 - its counters and histograms register themselves
+    import shared.worker_metrics  # noqa: F401 - its counters and histograms register themselves
     from services.api.observability import ApiMetrics
     from services.archiver.tasks import BACKLOG
-    from services.publisher.run_metrics import gauges as run_gauges
+    from services.publisher.run_gauges import gauges as run_gauges
 
     families = [*REGISTRY.collect(), *ApiMetrics(600).registry.collect()]  # no scraped gauge is registered here
     scraped = [*run_gauges(None, None, DEFAULTS), BACKLOG]  # described without being read

@@ -9,11 +9,11 @@ from prometheus_client import REGISTRY, Gauge
 
 from services.archiver import archive
 from shared import clients
-from shared.metrics import ScrapedGauge
 from shared.schemas import RAW
 from shared.settings import get_settings
 from shared.stages import Stage
 from shared.tasks import BatchOutcome, BatchRef, retries_within, stage_task
+from shared.worker_metrics import ScrapedGauge
 
 log = structlog.get_logger()
 _store: archive.ArchiveStore | None = None

@@ -6,7 +6,7 @@ import structlog
 from celery import signals
 from prometheus_client import REGISTRY
 
-from services.publisher import run_metrics
+from services.publisher import run_gauges
 from services.publisher.run import publish_run
 from shared import clients, recovery
 from shared.celery_app import app
@@ -17,9 +17,9 @@ log = structlog.get_logger()
 
 
 @signals.worker_init.connect
-def _serve_run_metrics(**_) -> None:
+def _serve_run_gauges(**_) -> None:
     c = clients.get()  # made by shared.tasks' worker_init handler, connected before this one
-    for gauge in run_metrics.gauges(c.history, c.lake, c.settings):
+    for gauge in run_gauges.gauges(c.history, c.lake, c.settings):
         REGISTRY.register(gauge)
 
 

@@ -30,10 +30,10 @@ from shared.history import History
 from shared.history.runs import new_run_id
 from shared.history.schema import init_metadata_db
 from shared.lake import Lake
-from shared.metrics import record_connection_error
 from shared.plan import Plan
 from shared.settings import Settings
 from shared.stages import Stage
+from shared.worker_metrics import record_connection_error
 from tests.api.conftest import ServerThread, wait_until_served
 from tests.factories import publish_batches, scored_row
 

@@ -217,7 +217,7 @@ def test_the_publish_and_archive_workers_show_runs_durations_and_volumes(observe
 
 
 def test_a_costly_reading_is_done_at_most_once_in_its_interval():
-    from shared.metrics import cached
+    from shared.worker_metrics import cached
 
     calls = []
     reading = cached(lambda: calls.append(1) or len(calls), max_age_s=3600)

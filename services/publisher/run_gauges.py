@@ -11,8 +11,8 @@ from __future__ import annotations
 from shared.curated.versions import served_and_previous
 from shared.history import History
 from shared.lake import ZONES, Lake
-from shared.metrics import ScrapedGauge, cached
 from shared.settings import Settings
+from shared.worker_metrics import ScrapedGauge, cached
 
 LAKE_SCAN_EVERY_S = 300.0
 
