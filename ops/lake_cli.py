@@ -57,8 +57,13 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
         announce(c.redis, report.served)
     print(
         f"buyer erased: {report.archived_documents_deleted} archived review document(s) deleted from MongoDB; "
-        f"pseudonym {report.buyer_pseudonym} excluded from every later curated file"
+        "left out of every later run"
     )
+    for zone in report.run_zones:
+        print(
+            f"{zone.zone}/: {zone.rows_removed} review(s) removed from {zone.objects_rewritten} of "
+            f"{zone.objects_read} object(s)"
+        )
     served = report.served.version if report.served else None
     for r in report.versions_rewritten:
         reload = " (served: the API reloads it within seconds)" if r.version == served else ""

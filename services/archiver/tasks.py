@@ -9,6 +9,7 @@ from prometheus_client import REGISTRY, Gauge
 
 from services.archiver import archive
 from shared import clients
+from shared.pseudonym import without_erased_buyers
 from shared.schemas import RAW
 from shared.settings import get_settings
 from shared.stages import Stage
@@ -55,7 +56,12 @@ def archive_batch(self, ref: dict) -> int:
 
     def work() -> BatchOutcome:
         c = clients.get()
-        table = c.lake.get_table(ref.key, RAW)
+        # Extract left out the buyers forgotten by then; one forgotten since (its archive deleted) stays out too.
+        table = without_erased_buyers(
+            c.lake.get_table(ref.key, RAW),
+            c.history.erased_pseudonyms(),
+            c.settings.pseudonym_key.get_secret_value().encode(),
+        )
         archived = archive.run(_store, table, ref.run_id)
         _count_archived()
         return BatchOutcome(table.num_rows, archived, f"mongodb:{c.settings.mongo_db}.{c.settings.mongo_collection}")

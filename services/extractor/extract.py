@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from shared.lake import Lake, live_ids_key, raw_key
 from shared.plan import BEGINNING, Watermark
+from shared.pseudonym import without_erased_buyers
 from shared.schemas import RAW
 
 # (updated_at, review_id) is indexed (review_updated_at): the row comparison walks that index and
@@ -49,8 +50,9 @@ _COPY_ROW = np.dtype([("fields", ">i2"), ("length", ">i4"), ("value", ">i8")])
 class ExtractedBatch:
     batch: int
     key: str
-    rows: int
+    rows: int  # written: those read less the reviews of buyers who asked to be forgotten
     last: Watermark
+    read: int
 
 
 def connect_source(dsn: str):
@@ -109,13 +111,17 @@ def extract(
     first_batch: int = 1,
     after: Watermark = BEGINNING,
     limit: int | None = None,
+    erased: frozenset[str] = frozenset(),
+    pseudonym_key: bytes = b"",
 ) -> Iterator[ExtractedBatch]:
-    """Write each page to ``raw/`` and yield it once it is durable."""
-    for number, table in enumerate(read_pages(conn, batch_size, after, limit), start=first_batch):
+    """Write each page to ``raw/`` and yield it once it is durable. The reviews of buyers who asked to be
+    forgotten (``erased``, by pseudonym) are never written: no zone and no archive of this run holds them."""
+    for number, page in enumerate(read_pages(conn, batch_size, after, limit), start=first_batch):
+        last = Watermark(page.column("updated_at")[-1].as_py(), page.column("review_id")[-1].as_py())
+        table = without_erased_buyers(page, erased, pseudonym_key)
         key = raw_key(run_id, number)
         lake.put_table(key, table)
-        last = Watermark(table.column("updated_at")[-1].as_py(), table.column("review_id")[-1].as_py())
-        yield ExtractedBatch(number, key, table.num_rows, last)
+        yield ExtractedBatch(number, key, table.num_rows, last, page.num_rows)
 
 
 def live_ids(conn) -> np.ndarray:

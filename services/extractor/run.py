@@ -44,11 +44,13 @@ def extract_run(c: Clients, run_id: str, send: Send) -> int:
             first_batch=len(done) + 1,
             after=_cursor(done[-1]) if done else since,
             limit=None if limit is None else limit - sum(b["rows_out"] for b in done),
+            erased=c.history.erased_pseudonyms(),
+            pseudonym_key=c.settings.pseudonym_key.get_secret_value().encode(),
         ):
             ref = BatchRef(run_id, batch.batch, batch.key)
             for stage in DOWNSTREAM[Stage.EXTRACT]:
                 send(stage.task, ref)
-            outcome = BatchOutcome(batch.rows, batch.rows, batch.key)
+            outcome = BatchOutcome(batch.read, batch.rows, batch.key)
             record_batch(c.history, Stage.EXTRACT, run_id, batch.batch, outcome, cursor=batch.last)
         if plan.mode == "incremental":  # from the same snapshot as the pages: what deletions left
             write_live_ids(conn, c.lake, run_id)

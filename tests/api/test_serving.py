@@ -324,7 +324,7 @@ def test_a_scrape_counts_the_requests_of_every_worker_whichever_answers_it(api_u
 
 
 def test_an_erasure_stops_every_worker_serving_the_buyers_reviews_and_a_rollback_does_not_bring_them_back(
-    api_url, client, publisher
+    api_url, client, publisher, api_settings
 ):
     older, served = "20260806T000000Z-erase1", "20260806T000001Z-erase2"
     theirs = [
@@ -351,6 +351,7 @@ def test_an_erasure_stops_every_worker_serving_the_buyers_reviews_and_a_rollback
     while answers() != {(7002,)}:  # the same version name, rewritten: fetched again, not served from the cache
         assert time.monotonic() < deadline, "the erased buyer's reviews are still served"
         time.sleep(0.2)
+    assert cached_versions(api_settings) == [served]  # no copy from before the erasure is left on the host
     announce(publisher.redis, rollback(publisher.lake, older))
     wait_until_served(client, older)
     assert answers() == {(7002,)}

@@ -17,6 +17,7 @@ from services.extractor.extract import (
 )
 from shared.lake import raw_key
 from shared.plan import BEGINNING, Watermark
+from shared.pseudonym import pseudonym
 from shared.schemas import RAW
 
 
@@ -115,3 +116,20 @@ def test_a_change_committed_after_the_snapshot_but_stamped_before_it_is_read_by_
             cur.execute("UPDATE review SET helpful_votes = helpful_votes - 1000 WHERE review_id = %s", (edited,))
         writer.commit()
         writer.close()
+
+
+def test_the_reviews_of_a_forgotten_buyer_are_never_written_and_the_pages_still_advance(servers, source, lake):
+    # given the buyer of the first page's first review asked to be forgotten
+    key = b"extract-test-key"
+    first = next(read_pages(source, batch_size=50))
+    buyer = first.column("buyer_id")[0].as_py()
+    theirs = sum(1 for b in first.column("buyer_id").to_pylist() if b == buyer)
+    # when the run extracts that page
+    batch = next(
+        extract(source, lake, "extract-erased-run", 50, erased=frozenset({pseudonym(buyer, key)}), pseudonym_key=key)
+    )
+    # then raw/ holds the page less their reviews, and the next page starts after the whole page read
+    written = lake.get_table(batch.key)
+    assert buyer not in written.column("buyer_id").to_pylist()
+    assert (batch.read, batch.rows) == (50, 50 - theirs) and written.num_rows == 50 - theirs
+    assert batch.last == Watermark(first.column("updated_at")[-1].as_py(), first.column("review_id")[-1].as_py())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pymongo
 
 from ops.gdpr import erase_buyer
@@ -13,8 +15,9 @@ from services.transformer.transform import transform
 from shared.curated.versions import rollback
 from shared.history import History
 from shared.history.schema import init_metadata_db
-from shared.lake import curated_key
+from shared.lake import cleaned_key, curated_key, live_ids_key, raw_key, rejects_key, scored_key
 from shared.pseudonym import pseudonym
+from shared.run_zones import RUN_ZONES
 from shared.schemas import RAW
 from tests.factories import open_serving, publish_batches, scored_row
 
@@ -37,7 +40,8 @@ def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(server
         assert archive.count_documents({"buyer_id": "FORGET-ME"}) == 0
         assert archive.count_documents({"_id": 9_000_003}) == 1
     erased = history.erased_pseudonyms()
-    assert report.buyer_pseudonym == pseudonym("FORGET-ME", key) in erased
+    gone = pseudonym("FORGET-ME", key)
+    assert gone in erased
     # a later transform drops their reviews (not as rejects: nothing of theirs is written)
     raw = pa.Table.from_pylist(
         [
@@ -63,7 +67,7 @@ def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(server
     published = publish_batches(
         own_lake,
         "20260601T000000Z-gdpr01",
-        [[scored_row(1, "P", 0.9, buyer_pseudonym=report.buyer_pseudonym), scored_row(2, "P", 0.1)]],
+        [[scored_row(1, "P", 0.9, buyer_pseudonym=gone), scored_row(2, "P", 0.1)]],
         erased=erased,
     )
     assert own_lake.get_table(published.version.key).column("review_id").to_pylist() == [2]
@@ -111,4 +115,55 @@ def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_s
     # run again, it finds nothing left to rewrite
     again = erase_buyer(servers, history, own_lake, "ERASE-KEPT")
     assert again.versions_rewritten == [] and again.served is None
+    history.close()
+
+
+def decoded(lake, key: str) -> str:
+    """What an object says, as text: Parquet decoded (its bytes are compressed), CSV as it is."""
+    data = lake.get_bytes(key)
+    if key.endswith(".parquet"):
+        return json.dumps(pq.read_table(io.BytesIO(data)).to_pylist(), default=str)
+    return data.decode()
+
+
+def test_erase_rewrites_every_run_zone_object_holding_the_buyer_and_reports_zone_by_zone(servers, own_lake):
+    # given two runs' objects in every run zone, some holding the buyer's review, some not
+    init_metadata_db(servers)
+    history = History(servers.metadata_dsn)
+    key = servers.pseudonym_key.get_secret_value().encode()
+    gone, kept = pseudonym("ZONES-GONE", key), pseudonym("ZONES-KEPT", key)
+    text = "A secret only this buyer wrote"
+    for run in ("20260801T000000Z-zones1", "20260802T000000Z-zones2"):
+        raw = [{"review_id": 1, "buyer_id": "ZONES-GONE", "text": text}, {"review_id": 2, "buyer_id": "ZONES-KEPT"}]
+        own_lake.put_table(raw_key(run, 1), pa.Table.from_pylist(raw))
+        own_lake.put_table(raw_key(run, 2), pa.Table.from_pylist([{"review_id": 3, "buyer_id": "ZONES-KEPT"}]))
+        own_lake.put_table(live_ids_key(run), pa.table({"review_id": [1, 2, 3]}))
+        for zone_key in (cleaned_key(run, 1), scored_key(run, 1)):
+            rows = [{"review_id": 1, "buyer_pseudonym": gone, "text": text}, {"review_id": 2, "buyer_pseudonym": kept}]
+            own_lake.put_table(zone_key, pa.Table.from_pylist(rows))
+        rejects = f"review_id,buyer_pseudonym,text,reason\n1,{gone},'=1+1 {text},empty_text\n2,{kept},'=2,bad\n"
+        own_lake.put_bytes(rejects_key(run, 1), rejects.encode(), "text/csv")
+
+    report = erase_buyer(servers, history, own_lake, "ZONES-GONE")
+
+    # then each zone says what it rewrote (the module's other tests left scored/ objects of their own to read),
+    # and nothing in the lake holds their id, pseudonym or text
+    assert [(z.zone, z.objects_rewritten, z.rows_removed) for z in report.run_zones] == [
+        ("raw", 2, 2),
+        ("cleaned", 2, 2),
+        ("scored", 2, 2),
+        ("rejects", 2, 2),
+    ]
+    assert [z.objects_read >= n for z, n in zip(report.run_zones, (6, 2, 2, 2), strict=True)] == [True] * 4
+    everything = [decoded(own_lake, k) for zone in RUN_ZONES for k in own_lake.list_keys(f"{zone}/")]
+    assert not [t for t in everything if "ZONES-GONE" in t or gone in t or text in t]
+    # the others' rows are kept as they were, a neutralised formula included
+    assert own_lake.get_bytes(rejects_key("20260801T000000Z-zones1", 1)).decode().splitlines() == [
+        "review_id,buyer_pseudonym,text,reason",
+        f"2,{kept},'=2,bad",
+    ]
+    assert own_lake.get_table(raw_key("20260801T000000Z-zones1", 2)).column("review_id").to_pylist() == [3]
+    # run again, it finds nothing left to rewrite
+    again = erase_buyer(servers, history, own_lake, "ZONES-GONE")
+    assert [z.objects_rewritten for z in again.run_zones] == [0, 0, 0, 0]
     history.close()

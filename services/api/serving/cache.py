@@ -5,7 +5,8 @@ others wait, then every worker maps the same files, so the kernel keeps one copy
 A version is fetched into a folder of its own, named by the "latest" pointer that announced it (the
 version, its rows, size and time): a version rewritten in place, as a right-to-erasure request does
 (shared/curated/erasure.py), comes with another row count and is fetched again, never served
-from the copy cached before. Each file is checked against the SHA-256 and size on its object's
+from the copy cached before; every folder cached before it is deleted then, since any may hold what
+was erased. Each file is checked against the SHA-256 and size on its object's
 head, and only a complete, checked folder takes its name, so a failed or corrupt fetch leaves
 nothing behind. Before a fetch, the cache deletes all but the ``versions`` - 1 most recently
 loaded, so with the one coming it never holds more than ``versions`` (a worker still mapping a
@@ -74,8 +75,15 @@ class ServingCache:
         folder = self.folder(pointer)
         if folder.is_dir():
             return folder
-        for stale in self.entries()[self.versions - 1 :]:  # room first: with the new one, never more than kept
-            shutil.rmtree(stale, ignore_errors=True)
+        held = self.entries()
+        if any(p.name.split("@")[0] == pointer.version for p in held):
+            # The version was rewritten in place: an erasure, which rewrites every kept version holding the
+            # buyer. No copy cached before it may stay on disk; a rollback fetches its version again.
+            stale = held
+        else:
+            stale = held[self.versions - 1 :]  # room first: with the new one, never more than kept
+        for entry in stale:
+            shutil.rmtree(entry, ignore_errors=True)
         version = pointer.version
         incoming = self.root / f"{INCOMING}{folder.name}"
         shutil.rmtree(incoming, ignore_errors=True)  # whoever left it is gone: we hold the lock
