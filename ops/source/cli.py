@@ -12,15 +12,18 @@ from ops.source.formats import UnknownFormat
 from ops.source.loader import LoadReport, load_paths
 from ops.source.schema import create_source
 from shared.settings import get_settings
+from shared.untrusted import csv_cell
 
 
-def write_malformed_report(report: LoadReport, folder: Path) -> Path:
+def write_skipped_report(report: LoadReport, folder: Path) -> Path:
+    """Every malformed and rejected line, for a spreadsheet: the file names and reasons quote what they read."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"malformed-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv"
+    path = folder / f"skipped-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv"
     with open(path, "w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["file", "line", "reason"])
-        writer.writerows(report.malformed)
+        writer.writerow(["file", "line", "problem", "reason"])
+        for problem, skipped in report.skipped.items():
+            writer.writerows((csv_cell(str(file)), line, problem, csv_cell(reason)) for file, line, reason in skipped)
     return path
 
 
@@ -45,9 +48,11 @@ def cmd_source(args: argparse.Namespace) -> int:
         f"loaded {report.reviews_loaded} new reviews in {elapsed:.1f}s "
         f"({report.reviews_loaded / elapsed if elapsed else 0:.0f} reviews/s)"
     )
-    if report.malformed:
-        path = write_malformed_report(report, settings.state_path / "reports")
-        print(f"{len(report.malformed)} malformed lines skipped, each listed in {path}")
+    if any(report.skipped.values()):
+        path = write_skipped_report(report, settings.state_path / "reports")
+        for problem, skipped in report.skipped.items():
+            if skipped:
+                print(f"{len(skipped)} {problem} lines skipped, each listed in {path}")
     return 0
 
 

@@ -16,11 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
+from shared.untrusted import BUYER_ID, CATEGORY, PRODUCT_ID, Limit, free_text
+
 _AMOUNT = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
 class Malformed(ValueError):
     """A line that cannot be read as a record of its file's format."""
+
+
+class Rejected(ValueError):
+    """A record that reads, but breaks a limit of shared/untrusted.py (an id too long, a NUL in a category)."""
 
 
 class UnknownFormat(ValueError):
@@ -82,18 +88,32 @@ def detect(record: dict, file_name: str) -> tuple[str, str]:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    # PostgreSQL text cannot hold NUL.
-    return str(value).replace("\x00", "")
+    return None if value is None else free_text(str(value))
 
 
-def _required(record: dict, *names: str) -> str:
+def _checked(limit: Limit, value: str) -> str:
+    problem = limit.problem(value)
+    if problem:
+        raise Rejected(problem)
+    return value
+
+
+def _id(record: dict, limit: Limit, *names: str) -> str:
     for name in names:
         value = record.get(name)
         if isinstance(value, str | int) and str(value).strip():
-            return str(value).strip()
+            return _checked(limit, str(value).strip())
     raise Malformed(f"missing {' or '.join(names)}")
+
+
+def _category_names(value: object) -> list[str]:
+    """Every string in a category field (a name, a path, or the 2014 list of paths)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | dict):
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        return [name for item in items for name in _category_names(item)]
+    return []
 
 
 def _int(value: object, what: str) -> int | None:
@@ -146,8 +166,8 @@ def review_key(
 
 def to_review(record: dict, generation: str) -> Review:
     if generation == "2023":
-        product_id = _required(record, "parent_asin", "asin")
-        buyer_id = _required(record, "user_id")
+        product_id = _id(record, PRODUCT_ID, "parent_asin", "asin")
+        buyer_id = _id(record, BUYER_ID, "user_id")
         rating = _int(record.get("rating"), "rating")
         title, text = _text(record.get("title")), _text(record.get("text"))
         helpful, total = _int(record.get("helpful_vote"), "helpful_vote") or 0, None
@@ -156,8 +176,8 @@ def to_review(record: dict, generation: str) -> Review:
         reviewed_at = _timestamp(float(ts) / 1000 if isinstance(ts, int | float) else ts)
         name = None
     else:
-        product_id = _required(record, "asin")
-        buyer_id = _required(record, "reviewerID")
+        product_id = _id(record, PRODUCT_ID, "asin")
+        buyer_id = _id(record, BUYER_ID, "reviewerID")
         rating = _int(record.get("overall"), "overall")
         title, text = _text(record.get("summary")), _text(record.get("reviewText"))
         if generation == "2014":
@@ -190,12 +210,12 @@ def to_review(record: dict, generation: str) -> Review:
 
 def to_product(record: dict, generation: str) -> Product:
     if generation == "2023":
-        product_id = _required(record, "parent_asin", "asin")
+        product_id = _id(record, PRODUCT_ID, "parent_asin", "asin")
         category = _text(record.get("main_category"))
         categories = record.get("categories")
         brand = _text(record.get("store"))
     else:
-        product_id = _required(record, "asin")
+        product_id = _id(record, PRODUCT_ID, "asin")
         brand = _text(record.get("brand"))
         if generation == "2014":
             categories = record.get("categories")
@@ -204,6 +224,9 @@ def to_product(record: dict, generation: str) -> Product:
         else:
             categories = record.get("category")
             category = _text(categories[-1]) if isinstance(categories, list) and categories else None
+    # The category names are labels, and the JSON column cannot hold NUL either: checked as they were read.
+    for name in _category_names(categories) + _category_names(record.get("main_category")):
+        _checked(CATEGORY, name)
     return Product(
         product_id,
         _text(record.get("title")),

@@ -3,8 +3,10 @@
 Each chunk of parsed lines is COPYed into a temporary staging table, then
 inserted with ``ON CONFLICT DO NOTHING`` on the review's content hash, in one
 transaction: exact duplicates load once and loading a file twice adds nothing.
-Malformed lines are counted and reported with their file and line number; the
-rest of the file loads.
+Malformed lines (not a record of the file's format) and rejected ones (a record
+that breaks a limit of shared/untrusted.py: a control character or NUL in an id or
+a category, an id or a category too long) are counted and reported with their
+file, line number and reason; the rest of the file loads.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import psycopg2
 import structlog
 from tqdm import tqdm
 
-from ops.source.formats import Malformed, UnknownFormat, detect, parse_line, to_product, to_review
+from ops.source.formats import Malformed, Rejected, UnknownFormat, detect, parse_line, to_product, to_review
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -76,6 +78,7 @@ class FileReport:
     loaded: int = 0  # reviews inserted, or products upserted
     duplicates: int = 0  # reviews already in the source (in this file or an earlier load)
     malformed: list[tuple[int, str]] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -91,18 +94,30 @@ class LoadReport:
     def malformed(self) -> list[tuple[Path, int, str]]:
         return [(f.path, line, reason) for f in self.files for line, reason in f.malformed]
 
-    def summary(self, show_malformed: int = 20) -> str:
-        lines = [f"  {'file':<48}{'kind':>7}{'format':>7}{'lines':>9}{'loaded':>9}{'dupl.':>8}{'malformed':>10}"]
+    @property
+    def rejected(self) -> list[tuple[Path, int, str]]:
+        return [(f.path, line, reason) for f in self.files for line, reason in f.rejected]
+
+    @property
+    def skipped(self) -> dict[str, list[tuple[Path, int, str]]]:
+        """The lines not loaded, by problem."""
+        return {"malformed": self.malformed, "rejected": self.rejected}
+
+    def summary(self, show_skipped: int = 20) -> str:
+        lines = [
+            f"  {'file':<48}{'kind':>7}{'format':>7}{'lines':>9}{'loaded':>9}{'dupl.':>8}{'malformed':>10}"
+            f"{'rejected':>9}"
+        ]
         for f in self.files:
             lines.append(
                 f"  {f.path.name[:47]:<48}{f.kind:>7}{f.generation:>7}{f.lines:>9}{f.loaded:>9}"
-                f"{f.duplicates:>8}{len(f.malformed):>10}"
+                f"{f.duplicates:>8}{len(f.malformed):>10}{len(f.rejected):>9}"
             )
-        bad = self.malformed
-        for path, line, reason in bad[:show_malformed]:
-            lines.append(f"  malformed {path}:{line}: {reason}")
-        if len(bad) > show_malformed:
-            lines.append(f"  ... and {len(bad) - show_malformed} more malformed lines")
+        for problem, skipped in self.skipped.items():
+            for path, line, reason in skipped[:show_skipped]:
+                lines.append(f"  {problem} {path}:{line}: {reason}")
+            if len(skipped) > show_skipped:
+                lines.append(f"  ... and {len(skipped) - show_skipped} more {problem} lines")
         reviews = sum(f.lines for f in self.files if f.kind == "review")
         lines.append(
             f"  {reviews:,} review lines read, {self.reviews_loaded:,} new reviews loaded in "
@@ -222,6 +237,9 @@ def _load_file(conn, report: FileReport, progress: bool) -> None:
         except Malformed as exc:
             report.malformed.append((number, str(exc)))
             continue
+        except Rejected as exc:
+            report.rejected.append((number, str(exc)))
+            continue
         if len(chunk) >= CHUNK_ROWS:
             flush()
     if chunk:
@@ -251,6 +269,7 @@ def load_paths(settings: Settings, paths: list[Path], progress: bool = True) -> 
                 loaded=report.loaded,
                 duplicates=report.duplicates,
                 malformed=len(report.malformed),
+                rejected=len(report.rejected),
             )
     finally:
         conn.close()

@@ -1,14 +1,15 @@
 """Transform: clean, validate, enrich and pseudonymise one raw batch.
 
 Rows that fail validation are not dropped: they go to ``rejects/`` with the
-first reason that failed them. No buyer id leaves this stage: it becomes a keyed
-pseudonym (shared/pseudonym.py).
+first reason that failed them, as CSV whose cells cannot run as spreadsheet
+formulas. The ids and categories read from the source are held to the loader's
+limits (shared/untrusted.py) again: another system may write the source. No buyer
+id leaves this stage: it becomes a keyed pseudonym (shared/pseudonym.py).
 """
 
 from __future__ import annotations
 
 import html
-import io
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pyarrow as pa
 from shared.lake import Lake, cleaned_key, rejects_key
 from shared.pseudonym import pseudonym
 from shared.schemas import CLEANED, RAW
+from shared.untrusted import BUYER_ID, CATEGORY, PRODUCT_ID, Limit, csv_cell
 
 EARLIEST_REVIEW = pd.Timestamp("1995-01-01", tz="UTC")  # Amazon's first customer reviews
 _TAG = re.compile(r"<[^>]{0,2000}>")
@@ -44,21 +46,37 @@ def clean_text(value: object) -> str:
 
 def _reasons(df: pd.DataFrame, now: pd.Timestamp) -> pd.Series:
     """The first failed rule per row, or None. Order matters: the earliest reason is reported."""
+
+    def rule(name: str, failed: pd.Series) -> pd.Series:
+        return pd.Series(np.where(failed.to_numpy(dtype=bool), name, None), index=df.index, dtype=object)
+
+    def limit(column: str, field: Limit) -> pd.Series:
+        return df[column].map(field.problem, na_action="ignore").astype(object)
+
     rules = [
-        ("duplicate review_id", df["review_id"].duplicated(keep="first")),
-        ("rating not in 1..5", ~df["rating"].isin([1, 2, 3, 4, 5])),
-        ("empty text", df["text"].str.len().fillna(0) == 0),
-        ("unknown product", ~df["product_known"].fillna(False).astype(bool) | (df["product_id"].fillna("") == "")),
-        ("missing buyer", df["buyer_id"].fillna("") == ""),
-        (
+        rule("duplicate review_id", df["review_id"].duplicated(keep="first")),
+        rule("rating not in 1..5", ~df["rating"].isin([1, 2, 3, 4, 5])),
+        rule("empty text", df["text"].str.len().fillna(0) == 0),
+        rule("unknown product", ~df["product_known"].fillna(False).astype(bool) | (df["product_id"].fillna("") == "")),
+        limit("product_id", PRODUCT_ID),
+        rule("missing buyer", df["buyer_id"].fillna("") == ""),
+        limit("buyer_id", BUYER_ID),
+        limit("product_category", CATEGORY),
+        rule(
             "timestamp outside 1995-01-01..now",
             df["reviewed_at"].isna() | (df["reviewed_at"] < EARLIEST_REVIEW) | (df["reviewed_at"] > now),
         ),
     ]
     reason = pd.Series([None] * len(df), index=df.index, dtype=object)
-    for name, failed in rules:
-        reason = reason.where(~(failed & reason.isna()), name)
+    for found in rules:
+        reason = reason.where(reason.notna(), found)
     return reason
+
+
+def rejects_csv(rejects: pd.DataFrame) -> bytes:
+    """The rejects as CSV, every text cell neutralised so a spreadsheet shows it rather than runs it."""
+    safe = rejects.map(lambda value: csv_cell(value) if isinstance(value, str) else value)
+    return safe.to_csv(index=False).encode()
 
 
 @dataclass(frozen=True)
@@ -107,9 +125,7 @@ def run(
     raw = lake.get_table(raw_key, RAW)
     result = transform(raw, pseudonym_key, now, erased)
     if len(result.rejects):
-        buffer = io.StringIO()
-        result.rejects.to_csv(buffer, index=False)
-        lake.put_bytes(rejects_key(run_id, batch), buffer.getvalue().encode(), "text/csv")
+        lake.put_bytes(rejects_key(run_id, batch), rejects_csv(result.rejects), "text/csv")
     key = cleaned_key(run_id, batch)
     lake.put_table(key, result.cleaned)
     return key, raw.num_rows, result.cleaned.num_rows, len(result.rejects)

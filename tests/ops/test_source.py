@@ -63,7 +63,7 @@ def test_the_shared_data_loads_with_every_quirk(servers, loaded_source):
     by_name = {f.path.name: f for f in loaded_source.files}
     assert by_name["meta_Digital_Music.json.gz"].generation == "2014"  # Python-literal metadata
     assert by_name["meta_Digital_Music.json.gz"].loaded == 7419
-    assert all(not f.malformed for f in loaded_source.files)
+    assert all(not f.malformed and not f.rejected for f in loaded_source.files)
     dsn = servers.source_owner_dsn
     # exact duplicates of the 2018 5-core files load once
     assert query(dsn, "SELECT count(*) FROM review WHERE source_format = '2018'") == [(UNIQUE_2018_REVIEWS,)]
@@ -185,16 +185,93 @@ def test_malformed_lines_are_reported_with_file_and_line_and_the_rest_loads(serv
     assert file.loaded == 2
 
 
+def test_rows_breaking_the_input_limits_are_rejected_with_a_reason_and_the_rest_loads(servers, loaded_source, tmp_path):
+    good = {
+        "reviewerID": "LIM1",
+        "asin": "LIMPROD",
+        "overall": 4.0,
+        "reviewText": "ok",
+        "summary": "s",
+        "unixReviewTime": 1400000000,
+        "verified": True,
+    }
+    reviews = tmp_path / "Limits_5.json"
+    reviews.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                good,
+                {**good, "reviewerID": "LIM\x00NUL"},
+                {**good, "asin": "LIM\x00PROD"},
+                {**good, "asin": "LIM\x1bPROD"},
+                {**good, "reviewerID": "LIM\ud800"},
+                {**good, "asin": "P" * 65},
+                {**good, "reviewerID": "B" * 65},
+                # free text keeps its whitespace and loses other control characters: the review loads
+                {**good, "reviewerID": "LIM2", "reviewText": "fine\x00 \x03text\tand\nlines"},
+                {**good, "reviewerID": "B" * 64, "asin": "P" * 64},
+            ]
+        )
+        + "\n"
+    )
+    meta = tmp_path / "meta_Limits.json"
+    product = {"asin": "LIMPROD", "title": "A limit", "category": ["Limits", "Edges"]}
+    meta.write_text(
+        "\n".join(
+            json.dumps(p)
+            for p in [
+                product,
+                {**product, "asin": "LIMNULCAT", "category": ["Limits", "Ed\x00ges"]},
+                {**product, "asin": "LIMCTLCAT", "category": ["Lim\x07its", "Edges"]},
+                {**product, "asin": "LIMLONGCAT", "category": ["Limits", "C" * 201]},
+            ]
+        )
+        + "\n"
+    )
+    report = load_paths(servers, [reviews, meta], progress=False)
+    by_name = {f.path.name: f for f in report.files}
+    assert by_name["Limits_5.json"].rejected == [
+        (2, "buyer id holds U+0000, a control character"),
+        (3, "product id holds U+0000, a control character"),
+        (4, "product id holds U+001B, a control character"),
+        (5, "buyer id holds U+D800, an unpaired surrogate"),
+        (6, "product id is 65 characters, over the limit of 64"),
+        (7, "buyer id is 65 characters, over the limit of 64"),
+    ]
+    assert by_name["meta_Limits.json"].rejected == [
+        (2, "category holds U+0000, a control character"),
+        (3, "category holds U+0007, a control character"),
+        (4, "category is 201 characters, over the limit of 200"),
+    ]
+    assert (by_name["Limits_5.json"].loaded, by_name["meta_Limits.json"].loaded) == (3, 1)
+    assert not report.malformed and len(report.rejected) == 9
+    dsn = servers.source_owner_dsn
+    loaded = "SELECT buyer_id, product_id, text FROM review WHERE buyer_id LIKE 'LIM%%' OR buyer_id = %s ORDER BY 1"
+    assert query(dsn, loaded, ("B" * 64,)) == [
+        ("B" * 64, "P" * 64, "ok"),
+        ("LIM1", "LIMPROD", "ok"),
+        ("LIM2", "LIMPROD", "fine text\tand\nlines"),
+    ]
+    assert query(dsn, "SELECT product_id, category FROM product WHERE product_id LIKE 'LIM%'") == [("LIMPROD", "Edges")]
+
+
 def test_the_cli_creates_loads_and_refuses_a_missing_path(servers, loaded_source, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("ops.source.cli.get_settings", lambda: servers)
     assert main(["source", "create"]) == 0
     assert main(["source", "load", "--quiet", str(tmp_path / "nowhere")]) == 2
     assert "nowhere does not exist" in capsys.readouterr().out
     bad = tmp_path / "Bad_5.json"
-    bad.write_text('{"reviewerID": "CLI1", "asin": "CLIP", "overall": 3, "reviewText": "x", "verified": false}\nnope\n')
+    good = {"reviewerID": "CLI1", "asin": "CLIP", "overall": 3, "reviewText": "x", "verified": False}
+    bad.write_text(f"{json.dumps(good)}\nnope\n{json.dumps({**good, 'asin': 'P' * 76})}\n")
     assert main(["source", "load", "--quiet", str(bad)]) == 0
     out = capsys.readouterr().out
-    assert f"malformed {bad}:2:" in out and "malformed lines skipped, each listed in" in out
+    assert f"malformed {bad}:2:" in out and "1 malformed lines skipped, each listed in" in out
+    assert f"rejected {bad}:3: product id is 76 characters, over the limit of 64" in out
+    report = Path(out.split("each listed in ")[1].split()[0])
+    assert report.read_text().splitlines()[1:] == [
+        f"{bad},2,malformed,neither JSON nor a Python literal (ValueError)",
+        f'{bad},3,rejected,"product id is 76 characters, over the limit of 64"',
+    ]
 
 
 @pytest.mark.parametrize(

