@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import psycopg2
+import pymongo
 import pytest
 
 from ops.runs_cli import format_report, watch
@@ -18,7 +19,7 @@ from ops.source.schema import create_source
 from ops.stack.manager import Stack
 from shared.flow import start_run
 from shared.plan import plan_of, watermark_of
-from shared.pseudonym import pseudonym
+from shared.pseudonym import of_erased_buyers, pseudonym
 from shared.settings import Settings
 from shared.stages import Stage
 from shared.tasks import send
@@ -83,6 +84,12 @@ def test_an_incremental_run_reads_only_the_changes_and_publishes_the_whole_catal
         )
         (added,) = cur.fetchone()
         cur.execute("DELETE FROM review WHERE review_id = %s", (deleted,))
+        # one of the forgotten buyer's reviews gains a vote: the run reads it again
+        cur.execute(
+            "UPDATE review SET helpful_votes = helpful_votes + 1 WHERE review_id = "
+            "(SELECT min(review_id) FROM review WHERE buyer_id = %s)",
+            (buyer,),
+        )
     conn.close()
     # only recorded, as when the request comes while a run is in flight (reviews gdpr erase also rewrites
     # the kept versions at once: tests/ops/test_gdpr.py): the run itself must leave the buyer out
@@ -102,6 +109,13 @@ def test_an_incremental_run_reads_only_the_changes_and_publishes_the_whole_catal
     wait_for(
         lambda: pipeline.history.stage_summary(run["run_id"])["archive"].get("rows_in") == 2, 60, "the delta's archive"
     )
+    # and the forgotten buyer's review, read again for its vote, reached neither the lake nor the archive
+    assert summary["extract"]["rows_in"] == 3 and summary["extract"]["rows_out"] == 2
+    for key in lake.list_keys(f"raw/run={run['run_id']}/"):
+        assert buyer not in lake.get_table(key).to_pydict().get("buyer_id", [])
+    with pymongo.MongoClient(small_source.mongo_url) as client:
+        archive = client[small_source.mongo_db][small_source.mongo_collection]
+        assert archive.count_documents({"buyer_id": buyer, "run_id": run["run_id"]}) == 0
     # and the new version is the whole catalogue with the changes applied
     new = curated(lake, run)
     forgotten = {review_id for review_id, row in base.items() if row["buyer_pseudonym"] == pseudo}
@@ -189,3 +203,8 @@ def test_a_full_run_asked_for_reads_everything_again(pipeline, lake, small_sourc
     run = run_to_end(pipeline, {"full": True})
     assert run["mode"] == "full" and run["source_rows"] > previous["source_rows"]
     assert lake.get_table(run["curated_key"]).num_rows == previous["curated_rows"]
+    # and the buyer forgotten earlier in the module is in none of its raw objects (so in no later zone)
+    erased, key = pipeline.history.erased_pseudonyms(), small_source.pseudonym_key.get_secret_value().encode()
+    assert erased
+    for raw in lake.list_keys(f"raw/run={run['run_id']}/batch="):
+        assert not of_erased_buyers(lake.get_table(raw).column("buyer_id"), erased, key).any()
