@@ -8,7 +8,9 @@ the publisher's serving files are built and uploaded (timed), the API starts as 
 (``python -m services.api``, one worker) pinned to core 1 with taskset, "latest" moves and is announced,
 and the time until the API answers with the new version is the load time. Then wrk, pinned to core 0,
 holds 50 connections on /health and on /reviews/{id}/top over every product id in random order,
-alternately, ``repeats`` times each, and on /products?query= over real title words once. RSS is read
+alternately, ``repeats`` times each, and on /products?query= over real title words once. Then abuse, once
+each: the worst search (eight one-letter words), /health/ready (its pings cached), GET /jobs?limit=100 over
+100 failed runs of five stages, and POST /jobs with a body one byte over API_MAX_BODY_BYTES (413). RSS is read
 from /proc (split into the process's own memory and the file pages it maps, with its proportional
 share), then the same with two workers on the same core, to show what a second worker costs.
 """
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -42,24 +44,35 @@ from ops.stack.s3_server import grant_lake
 from shared.clients import make_s3
 from shared.curated import serving
 from shared.curated.versions import announce
+from shared.history import History
 from shared.lake import CuratedVersion, Lake, curated_key
 from shared.logs import configure_logging
 from shared.serving_format import words
 from shared.settings import Settings
+from shared.stages import Stage
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT.parent / "shared" / "data"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 CLIENT_CORE, API_CORE = "0", "1"
-# One wrk thread: the client has one core, and its Lua state draws the paths. done() prints one JSON line.
+# One wrk thread: the client has one core, and its Lua state draws the paths. A line "POST <path> <n>" is
+# a POST of an n-byte body, built once. done() prints one JSON line.
 WRK_SCRIPT = """
-local paths = {}
+local paths, bodies = {}, {}
 init = function(args)
-  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  for line in io.lines(args[1]) do
+    local path, size = line:match("^POST (%S+) (%d+)$")
+    paths[#paths + 1] = path or line
+    bodies[#paths] = size and string.rep(" ", tonumber(size))
+  end
   math.randomseed(tonumber(args[2]))
 end
 request = function()
-  return wrk.format("GET", paths[math.random(#paths)])
+  local i = math.random(#paths)
+  if bodies[i] then
+    return wrk.format("POST", paths[i], {["Content-Type"] = "application/json"}, bodies[i])
+  end
+  return wrk.format("GET", paths[i])
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -76,7 +89,8 @@ class Load:
     rps: float
     p50_ms: float
     p99_ms: float
-    errors: int
+    errors: int  # connect, read, write, timeout
+    non_2xx: int  # answers of status 400 or more
     cpu_us: float  # the API's CPU time per request: what the route costs, whatever else runs on the machine
 
 
@@ -115,6 +129,7 @@ class Measured:
     health: list[Load] = field(default_factory=list)
     top: list[Load] = field(default_factory=list)
     search: Load | None = None
+    abuse: dict[str, Load] = field(default_factory=dict)
     two_workers: list[Memory] = field(default_factory=list)
     two_workers_top: Load | None = None
     machine_total_gb: float = 0.0
@@ -223,7 +238,8 @@ def wrk(api: Api, paths_file: Path, seconds: float, connections: int, work: Path
         result["requests"] / (result["duration_us"] / 1e6),
         result["p50_us"] / 1000,
         result["p99_us"] / 1000,
-        result["errors"] + result["non_2xx"],
+        result["errors"],
+        result["non_2xx"],
         cpu / max(1, result["requests"]) * 1e6,
     )
 
@@ -294,6 +310,9 @@ def measure(size: int, real: pa.Table, base: Settings, args: argparse.Namespace,
             measured.health.append(wrk(api, work / "health.txt", args.seconds, args.connections, work, repeat))
             measured.top.append(wrk(api, work / "top.txt", args.seconds, args.connections, work, repeat))
         measured.search = wrk(api, work / "search.txt", args.seconds, args.connections, work, 0)
+        for name, request in abuse_requests(bench).items():
+            (work / "abuse.txt").write_text(request + "\n")
+            measured.abuse[name] = wrk(api, work / "abuse.txt", args.seconds, args.connections, work, 0)
         measured.after = Memory.of(api.pids()[0])
         measured.machine_total_gb, measured.machine_available_gb = meminfo_gb("MemTotal"), meminfo_gb("MemAvailable")
     finally:
@@ -309,6 +328,34 @@ def measure(size: int, real: pa.Table, base: Settings, args: argparse.Namespace,
     shutil.rmtree(work / "api-cache", ignore_errors=True)
     lake.delete(lake.list_keys("curated/"))
     return measured
+
+
+def abuse_requests(settings: Settings) -> dict[str, str]:
+    """The most a client can make one request of each public route cost, by name: a line of WRK_SCRIPT."""
+    worst = " ".join("abcdefgh")  # as many words as a search takes, each a pass over most products' postings
+    return {
+        f"GET /products?query={worst}&limit=100 (the worst search)": f"/products?query={quote(worst)}&limit=100",
+        "GET /health/ready (Redis and S3 pinged once a second)": "/health/ready",
+        "GET /jobs?limit=100 (100 runs of five stages)": "/jobs?limit=100",
+        f"POST /jobs, {settings.api_max_body_bytes + 1:,} bytes, no token (413)": (
+            f"POST /jobs {settings.api_max_body_bytes + 1}"
+        ),
+    }
+
+
+def seed_runs(settings: Settings, runs: int = 100, batches: int = 4) -> None:
+    """``runs`` failed runs in the run history, each with ``batches`` batches of every stage: a full page of
+    ``GET /jobs?limit=100``."""
+    history = History(settings.metadata_dsn)
+    try:
+        for n in range(runs):
+            run_id = history.create_run("cli", {}, date(2000, 1, 1) + timedelta(days=n))
+            for stage in Stage:
+                for batch in range(batches):
+                    history.finish_batch(run_id, stage, batch, rows_in=1000, rows_out=990, rejects=10)
+            history.fail_run(run_id, "transform batch 3 failed: ValueError('a row the bench made up')")
+    finally:
+        history.close()
 
 
 def span(values: list[float], fmt: str) -> str:
@@ -339,7 +386,22 @@ def report(results: list[Measured], args: argparse.Namespace) -> None:
             print(
                 f"| {m.rows:,} | {name} | {span([x.p50_ms for x in loads], '.2f')} | "
                 f"{span([x.p99_ms for x in loads], '.2f')} | {span([x.rps for x in loads], '.0f')} | "
-                f"{sum(x.errors for x in loads)} | {ratio:.2f} | {span([x.cpu_us for x in loads], '.0f')} |"
+                f"{sum(x.errors + x.non_2xx for x in loads)} | {ratio:.2f} | {span([x.cpu_us for x in loads], '.0f')} |"
+            )
+    print(
+        "\nAbuse, once each, as above: what one request of each public route can cost at most. Errors are socket "
+        "errors; answers of status 400 or more are counted apart (every answer of the 413 row is one, as meant).\n"
+    )
+    print(
+        "| curated reviews | request | p50 ms | p99 ms | req/s | req/s vs hello world | errors | ≥ 400 | API CPU per "
+        "request, µs |\n|---|---|---|---|---|---|---|---|---|"
+    )
+    for m in results:
+        health = statistics.median(x.rps for x in m.health)
+        for name, x in m.abuse.items():
+            print(
+                f"| {m.rows:,} | {name} | {x.p50_ms:.2f} | {x.p99_ms:.2f} | {x.rps:.0f} | {x.rps / health:.2f} | "
+                f"{x.errors} | {x.non_2xx} | {x.cpu_us:.0f} |"
             )
     print(
         "\n| curated reviews | products | reviews kept (≤ 200 a product) | serving files: reviews + products and "
@@ -379,7 +441,7 @@ def report(results: list[Measured], args: argparse.Namespace) -> None:
         t = m.two_workers_top
         print(
             f"\n{m.rows:,} reviews, two workers sharing core {API_CORE}: top reviews {t.rps:.0f} req/s, p99 "
-            f"{t.p99_ms:.2f} ms, {t.errors} errors (one core: no more throughput, the point is memory)."
+            f"{t.p99_ms:.2f} ms, {t.errors + t.non_2xx} errors (one core: no more throughput, the point is memory)."
         )
     last = results[-1]
     print(
@@ -406,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.up()
         grant_lake(settings.model_copy(update={"s3_bucket": "bench-api-lake"}))
+        seed_runs(settings)
         real = scored_reviews(settings, DATA_DIR)
         print(f"real scored reviews: {real.num_rows:,}", file=sys.stderr)
         results = []

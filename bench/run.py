@@ -34,8 +34,8 @@ BENCHMARKS = [
         "bench.classifier_bench",
     ),
     (
-        "API: top reviews with wrk at 50 connections on 1M and 10M curated reviews, next to hello world; memory, "
-        "load time",
+        "API: top reviews with wrk at 50 connections on 1M and 10M curated reviews, next to hello world; abuse "
+        "(the worst search, readiness, a page of 100 jobs, an oversize body); memory, load time",
         "bench.api_bench",
     ),
 ]

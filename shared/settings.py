@@ -150,6 +150,7 @@ class Settings(BaseSettings):
     # Publish writes this many of each product's most relevant reviews to the serving files; filters apply to them.
     api_reviews_per_product: int = Field(default=200, ge=1, description="filters apply to these most relevant")
     api_reload_check_s: float = Field(default=30.0, gt=0, description="fallback poll of the latest pointer")
+    api_max_body_bytes: int = Field(default=65536, ge=1, description="larger request bodies: 413, before auth")
     # --- API serving at scale: uvicorn workers mapping one cache folder of serving files ---
     api_workers: int = Field(default=1, ge=1, description="API processes; those of a host share the mapped pages")
     api_cache_dir: Path | None = Field(default=None, description="copies of serving files; empty: STATE_DIR/api-cache")

@@ -17,6 +17,7 @@ import redis.asyncio
 from botocore.config import Config
 from fastapi import FastAPI
 
+from services.api.body_limit import BodyLimit
 from services.api.errors import install_error_handler
 from services.api.observability import ApiMetrics
 from services.api.routes import health, jobs, metrics, products, reviews
@@ -39,6 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with make_async_s3(settings, "api", S3_CONFIG) as s3:
         app.state.s3 = s3
         app.state.redis = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=5)
+        app.state.probe = health.DependencyProbe(app.state.redis, s3, settings.s3_bucket)
         app.state.history = History(settings.metadata_dsn)
         app.state.celery = create_celery(settings)
         cache = ServingCache(settings.api_cache_path / settings.s3_bucket, settings.api_cache_versions)
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = ApiMetrics(settings.alert_api_window_s, settings.prometheus_multiproc_dir)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)  # inside the metrics: a 413 counts
     app.state.metrics.install(app)
     install_error_handler(app)
     for router in (health.router, reviews.router, products.router, jobs.router, metrics.router):

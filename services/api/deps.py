@@ -57,7 +57,6 @@ async def require_token(
         raise Forbidden("the bearer token is not valid")
 
 
-AppSettingsDep = Annotated[Settings, Depends(app_settings)]
 HolderDep = Annotated[IndexHolder, Depends(get_holder)]
 IndexDep = Annotated[ServingIndex, Depends(get_index)]
 HistoryDep = Annotated[History, Depends(get_history)]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class ErrorBody(BaseModel):
@@ -107,7 +107,9 @@ class StageStatus(BaseModel):
     rejects: int
     attempts: int
     busy_seconds: float
-    last_error: str | None
+    last_error: str | None = Field(
+        description="where it failed and the exception's class; the full text is in the run history"
+    )
 
 
 class Job(BaseModel):
@@ -123,7 +125,9 @@ class Job(BaseModel):
     source_rows: int | None
     curated_rows: int | None
     curated_key: str | None
-    error: str | None
+    error: str | None = Field(
+        description="where it failed and the exception's class; the full text is in the run history"
+    )
     mode: str | None = Field(description="full or incremental, once extraction started")
     mode_reason: str | None
     base_version: str | None = Field(description="the curated version an incremental run builds upon")
@@ -143,13 +147,20 @@ class JobList(BaseModel):
 # --- an operator's retry of a failed run ------------------------------------------------------
 
 
+def _integral(value):
+    """JSON's 3.0 is the integer 3 to JSON Schema (so to the OpenAPI schema): accept it, and no string."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class RetryRequest(BaseModel):
     model_config = ConfigDict(strict=True)
 
     stage: Literal["extract", "archive", "transform", "classify", "publish"] | None = Field(
         default=None, description="only this stage's failed batches; with batch: that batch, even if it succeeded"
     )
-    batch: int | None = Field(default=None, ge=0, le=10_000_000, description="only this batch number")
+    batch: Annotated[int | None, BeforeValidator(_integral)] = Field(
+        default=None, ge=0, le=10_000_000, description="only this batch number"
+    )
 
 
 class RetriedBatch(BaseModel):
@@ -157,7 +168,9 @@ class RetriedBatch(BaseModel):
     batch: int
     was: str = Field(description="the batch's status before the retry: dead, or succeeded when re-run downstream")
     attempts: int
-    last_error: str | None
+    last_error: str | None = Field(
+        description="where it failed and the exception's class; the full text is in the run history"
+    )
 
 
 class JobRetried(BaseModel):

@@ -154,10 +154,15 @@ class Batches(Store):
 
     def stage_summary(self, run_id: str) -> dict[str, dict]:
         """Per stage: batches by status, rows in/out, rejects, attempts and busy seconds."""
+        return self.stage_summaries([run_id]).get(run_id, {})
+
+    def stage_summaries(self, run_ids: list[str]) -> dict[str, dict[str, dict]]:
+        """``stage_summary`` of each of these runs, in one query: a page of runs costs one round trip, not
+        one per run. A run with no batch yet is absent."""
         with self._cursor() as cur:
             cur.execute(
                 """
-                SELECT stage,
+                SELECT run_id, stage,
                        count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
                        count(*) FILTER (WHERE status = 'running') AS running,
                        count(*) FILTER (WHERE status = 'retrying') AS retrying,
@@ -167,11 +172,14 @@ class Batches(Store):
                        coalesce(sum(extract(epoch FROM finished_at - started_at)), 0)::float AS busy_s,
                        min(started_at) AS first_started, max(finished_at) AS last_finished,
                        max(last_error) FILTER (WHERE status <> 'succeeded') AS last_error
-                FROM batch WHERE run_id = %s GROUP BY stage
+                FROM batch WHERE run_id = ANY(%s) GROUP BY run_id, stage
                 """,
-                (run_id,),
+                (list(run_ids),),
             )
-            return {row.pop("stage"): row for row in cur.fetchall()}
+            summaries: dict[str, dict[str, dict]] = {}
+            for row in cur.fetchall():
+                summaries.setdefault(row.pop("run_id"), {})[row.pop("stage")] = row
+            return summaries
 
     def archive_backlog(self) -> int:
         """Extracted batches whose archive is still to do: not started, running or retrying."""

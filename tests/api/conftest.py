@@ -23,6 +23,7 @@ from ops.stack.s3_server import grant_lake
 from services.api.app import create_app
 from shared.clients import make_s3
 from shared.curated.versions import announce
+from shared.history import History
 from shared.history.schema import init_metadata_db
 from shared.lake import Lake
 from shared.settings import Settings
@@ -89,6 +90,14 @@ def api(api_settings: Settings) -> Iterator[ServerThread]:
 @pytest.fixture(scope="module")
 def publisher(api_settings: Settings) -> Publisher:
     return Publisher(api_settings)
+
+
+@pytest.fixture(scope="module")
+def api_history(api_settings: Settings) -> Iterator[History]:
+    """The run history the API reads, for a test to write runs into."""
+    history = History(api_settings.metadata_dsn)
+    yield history
+    history.close()
 
 
 @pytest.fixture(scope="session")

@@ -137,6 +137,15 @@ def test_products_search_and_cursor(client: httpx.Client):
     assert [p["product_id"] for p in found["products"]] == ["P2"]
 
 
+def test_a_search_of_too_many_distinct_words_is_422_and_repeats_do_not_count(client: httpx.Client):
+    repeated = client.get("/products", params={"query": "gui guitar blue " * 6})
+    assert [p["product_id"] for p in repeated.json()["products"]] == ["P2"]
+    refused = client.get("/products", params={"query": "a b c d e f g h i"})
+    assert refused.status_code == 422
+    [issue] = refused.json()["detail"]
+    assert issue["loc"] == ["query", "query"] and issue["type"] == "too_many_words"
+
+
 def test_jobs_need_the_token(client: httpx.Client, api_settings):
     assert client.post("/jobs").status_code == 401
     assert client.post("/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 403

@@ -6,16 +6,10 @@ from datetime import date
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
-from shared.history import History
+from services.api.models import RetryRequest
 from tests.pipeline.runs import failed_run
-
-
-@pytest.fixture(scope="module")
-def api_history(api_settings):
-    history = History(api_settings.metadata_dsn)
-    yield history
-    history.close()
 
 
 def test_a_failed_job_is_retried_and_what_cannot_be_is_refused(client: httpx.Client, api_settings, api_history):
@@ -37,3 +31,10 @@ def test_a_failed_job_is_retried_and_what_cannot_be_is_refused(client: httpx.Cli
     # a running job is not retried
     again = client.post(f"/jobs/{run_id}/retry", headers=auth)
     assert again.status_code == 409 and "only a failed run is retried" in again.json()["detail"]
+
+
+def test_a_batch_number_is_a_json_schema_integer_and_never_a_string():
+    assert RetryRequest.model_validate_json('{"batch": 3.0}').batch == 3  # JSON Schema's integer: what the schema says
+    for refused in ('{"batch": "3"}', '{"batch": 3.5}'):
+        with pytest.raises(ValidationError):
+            RetryRequest.model_validate_json(refused)

@@ -6,7 +6,7 @@ import anyio
 from fastapi import APIRouter, Body, Path, Query, Request
 
 from services.api.deps import HistoryDep, TokenDep
-from services.api.errors import Conflict, NotFound
+from services.api.errors import Conflict, NotFound, public_error
 from services.api.models import (
     ErrorBody,
     Job,
@@ -26,7 +26,11 @@ from shared.stages import Stage
 
 router = APIRouter(tags=["jobs"])
 # FastAPI answers 400 before the route runs when a body is not text it can decode (say, bytes that are not UTF-8).
-UNREADABLE_BODY = {400: {"model": ErrorBody, "description": "The body could not be read as JSON"}}
+# services/api/body_limit.py answers 413 before the route or its token check runs.
+BODY_REFUSED = {
+    400: {"model": ErrorBody, "description": "The body could not be read as JSON"},
+    413: {"model": ErrorBody, "description": "The body is over API_MAX_BODY_BYTES"},
+}
 
 
 def _sender(request: Request) -> Send:
@@ -34,7 +38,13 @@ def _sender(request: Request) -> Send:
     return sender(request.app.state.celery)
 
 
-def _job(history: History, run: dict) -> Job:
+def jobs_of(history: History, runs: list[dict]) -> list[Job]:
+    """The runs as jobs: two queries whatever their number (the runs', then every stage summary at once)."""
+    summaries = history.stage_summaries([run["run_id"] for run in runs])
+    return [_job(run, summaries.get(run["run_id"], {})) for run in runs]
+
+
+def _job(run: dict, summary: dict[str, dict]) -> Job:
     stages = {
         name: StageStatus(
             succeeded=s["succeeded"],
@@ -46,9 +56,9 @@ def _job(history: History, run: dict) -> Job:
             rejects=s["rejects"],
             attempts=s["attempts"],
             busy_seconds=round(s["busy_s"], 3),
-            last_error=s["last_error"],
+            last_error=public_error(s["last_error"]),
         )
-        for name, s in history.stage_summary(run["run_id"]).items()
+        for name, s in summary.items()
     }
     finished, started = run["finished_at"], run["started_at"]
     return Job(
@@ -64,7 +74,7 @@ def _job(history: History, run: dict) -> Job:
         source_rows=run["source_rows"],
         curated_rows=run["curated_rows"],
         curated_key=run["curated_key"],
-        error=run["error"],
+        error=public_error(run["error"]),
         mode=run["mode"],
         mode_reason=run["mode_reason"],
         base_version=run["base_version"],
@@ -80,7 +90,7 @@ def _job(history: History, run: dict) -> Job:
     status_code=202,
     response_model=JobAccepted,
     dependencies=[TokenDep],
-    responses={**UNREADABLE_BODY, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    responses={**BODY_REFUSED, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
 async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
     """Enqueue a pipeline run (the same run task as the CLI and the daily schedule)."""
@@ -98,7 +108,7 @@ async def get_job(history: HistoryDep, job_id: Annotated[str, Path(max_length=64
 
     def load() -> Job | None:
         run = history.get_run(job_id)
-        return _job(history, run) if run else None
+        return jobs_of(history, [run])[0] if run else None
 
     job = await anyio.to_thread.run_sync(load)
     if job is None:
@@ -111,7 +121,7 @@ async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=10
     """Recent runs, newest first."""
 
     def load() -> list[Job]:
-        return [_job(history, run) for run in history.list_runs(limit)]
+        return jobs_of(history, history.list_runs(limit))
 
     return JobList(jobs=await anyio.to_thread.run_sync(load))
 
@@ -122,7 +132,7 @@ async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=10
     response_model=JobRetried,
     dependencies=[TokenDep],
     responses={
-        **UNREADABLE_BODY,
+        **BODY_REFUSED,
         401: {"model": ErrorBody},
         403: {"model": ErrorBody},
         404: {"model": ErrorBody},
@@ -151,7 +161,11 @@ async def retry_job(
         raise Conflict(str(exc)) from None
     cleared = [
         RetriedBatch(
-            stage=b["stage"], batch=b["batch_no"], was=b["status"], attempts=b["attempts"], last_error=b["last_error"]
+            stage=b["stage"],
+            batch=b["batch_no"],
+            was=b["status"],
+            attempts=b["attempts"],
+            last_error=public_error(b["last_error"]),
         )
         for b in retried.cleared
     ]

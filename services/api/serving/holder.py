@@ -48,7 +48,7 @@ class IndexHolder:
             except self._s3.exceptions.NoSuchKey:
                 return False
             except Exception as exc:
-                self.last_error = f"reading {LATEST_KEY}: {exc!r}"
+                self.last_error = f"reading {LATEST_KEY}: {type(exc).__name__}"  # readiness shows it; the log, all
                 log.warning("curated_pointer_unreadable", error=repr(exc))
                 return False
             if self.index is not None and self.index.version == pointer:
@@ -56,7 +56,7 @@ class IndexHolder:
             try:
                 index = await self._load(pointer)
             except Exception as exc:
-                self.last_error = f"version {pointer.version} not loaded: {exc!r}"
+                self.last_error = f"version {pointer.version} not loaded: {type(exc).__name__}"
                 log.error("curated_load_failed", version=pointer.version, error=repr(exc))
                 return False
             self.index = index  # the swap: one reference assignment

@@ -30,6 +30,25 @@ class ProductNotFound(LookupError):
     pass
 
 
+# Each word of a query costs a lookup and a pass over its postings: a query is refused past this many
+# words (after repeats and words another one starts with are dropped); a title search needs a few.
+MAX_QUERY_WORDS = 8
+
+
+class TooManyWords(ValueError):
+    pass
+
+
+def query_words(query: str | None) -> list[str]:
+    """The words a search must match, each once: a word that another word of the query starts with adds no
+    condition (a product with a word starting with "guitar" has one starting with "gui"), so it is dropped."""
+    distinct = set(words(query or ""))
+    needed = sorted(w for w in distinct if not any(o != w and o.startswith(w) for o in distinct))
+    if len(needed) > MAX_QUERY_WORDS:
+        raise TooManyWords(f"{len(needed)} distinct words; at most {MAX_QUERY_WORDS}")
+    return needed
+
+
 class CorruptServingFile(ValueError):
     """A serving file that is not whole, not of this format or of another version: never served."""
 
@@ -231,11 +250,11 @@ class ServingIndex:
         # A longer cursor sorts after every key equal to its first key-width bytes, before any greater one.
         return int(np.searchsorted(self._keys, cursor.encode()[: self._key_width], side="right"))
 
-    def _matching(self, query_words: list[str], start: int, wanted: int) -> np.ndarray:
+    def _matching(self, needed: list[str], start: int, wanted: int) -> np.ndarray:
         """The first ``wanted`` products from ``start`` on, ascending, having a word that starts with each query
         word. The work grows with the words' postings, not with the catalogue."""
         postings = []
-        for word in query_words:
+        for word in needed:
             prefix = word.encode()
             lo = bisect_left(self._terms, prefix)
             hi = bisect_left(self._terms, prefix + b"\xff", lo)  # 0xff never occurs in UTF-8
@@ -261,9 +280,9 @@ class ServingIndex:
         """Products after ``cursor`` in product-id order; with a query, those having, for each word of the
         query, a word of their id or title that starts with it. The cost grows with the matches, not the catalogue."""
         start = self._after(cursor)
-        query_words = words(query or "")
-        if query_words:
-            hits = self._matching(query_words, start, limit + 1)
+        needed = query_words(query)
+        if needed:
+            hits = self._matching(needed, start, limit + 1)
         else:  # no word to look for (none, or punctuation only): every product
             hits = np.arange(start, min(start + limit + 1, self.product_count))
         page = [self._summary(int(i)) for i in hits[:limit]]
