@@ -103,7 +103,7 @@ def test_the_app_factory_refuses_an_api_without_its_token(production):
         create_app(Settings(**{**SAFE, "api_token": ""}))
 
 
-def test_the_cli_exits_with_the_message_alone(monkeypatch, capsys):
+def test_the_cli_exits_with_the_message_alone(monkeypatch):
     monkeypatch.delenv("ENVIRONMENT")
     get_settings.cache_clear()
     try:
