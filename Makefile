@@ -13,6 +13,10 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PROMTOOL := /usr/bin/promtool
 AMTOOL := /usr/bin/amtool
 
+# Every target runs on the local stack, whose secrets are published placeholders: only ENVIRONMENT=local
+# accepts them (unset means production's rules).
+export ENVIRONMENT := local
+
 .PHONY: demo test install browser monitoring-tools bench stack-down clean
 
 $(PY):

@@ -430,8 +430,8 @@ def rows_table(r: Catalogue) -> list[str]:
 
 def report(args: argparse.Namespace, results: dict, wall_s: float) -> str:
     parts = [
-        f"Private stack, default settings (batches of 1,000, MAX_TOKENS {Settings().max_tokens}, one "
-        "classifier worker unless stated); "
+        "Private stack, default settings (batches of 1,000, MAX_TOKENS "
+        f"{Settings.model_fields['max_tokens'].default}, one classifier worker unless stated); "
         f"{args.repeats} repeats of what takes minutes; WATERMARK_LAG_S=0 (nothing else writes to the "
         f"source). Benchmark wall time {wall_s / 60:.1f} min.\n"
     ]

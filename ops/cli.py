@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from shared.logs import configure_logging
-from shared.settings import get_settings
+from shared.settings import UnsafeSecrets, get_settings
 
 
 def _report(name: str, message: str) -> None:
@@ -61,9 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(get_settings(), quiet=True)
-    return args.func(args)
+    try:  # the settings are read first by the parser's imports (the Celery app), or below
+        args = build_parser().parse_args(argv)
+        configure_logging(get_settings(), quiet=True)
+        return args.func(args)
+    except UnsafeSecrets as refused:
+        sys.exit(str(refused))  # the message alone: which settings and why
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Leaves the stack running; ``reviews stack down`` stops it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         print(MISSING_DATA if not args.data else f"{args.data} does not exist.\n\n{MISSING_DATA}", file=sys.stderr)
         return 2
 
+    # The demo runs the local stack on its published placeholder secrets, whatever the shell says.
+    os.environ["ENVIRONMENT"] = "local"
     settings = get_settings()
     configure_logging(settings, quiet=True)
     from ops.runs_cli import format_report, watch

@@ -6,13 +6,15 @@ variables built from a ``Settings`` instance (``Settings.as_env``).
 
 Local defaults point at the local stack that ``reviews stack up`` starts on
 loopback. Secrets have ``local-`` placeholder defaults that are accepted only
-when ``ENVIRONMENT=local``: a production deployment that forgets one fails at
-start-up instead of running with a published password.
+when ``ENVIRONMENT=local`` says so: anywhere else (ENVIRONMENT unset included) a
+process refuses to start with a placeholder, a well-known weak or a short secret,
+naming every such setting at once, instead of running with a published password.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -22,6 +24,36 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_PREFIX = "local-"
+# Outside ENVIRONMENT=local a secret has at least this many characters; the keys that guard the most, more.
+MIN_SECRET_LENGTH = 16
+MIN_LENGTH_OF = {"pseudonym_key": 32, "api_token": 32}
+# Refused whatever their case. All are shorter than the minimum too: this names the real reason.
+WEAK_SECRETS = frozenset(
+    {
+        "123456",
+        "12345678",
+        "admin",
+        "administrator",
+        "changeit",
+        "changeme",
+        "default",
+        "guest",
+        "letmein",
+        "minioadmin",
+        "passw0rd",
+        "password",
+        "postgres",
+        "qwerty",
+        "root",
+        "secret",
+        "test",
+    }
+)
+# Secrets used only together with another setting: required and checked only when that one is set.
+USED_ONLY_WITH = {"alert_smtp_password": "alert_smtp_user"}
+# What the API uses. docker-compose.yml sets every other secret empty for it: empty means "not given to
+# this process", so a service names the secrets it cannot start without (Settings.require_secrets).
+API_SECRETS = ("api_token", "api_s3_secret_access_key", "metadata_password")
 
 S3Identity = Literal["pipeline", "api", "admin"]
 
@@ -29,7 +61,9 @@ S3Identity = Literal["pipeline", "api", "admin"]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
-    environment: Literal["local", "production"] = "local"
+    # No permissive default: only an explicit ENVIRONMENT=local (the local stack, the tests) accepts
+    # the placeholder secrets; a process started without it is held to production's rules.
+    environment: Literal["local", "production"] = "production"
     log_level: str = "INFO"
     # Empty: JSON lines for services (workers, beat, API: a log platform reads them),
     # readable lines for commands a person runs.
@@ -202,15 +236,27 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets_in_production(self) -> Settings:
-        if self.environment == "local":
-            return self
-        bad = sorted(name for name, value in self if _is_placeholder(value))
-        if bad:
-            raise ValueError(
-                "placeholder secrets are only allowed with ENVIRONMENT=local; set " + ", ".join(n.upper() for n in bad)
-            )
+    def _no_unsafe_secrets_outside_local(self) -> Settings:
+        self.require_secrets(())
         return self
+
+    def require_secrets(self, used: Iterable[str]) -> None:
+        """Outside ENVIRONMENT=local, refuse every unsafe secret at once: those set (a placeholder, a
+        well-known weak value, too short) and, among ``used`` and those in use with another setting, an empty one."""
+        if self.environment == "local":
+            return
+        used = {*used, *(name for name, partner in USED_ONLY_WITH.items() if getattr(self, partner))}
+        problems = [
+            f"{name.upper()}: {reason}"
+            for name, value in self
+            if (name in used or name not in USED_ONLY_WITH) and (reason := _unsafe(name, value, name in used))
+        ]
+        if problems:
+            raise UnsafeSecrets(
+                f"refusing to start with ENVIRONMENT={self.environment} (unset means production), unsafe secrets:\n  "
+                + "\n  ".join(problems)
+                + "\nSet each (.env.example); only ENVIRONMENT=local, the local stack, accepts the local- placeholders."
+            )
 
     # --- derived ---------------------------------------------------------------------------
     @property
@@ -302,10 +348,31 @@ class Settings(BaseSettings):
         return {**os.environ, **self.as_env()}
 
 
-def _is_placeholder(value: object) -> bool:
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    return isinstance(value, str) and value.startswith(PLACEHOLDER_PREFIX)
+class UnsafeSecrets(Exception):
+    """A process outside ENVIRONMENT=local was given secrets it must not run with. Not a ValueError:
+    pydantic would wrap that in a ValidationError that repeats the input, the secrets' values with it."""
+
+
+def _unsafe(name: str, value: object, used: bool) -> str | None:
+    """Why a setting's value must not be used outside ENVIRONMENT=local; None when it may. Empty means
+    not given to this process: refused only when ``used``. Besides secrets, the S3 key ids have placeholders."""
+    if not isinstance(value, SecretStr):
+        return "the published local- placeholder" if isinstance(value, str) and _is_placeholder(value) else None
+    secret = value.get_secret_value()
+    minimum = MIN_LENGTH_OF.get(name, MIN_SECRET_LENGTH)
+    if not secret:
+        return "empty, and this process uses it" if used else None
+    if _is_placeholder(secret):
+        return "the published local- placeholder"
+    if secret.lower() in WEAK_SECRETS:
+        return "a well-known weak value"
+    if len(secret) < minimum:
+        return f"shorter than {minimum} characters"
+    return None
+
+
+def _is_placeholder(value: str) -> bool:
+    return value.startswith(PLACEHOLDER_PREFIX)
 
 
 @lru_cache(maxsize=1)

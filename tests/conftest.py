@@ -10,6 +10,7 @@ real model): ``-m "not stack and not model"`` runs the rest in seconds, without 
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 from collections.abc import Iterator
@@ -19,6 +20,10 @@ import pytest
 
 from ops.stack.manager import Stack, make_state_dir, stack_settings
 from shared.settings import Settings
+
+# The suite runs on the local placeholders, in this process and the processes it starts (unset means production);
+# tests of the production rules set ENVIRONMENT themselves. Before any test module builds its Settings.
+os.environ["ENVIRONMENT"] = "local"
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -152,8 +152,9 @@ class Stack:
 
 
 def stack_settings(root: Path, **overrides) -> Settings:
-    """Settings for a stack of our own under ``root``, on ports nobody else uses."""
+    """Settings for a stack of our own under ``root``, on ports nobody else uses, with the local placeholders."""
     return Settings(
+        environment="local",
         state_dir=root,
         redis_port=free_port(),
         postgres_port=free_port(),

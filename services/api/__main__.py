@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 
 import uvicorn
 
-from shared.settings import Settings, get_settings
+from shared.settings import API_SECRETS, Settings, UnsafeSecrets, get_settings
 
 
 # Here, not in services/api/observability.py: prometheus_client chooses its multiprocess mode when it is
@@ -41,7 +42,11 @@ def metrics_folder(settings: Settings) -> Iterator[None]:
 
 
 def main() -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+        settings.require_secrets(API_SECRETS)
+    except UnsafeSecrets as refused:
+        sys.exit(str(refused))  # before uvicorn binds the port; the message alone, no traceback
     with metrics_folder(settings):
         uvicorn.run(
             "services.api.app:create_app",

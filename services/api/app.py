@@ -29,7 +29,7 @@ from shared.clients import make_async_s3
 from shared.history import History
 from shared.lake import CURATED_CHANNEL
 from shared.logs import configure_logging
-from shared.settings import Settings, get_settings
+from shared.settings import API_SECRETS, Settings, get_settings
 
 S3_CONFIG = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 2})
 
@@ -64,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.require_secrets(API_SECRETS)  # each uvicorn worker, and a host that serves the factory itself
     configure_logging(settings, service=True)
     app = FastAPI(
         title="Review intelligence API",
