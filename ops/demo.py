@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
   health        {api}/health
   Flower        {flower}   (user {settings.flower_user}, password from FLOWER_PASSWORD)
 
-next:
+next (the local stack's secrets are published placeholders, accepted only with ENVIRONMENT=local):
+  export ENVIRONMENT=local
   .venv/bin/reviews stack status        every component, pinged
   .venv/bin/reviews runs                run history; `reviews runs RUN_ID` for one run's stages
   .venv/bin/reviews run                 another run, with progress per stage
