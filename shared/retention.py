@@ -35,6 +35,9 @@ from shared.lake import RUN_ZONES, ZONES, Lake, run_prefix
 log = structlog.get_logger()
 
 MEASURE_KEY = "reviews:lake:measure"
+# The oldest run may be LAKE_RETENTION_DAYS plus a day old just before a daily expiry; one more day
+# (an expiry late or failed once) and it is overdue: the alert LakeRetentionOverdue, the doctor's lake_retention.
+OVERDUE_AFTER_DAYS = 2
 ACTIVE = ("queued", "running")
 
 

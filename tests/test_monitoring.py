@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from ops.alerting import alertmanager_config
+from shared.retention import OVERDUE_AFTER_DAYS
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +144,7 @@ DOCTOR = {
     "curated_size_growth": ("warning", ["CuratedGrew"]),
     "reject_share": ("critical", ["RejectShareHigh"]),
     "connection_errors": ("critical", ["ConnectionErrorsRepeated"]),
+    "lake_retention": ("warning", ["LakeRetentionOverdue"]),
 }
 
 
@@ -167,8 +169,7 @@ def test_the_thresholds_are_the_settings_defaults():
         "CuratedShrank": [f"< {1 - d.alert_size_drop_share:g}"],
         "CuratedGrew": [f"> {1 + d.alert_size_growth_share:g}"],
         "ConnectionErrorsRepeated": [f"[{d.alert_connection_window_s // 3600}h]", f">= {d.alert_connection_errors}"],
-        # a day between two daily expiries, and a day late
-        "LakeRetentionOverdue": [f"> {d.lake_retention_days + 2} * 86400"],
+        "LakeRetentionOverdue": [f"> {d.lake_retention_days + OVERDUE_AFTER_DAYS} * 86400"],
     }
     for alert, fragments in expected.items():
         expr = " ".join(ALERTS[alert]["expr"].split())
