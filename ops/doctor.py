@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from services.api.observability import OPERATIONAL_ROUTES
-from shared import clients, worker_metrics
+from shared import clients, retention, worker_metrics
 from shared.clients import Clients
 from shared.curated.versions import served_and_previous
 from shared.history import History
@@ -147,6 +147,24 @@ def connection_errors(client: redis.Redis, max_errors: int, window_s: int, now: 
     counts = worker_metrics.connection_errors(client, window_s, now)
     value = ", ".join(f"{target} {n}" for target, n in counts.items()) + f" in the last {window_s} s"
     return Rule("connection_errors", _fires(max(counts.values()) >= max_errors), value, threshold)
+
+
+def lake_retention(client: redis.Redis, days: int, now: datetime | None = None) -> Rule:
+    """The oldest run the run zones held at the last daily expiry: overdue, the expiry stopped running or
+    deleting, or a run is stuck, and buyers' rows outlive the retention."""
+    overdue = days + retention.OVERDUE_AFTER_DAYS
+    threshold = f"a run started more than {overdue} days ago left in the run zones"
+    measured = retention.last_measure(client)
+    if measured is None:
+        return Rule("lake_retention", "ok", "not measured yet: the daily expiry has not run", threshold)
+    at = f"measured {datetime.fromtimestamp(measured.measured_at, UTC):%Y-%m-%d %H:%M} UTC"
+    if measured.oldest_run is None:
+        return Rule("lake_retention", "ok", f"the run zones are empty ({at})", threshold)
+    age_d = ((now or datetime.now(UTC)).timestamp() - measured.oldest_run) / 86400
+    value = f"the oldest run started {age_d:.1f} days ago ({at})"
+    if age_d > overdue:
+        value += "; `reviews lake expire --dry-run` shows what is due"
+    return Rule("lake_retention", _warns(age_d > overdue), value, threshold)
 
 
 def _curated_size(name: str, lake: Lake, threshold: str, severity: Severity, alerts: Callable[[float], bool]) -> Rule:
@@ -282,6 +300,7 @@ def evaluate(settings: Settings, c: Clients, http: httpx.Client) -> list[Rule]:
         partial(curated_size_drop, c.lake, settings.alert_size_drop_share),
         partial(curated_size_growth, c.lake, settings.alert_size_growth_share),
         partial(reject_share, c.history, settings.alert_reject_share),
+        partial(lake_retention, c.redis, settings.lake_retention_days),
         partial(connection_errors, c.redis, settings.alert_connection_errors, settings.alert_connection_window_s),
     ]
     return [_evaluated(check) for check in checks]

@@ -9,7 +9,7 @@ from shared.curated.erasure import Rewritten, forget_in_curated
 from shared.history import History
 from shared.lake import CuratedVersion, Lake
 from shared.pseudonym import pseudonym
-from shared.run_zones import ZoneErasure, forget_in_run_zones
+from shared.run_zone_erasure import ZoneErasure, forget_in_run_zones
 from shared.settings import Settings
 
 

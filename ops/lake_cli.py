@@ -1,17 +1,19 @@
-"""``reviews lake``, ``reviews curated list|rollback`` and ``reviews gdpr erase``."""
+"""``reviews lake [expire]``, ``reviews curated list|rollback`` and ``reviews gdpr erase``."""
 
 from __future__ import annotations
 
 import argparse
 
 from ops.gdpr import erase_buyer
-from shared import clients
+from shared import clients, retention
 from shared.curated.versions import UnknownVersion, announce, list_versions, rollback
-from shared.lake import ZONES, curated_key
+from shared.lake import ZONES, curated_key, run_prefix
 from shared.settings import get_settings
 
 
 def cmd_lake(args: argparse.Namespace) -> int:
+    if args.action == "expire":
+        return cmd_expire(args)
     c = clients.init(get_settings())
     scope = f"run={args.run}" if args.run else "every run"
     print(f"bucket {c.lake.bucket}, {scope}")
@@ -19,7 +21,7 @@ def cmd_lake(args: argparse.Namespace) -> int:
         if zone == "curated":
             prefix = curated_key(args.run) if args.run else "curated/"
         else:
-            prefix = f"{zone}/run={args.run}/" if args.run else f"{zone}/"
+            prefix = run_prefix(zone, args.run) if args.run else f"{zone}/"
         objects, size = c.lake.usage(prefix)
         print(f"  {zone:<8} {objects:>7,} objects {size:>14,} bytes   s3://{c.lake.bucket}/{prefix}")
     latest = c.lake.latest()
@@ -28,6 +30,26 @@ def cmd_lake(args: argparse.Namespace) -> int:
         if latest
         else "latest: none published yet"
     )
+    return 0
+
+
+def cmd_expire(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    c = clients.init(settings)
+    days = settings.lake_retention_days
+    if args.dry_run:
+        expiry = retention.expire(c.lake, c.history, days, dry_run=True)
+    else:
+        expiry = retention.expire_and_measure(c.lake, c.history, c.redis, days)
+    verb = "would remove" if args.dry_run else "removed"
+    print(
+        f"bucket {c.lake.bucket}: runs started before {expiry.cutoff:%Y-%m-%d %H:%M} UTC (LAKE_RETENTION_DAYS={days})"
+    )
+    for zone, e in expiry.zones.items():
+        print(f"  {zone:<8} {verb} {e.objects:>7,} objects {e.bytes:>14,} bytes of {len(e.runs):,} run(s)")
+    for run_id in expiry.kept_active:
+        print(f"  kept run {run_id}: still queued or running")
+    print("curated/ is kept: its versions are pruned by CURATED_VERSIONS_KEPT")
     return 0
 
 
@@ -75,8 +97,12 @@ def cmd_gdpr(args: argparse.Namespace) -> int:
 
 
 def add_lake_commands(sub: argparse._SubParsersAction) -> None:
-    lake = sub.add_parser("lake", help="what the data lake holds, zone by zone")
+    lake = sub.add_parser("lake", help="what the data lake holds, zone by zone; expire: apply the retention")
+    lake.add_argument(
+        "action", nargs="?", choices=["expire"], help="delete the run zones' objects past LAKE_RETENTION_DAYS"
+    )
     lake.add_argument("--run", help="only this run's objects")
+    lake.add_argument("--dry-run", action="store_true", help="with expire: show what it would remove, remove nothing")
     lake.set_defaults(func=cmd_lake)
 
     curated = sub.add_parser("curated", help="curated versions: list them, or roll back the one the API serves")

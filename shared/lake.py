@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,27 +24,33 @@ KNOWN_PREFIX = "curated/known/"
 
 # The lake's zones, in the order data flows through them.
 ZONES = ("raw", "rejects", "cleaned", "scored", "curated")
+# The zones that hold one folder per run, ``<zone>/run=<id>/``: kept LAKE_RETENTION_DAYS (shared/retention.py).
+RUN_ZONES = ("raw", "rejects", "cleaned", "scored")
+
+
+def run_prefix(zone: str, run_id: str) -> str:
+    return f"{zone}/run={run_id}/"
 
 
 def raw_key(run_id: str, batch: int) -> str:
-    return f"raw/run={run_id}/batch={batch:05d}.parquet"
+    return f"{run_prefix('raw', run_id)}batch={batch:05d}.parquet"
 
 
 def live_ids_key(run_id: str) -> str:
     """Every review id in the source, in the run's snapshot: what an incremental run may keep."""
-    return f"raw/run={run_id}/live_ids.parquet"
+    return f"{run_prefix('raw', run_id)}live_ids.parquet"
 
 
 def cleaned_key(run_id: str, batch: int) -> str:
-    return f"cleaned/run={run_id}/batch={batch:05d}.parquet"
+    return f"{run_prefix('cleaned', run_id)}batch={batch:05d}.parquet"
 
 
 def rejects_key(run_id: str, batch: int) -> str:
-    return f"rejects/run={run_id}/batch={batch:05d}.csv"
+    return f"{run_prefix('rejects', run_id)}batch={batch:05d}.csv"
 
 
 def scored_key(run_id: str, batch: int) -> str:
-    return f"scored/run={run_id}/batch={batch:05d}.parquet"
+    return f"{run_prefix('scored', run_id)}batch={batch:05d}.parquet"
 
 
 def curated_key(run_id: str) -> str:
@@ -133,20 +140,27 @@ class Lake:
         """Download an object to a local file (in parts when it is large), never whole into memory."""
         self.s3.download_file(self.bucket, key, str(path))
 
-    def list_keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Every object under ``prefix``, with its size in bytes."""
+        sizes: dict[str, int] = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return sorted(keys)
+            sizes.update((obj["Key"], obj["Size"]) for obj in page.get("Contents", []))
+        return sizes
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(self.sizes(prefix))
 
     def usage(self, prefix: str) -> tuple[int, int]:
         """How many objects, and how many bytes, lie under ``prefix``."""
-        objects = size = 0
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                objects += 1
-                size += obj["Size"]
-        return objects, size
+        sizes = self.sizes(prefix)
+        return len(sizes), sum(sizes.values())
+
+    def folders(self, prefix: str) -> Iterator[str]:
+        """The folders right under ``prefix`` (``<prefix><name>/``), in key order, a page at a time: a caller
+        that stops early lists no further."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+        for page in pages:
+            yield from (p["Prefix"] for p in page.get("CommonPrefixes", []))
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):

@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     classify_workers: int = Field(default=1, ge=1, description="classifier worker processes in the local stack")
     batch_size: int = Field(default=1000, ge=1)
     curated_versions_kept: int = Field(default=5, ge=1)
+    # The run zones (raw/, rejects/, cleaned/, scored/: plain buyer ids and texts) keep a run this many days
+    # after its start (shared/retention.py, deploy/s3-lifecycle.json): a month's runs stay to audit or re-run,
+    # and no buyer's data outlives that in them. Curated versions are pruned by count instead (above).
+    lake_retention_days: int = Field(default=30, ge=1, description="days the run zones keep a run's objects")
     max_batch_attempts: int = Field(default=3, ge=1)
     # Longest task x a safety margin: Redis redelivers unacked tasks after this.
     visibility_timeout_s: int = Field(default=3600, ge=1)

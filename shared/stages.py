@@ -52,3 +52,5 @@ _SERVICE = {
 START_TASK = Stage.EXTRACT.task_named("start")
 # Beat's repair of stalled runs (shared.recovery); on the publish worker, light and always up at a run's end.
 SWEEP_TASK = Stage.PUBLISH.task_named("sweep")
+# Beat's daily retention of the run zones (shared.retention), on the publish worker beside the sweep.
+EXPIRE_TASK = Stage.PUBLISH.task_named("expire")

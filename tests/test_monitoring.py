@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from ops.alerting import alertmanager_config
+from shared.retention import OVERDUE_AFTER_DAYS
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def exported_metric_names() -> set[str]:
     from services.publisher.run_gauges import gauges as run_gauges
 
     families = [*REGISTRY.collect(), *ApiMetrics(600).registry.collect()]  # no scraped gauge is registered here
-    scraped = [*run_gauges(None, None, DEFAULTS), BACKLOG]  # described without being read
+    scraped = [*run_gauges(None, None, None, DEFAULTS), BACKLOG]  # described without being read
     families += [family for gauge in scraped for family in gauge.describe()]
     return {family.name + suffix for family in families for suffix in SUFFIXES[family.type]}
 
@@ -143,6 +144,7 @@ DOCTOR = {
     "curated_size_growth": ("warning", ["CuratedGrew"]),
     "reject_share": ("critical", ["RejectShareHigh"]),
     "connection_errors": ("critical", ["ConnectionErrorsRepeated"]),
+    "lake_retention": ("warning", ["LakeRetentionOverdue"]),
 }
 
 
@@ -167,6 +169,7 @@ def test_the_thresholds_are_the_settings_defaults():
         "CuratedShrank": [f"< {1 - d.alert_size_drop_share:g}"],
         "CuratedGrew": [f"> {1 + d.alert_size_growth_share:g}"],
         "ConnectionErrorsRepeated": [f"[{d.alert_connection_window_s // 3600}h]", f">= {d.alert_connection_errors}"],
+        "LakeRetentionOverdue": [f"> {d.lake_retention_days + OVERDUE_AFTER_DAYS} * 86400"],
     }
     for alert, fragments in expected.items():
         expr = " ".join(ALERTS[alert]["expr"].split())
@@ -202,7 +205,7 @@ def test_prometheus_scrapes_every_worker_and_the_api_and_loads_the_rules():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "14 rules found" in result.stdout
+    assert "15 rules found" in result.stdout
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     workers = {name for name, service in COMPOSE.items() if "worker" in service.get("command", [])}

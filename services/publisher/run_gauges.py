@@ -1,28 +1,22 @@
 """What the publish worker shows Prometheus about runs and the lake, beside the stages' own counters.
 
 Read from the run history and the lake at each scrape, so a value is never stale and survives a
-restart of the worker; the lake's volumes, which take a listing of the whole bucket, at most every
-``LAKE_SCAN_EVERY_S``. The dashboards (deploy/grafana/) and the alerting rules (deploy/prometheus/)
-read these; the values are those ``reviews doctor`` judges.
+restart of the worker; but the lake's volumes, which take a listing of the whole bucket, as the daily
+expiry last measured them (shared/retention.py, kept in Redis). The dashboards (deploy/grafana/) and
+the alerting rules (deploy/prometheus/) read these; the values are those ``reviews doctor`` judges.
 """
 
 from __future__ import annotations
 
 from shared.curated.versions import served_and_previous
 from shared.history import History
-from shared.lake import ZONES, Lake
+from shared.lake import Lake
+from shared.retention import last_measure
 from shared.settings import Settings
 from shared.worker_metrics import ScrapedGauge, cached
 
-LAKE_SCAN_EVERY_S = 300.0
 
-
-def lake_usage(lake: Lake) -> dict[str, tuple[int, int]]:
-    """(objects, bytes) per zone of the lake."""
-    return {zone: lake.usage(f"{zone}/") for zone in ZONES}
-
-
-def gauges(history: History, lake: Lake, settings: Settings) -> list[ScrapedGauge]:
+def gauges(history: History, lake: Lake, redis, settings: Settings) -> list[ScrapedGauge]:
     # one query a scrape for the two gauges it feeds
     run_duration = cached(lambda: history.run_duration(settings.alert_run_duration_runs), 1.0)
 
@@ -38,7 +32,14 @@ def gauges(history: History, lake: Lake, settings: Settings) -> list[ScrapedGaug
         run = history.last_finished_run()
         return None if run is None else float(run["status"] == "failed")
 
-    usage = cached(lambda: lake_usage(lake), LAKE_SCAN_EVERY_S)
+    def per_zone(which: int) -> dict[str, float] | None:
+        m = last_measure(redis)
+        return None if m is None else {zone: counts[which] for zone, counts in m.zones.items()}
+
+    def oldest_run() -> float | None:
+        m = last_measure(redis)
+        return None if m is None else m.oldest_run
+
     window_h = settings.alert_retries_window_h
     return [
         ScrapedGauge(
@@ -71,14 +72,19 @@ def gauges(history: History, lake: Lake, settings: Settings) -> list[ScrapedGaug
         ),
         ScrapedGauge(
             "pipeline_lake_objects",
-            "Objects in each zone of the lake",
-            lambda: {zone: objects for zone, (objects, _) in usage().items()},
+            "Objects in each zone of the lake, as the last daily expiry measured them",
+            lambda: per_zone(0),
             labels=("zone",),
         ),
         ScrapedGauge(
             "pipeline_lake_bytes",
-            "Bytes in each zone of the lake",
-            lambda: {zone: size for zone, (_, size) in usage().items()},
+            "Bytes in each zone of the lake, as the last daily expiry measured them",
+            lambda: per_zone(1),
             labels=("zone",),
+        ),
+        ScrapedGauge(
+            "pipeline_lake_oldest_run_timestamp_seconds",
+            "Start of the oldest run whose objects the run zones still held at the last daily expiry",
+            oldest_run,
         ),
     ]

@@ -1,4 +1,4 @@
-"""Publish tasks: the run's last step, fired once by the completion barrier; and beat's sweep."""
+"""Publish tasks: the run's last step, fired once by the completion barrier; and beat's sweep and expiry."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from prometheus_client import REGISTRY
 
 from services.publisher import run_gauges
 from services.publisher.run import publish_run
-from shared import clients, recovery
+from shared import clients, recovery, retention
 from shared.celery_app import app
-from shared.stages import SWEEP_TASK, Stage
+from shared.stages import EXPIRE_TASK, SWEEP_TASK, Stage
 from shared.tasks import BatchRef, send, stage_task
 
 log = structlog.get_logger()
@@ -19,7 +19,7 @@ log = structlog.get_logger()
 @signals.worker_init.connect
 def _serve_run_gauges(**_) -> None:
     c = clients.get()  # made by shared.tasks' worker_init handler, connected before this one
-    for gauge in run_gauges.gauges(c.history, c.lake, c.settings):
+    for gauge in run_gauges.gauges(c.history, c.lake, c.redis, c.settings):
         REGISTRY.register(gauge)
 
 
@@ -40,3 +40,10 @@ def sweep() -> list[str]:
     """Fired by beat: re-announce the work of runs that stopped moving."""
     c = clients.get()
     return recovery.sweep(c.history, send, c.settings.stalled_after_s)
+
+
+@app.task(name=EXPIRE_TASK, stage=Stage.PUBLISH)
+def expire() -> dict[str, int]:
+    """Fired by beat daily: delete the run zones' objects past LAKE_RETENTION_DAYS, measure the lake."""
+    c = clients.get()
+    return retention.expire_and_measure(c.lake, c.history, c.redis, c.settings.lake_retention_days).objects()

@@ -24,6 +24,7 @@ from psycopg2 import sql
 from ops import doctor
 from ops.stack.process import free_port
 from ops.stack.s3_server import grant_lake
+from shared import retention
 from shared.clients import Clients, make_s3
 from shared.curated.versions import rollback
 from shared.history import History
@@ -101,7 +102,8 @@ def system(servers: Settings) -> Iterator[System]:
     init_metadata_db(settings)
     history = History(settings.metadata_dsn)
     client = redis.Redis.from_url(settings.redis_url)
-    client.delete(doctor.HEALTH_CHECKS_KEY, doctor.LATENCY_KEY)  # the doctor's memory: each test starts afresh
+    # the doctor's memory, and the lake's last measure: each test starts afresh
+    client.delete(doctor.HEALTH_CHECKS_KEY, doctor.LATENCY_KEY, retention.MEASURE_KEY)
     try:
         yield System(settings, history, Lake(make_s3(settings), settings.s3_bucket), client)
     finally:
@@ -206,6 +208,20 @@ def test_curated_age_and_size_drop_judge_the_served_version(system):
     assert doctor.curated_size_drop(system.lake, 0.5).severity == "ok"
 
 
+def test_lake_retention_warns_when_the_expiry_left_a_run_past_its_retention(system):
+    assert doctor.lake_retention(system.redis, 30).severity == "ok"  # not measured yet: no daily expiry so far
+    now = datetime.now(UTC)
+
+    def measured_oldest(days_ago: float) -> doctor.Rule:
+        oldest = (now - timedelta(days=days_ago)).timestamp()
+        retention.record(system.redis, retention.LakeMeasure({"raw": (1, 10)}, oldest, now.timestamp()))
+        return doctor.lake_retention(system.redis, 30, now=now)
+
+    assert measured_oldest(31).severity == "ok"  # one day between two daily expiries
+    rule = measured_oldest(33)
+    assert rule.severity == "warning" and "33.0 days ago" in rule.value and "32 days" in rule.threshold
+
+
 def test_connection_errors_are_critical_when_repeated_within_the_window(system):
     now = datetime(2001, 9, 9, tzinfo=UTC).timestamp()  # a time of this test's own in the shared Redis
     for _ in range(5):  # long ago: outside the window
@@ -246,11 +262,12 @@ def test_reviews_doctor_prints_every_rule_and_exits_1_on_a_critical_one(system, 
         "curated_size_drop",
         "curated_size_growth",
         "reject_share",
+        "lake_retention",
         "connection_errors",
     )
     for rule in rules:
         assert f"OK        {rule}" in healthy.stdout
-    assert "12 rules: 0 critical, 0 warning" in healthy.stdout
+    assert "13 rules: 0 critical, 0 warning" in healthy.stdout
     assert unhealthy.returncode == 1
     assert "CRITICAL  last_run" in unhealthy.stdout and "boom" in unhealthy.stdout
 
@@ -266,7 +283,7 @@ def test_warnings_alone_exit_0(system, http):
             [str(exe), "doctor"], env=system.settings.child_env(), capture_output=True, text=True, timeout=60
         )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "WARNING   curated_size_growth" in result.stdout and "12 rules: 0 critical, 1 warning" in result.stdout
+    assert "WARNING   curated_size_growth" in result.stdout and "13 rules: 0 critical, 1 warning" in result.stdout
 
 
 def test_curated_size_growth_warns_when_the_served_file_jumps(system):

@@ -15,9 +15,8 @@ from services.transformer.transform import transform
 from shared.curated.versions import rollback
 from shared.history import History
 from shared.history.schema import init_metadata_db
-from shared.lake import cleaned_key, curated_key, live_ids_key, raw_key, rejects_key, scored_key
+from shared.lake import RUN_ZONES, cleaned_key, curated_key, live_ids_key, raw_key, rejects_key, scored_key
 from shared.pseudonym import pseudonym
-from shared.run_zones import RUN_ZONES
 from shared.schemas import RAW
 from tests.factories import open_serving, publish_batches, scored_row
 
@@ -150,9 +149,9 @@ def test_erase_rewrites_every_run_zone_object_holding_the_buyer_and_reports_zone
     # and nothing in the lake holds their id, pseudonym or text
     assert [(z.zone, z.objects_rewritten, z.rows_removed) for z in report.run_zones] == [
         ("raw", 2, 2),
+        ("rejects", 2, 2),
         ("cleaned", 2, 2),
         ("scored", 2, 2),
-        ("rejects", 2, 2),
     ]
     assert [z.objects_read >= n for z, n in zip(report.run_zones, (6, 2, 2, 2), strict=True)] == [True] * 4
     everything = [decoded(own_lake, k) for zone in RUN_ZONES for k in own_lake.list_keys(f"{zone}/")]

@@ -14,9 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops import doctor
 from ops.stack.components import Context, worker_metrics_port
 from ops.stack.manager import Stack
+from shared import retention
 from shared.curated.versions import served_and_previous
 from shared.lake import raw_key
-from shared.stages import Stage
+from shared.stages import EXPIRE_TASK, Stage
 from shared.tasks import BatchRef, send
 from tests.pipeline.runs import run_to_end, wait_for
 
@@ -208,11 +209,19 @@ def test_the_publish_and_archive_workers_show_runs_durations_and_volumes(observe
             frozenset({("version", "previous")}): pair[1].size_bytes,
         }
     )
+    assert ("pipeline_retries_exhausted_batches", frozenset()) in publish
+    # the lake's volumes as the daily expiry measured them: beat's task, fired here on the publish worker
+    pipeline.celery.send_task(EXPIRE_TASK).get(timeout=120)
+    publish = scrape(servers, Stage.PUBLISH)
     for zone in ("raw", "cleaned", "scored", "curated"):
         objects, size = lake.usage(f"{zone}/")
         assert 0 < value(publish, "pipeline_lake_objects", zone=zone) <= objects
-        assert 0 < value(publish, "pipeline_lake_bytes", zone=zone) <= size  # read at most every 5 min
-    assert ("pipeline_retries_exhausted_batches", frozenset()) in publish
+        assert 0 < value(publish, "pipeline_lake_bytes", zone=zone) <= size
+    assert (
+        0
+        < value(publish, "pipeline_lake_oldest_run_timestamp_seconds")
+        <= retention.run_started(observed.run["run_id"]).timestamp()
+    )
     assert value(archive, "pipeline_archive_documents") >= 700
 
 

@@ -21,9 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from shared.lake import Lake
+from shared.lake import RUN_ZONES, Lake
 
-RUN_ZONES = ("raw", "cleaned", "scored", "rejects")
 # Reads overlap: each object is a round trip to S3, and the objects are many and small.
 READERS = 8
 
