@@ -51,7 +51,8 @@ def _aws(service: str, settings: Settings, identity: S3Identity, config: Config)
 
 
 def make_s3(settings: Settings, identity: S3Identity = "pipeline", config: Config = DEFAULT_S3_CONFIG):
-    """A boto3 S3 client as the pipeline (read/write), the API (read curated/) or the administrator."""
+    """A boto3 S3 client as the pipeline (read/write), the API (read the serving files and the pointer)
+    or the administrator."""
     return _aws("s3", settings, identity, config)
 
 

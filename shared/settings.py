@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str = "http://127.0.0.1:19000"
     s3_region: str = "us-east-1"
     s3_bucket: str = "review-lake"
-    # Three identities: the pipeline (read/write on the lake bucket), the API (read curated/
-    # only), the administrator who creates the bucket and grants the other two.
+    # Three identities: the pipeline (read/write on the lake bucket), the API (read the serving
+    # files and the pointer only), the administrator who creates the bucket and grants the other two.
     s3_access_key_id: str = "local-pipeline-key"
     s3_secret_access_key: SecretStr = SecretStr("local-pipeline-secret")
     api_s3_access_key_id: str = "local-api-key"

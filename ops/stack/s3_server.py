@@ -9,7 +9,8 @@ moto's IAM API only draws random access keys. So the launcher registers the thre
 in-process, before it serves, with the keys the settings name: the settings stay the one source
 of configuration, as in production, where MinIO's users are made from the same variables
 (docker-compose.yml, ``minio-init``). The grants go through the IAM API as the administrator
-(``grant_lake``): for the lake bucket when the stack starts, and for a bucket of a test's own.
+(``grant_lake``): for the lake bucket when the stack starts, and for a bucket of a test's own;
+the policies are production's own documents in deploy/, the bucket's name substituted.
 
     python -m ops.stack.s3_server     # run by `reviews stack up`, configured by the environment
 """
@@ -17,6 +18,7 @@ of configuration, as in production, where MinIO's users are made from the same v
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from shared.clients import make_iam, make_s3
 from shared.settings import S3Identity, Settings, get_settings
@@ -30,47 +32,22 @@ ADMIN_POLICY = {
 }
 
 
-def pipeline_policy(bucket: str) -> dict:
-    """Read and write objects of the lake bucket, nothing else: no other bucket, no bucket settings.
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOYED_BUCKET = "review-lake"  # the bucket deploy/'s policies name
 
-    One statement on both the bucket and its objects: moto checks a multi-object delete as
-    s3:DeleteObject on the bucket itself (AWS and MinIO ignore an object action on a bucket).
-    Production uses the same document: deploy/pipeline-s3-policy.json.
+
+def lake_policy(identity: S3Identity, bucket: str) -> dict:
+    """The policy production grants ``identity`` (deploy/<identity>-s3-policy.json), for ``bucket``.
+
+        The pipeline's reads and writes objects of the lake bucket, nothing else, in one statement on
+        both the bucket and its objects: moto checks a multi-object delete as s3:DeleteObject on the
+        bucket itself (AWS and MinIO ignore an object action on a bucket). The API's reads the serving
+        files and the pointer only: never the curated Parquet, which holds buyer pseudonyms; its
+    ListBucket, limited to the same keys, makes a missing key answer 404 rather than 403 (AWS,
+    MinIO), so the API tells an empty lake from a refusal.
     """
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ReadWriteTheLake",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-            }
-        ],
-    }
-
-
-def api_policy(bucket: str) -> dict:
-    """Read curated/ only. Production uses the same document: deploy/api-s3-policy.json."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ReadCuratedOnly",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject"],
-                "Resource": [f"arn:aws:s3:::{bucket}/curated/*"],
-            },
-            {
-                # Without ListBucket, a missing key answers 403 instead of 404 (AWS, MinIO).
-                "Sid": "CheckTheBucket",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
-                "Resource": [f"arn:aws:s3:::{bucket}"],
-                "Condition": {"StringLike": {"s3:prefix": ["curated/*"]}},
-            },
-        ],
-    }
+    text = (DEPLOY / f"{identity}-s3-policy.json").read_text()
+    return json.loads(text.replace(f"arn:aws:s3:::{DEPLOYED_BUCKET}", f"arn:aws:s3:::{bucket}"))
 
 
 def grant_lake(settings: Settings) -> None:
@@ -83,9 +60,11 @@ def grant_lake(settings: Settings) -> None:
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
     iam = make_iam(settings)
-    for identity, policy in (("pipeline", pipeline_policy), ("api", api_policy)):
+    for identity in ("pipeline", "api"):
         iam.put_user_policy(
-            UserName=USERS[identity], PolicyName=f"lake-{bucket}", PolicyDocument=json.dumps(policy(bucket))
+            UserName=USERS[identity],
+            PolicyName=f"lake-{bucket}",
+            PolicyDocument=json.dumps(lake_policy(identity, bucket)),
         )
 
 

@@ -75,7 +75,7 @@ def api_settings(servers: Settings) -> Settings:
             "api_reload_check_s": 1.0,
         }
     )
-    grant_lake(settings)  # the pipeline writes it, the API reads its curated/
+    grant_lake(settings)  # the pipeline writes it, the API reads its serving files and pointer
     init_metadata_db(settings)
     return settings
 

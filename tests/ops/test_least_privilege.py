@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pymongo
@@ -21,9 +20,10 @@ from pydantic import SecretStr
 from pymongo.errors import OperationFailure
 
 from ops.stack.process import free_port
-from ops.stack.s3_server import api_policy, grant_lake, pipeline_policy
+from ops.stack.s3_server import DEPLOYED_BUCKET, grant_lake, lake_policy
 from shared.clients import make_iam, make_s3
-from shared.lake import Lake
+from shared.lake import LATEST_KEY, CuratedVersion, Lake, cleaned_key, curated_key, known_key, raw_key
+from shared.serving_format import NAMES, SERVING_PREFIX, serving_key
 from shared.settings import Settings
 from tests.factories import publish_batches, scored_row
 
@@ -131,17 +131,6 @@ def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(server
 # --- S3 --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def lake_objects(servers: Settings) -> Iterator[dict[str, str]]:
-    """One object in raw/ and one in curated/ of the stack's lake bucket, written by the pipeline."""
-    s3 = make_s3(servers)
-    keys = {"raw": "raw/run=least-privilege/batch=00001.parquet", "curated": "curated/least-privilege.json"}
-    for key in keys.values():
-        s3.put_object(Bucket=servers.s3_bucket, Key=key, Body=b"{}")
-    yield keys
-    s3.delete_objects(Bucket=servers.s3_bucket, Delete={"Objects": [{"Key": k} for k in keys.values()]})
-
-
 def test_the_pipeline_reads_writes_lists_and_deletes_in_the_lake(servers: Settings):
     s3, bucket, key = make_s3(servers), servers.s3_bucket, "scored/run=least-privilege/batch=00001.parquet"
     s3.put_object(Bucket=bucket, Key=key, Body=b"x")
@@ -160,17 +149,50 @@ def test_the_pipeline_has_no_other_bucket_and_cannot_make_one(servers: Settings)
     assert s3_error(lambda: pipeline.list_buckets()) == "AccessDenied"
 
 
-def test_the_api_reads_curated_and_nothing_else(servers: Settings, lake_objects):
-    api, bucket = make_s3(servers, "api"), servers.s3_bucket
-    assert api.get_object(Bucket=bucket, Key=lake_objects["curated"])["Body"].read() == b"{}"
-    assert s3_error(lambda: api.get_object(Bucket=bucket, Key=lake_objects["raw"])) == "AccessDenied"
-    assert s3_error(lambda: api.put_object(Bucket=bucket, Key=lake_objects["curated"], Body=b"x")) == "AccessDenied"
-    assert s3_error(lambda: api.put_object(Bucket=bucket, Key="raw/intruder", Body=b"x")) == "AccessDenied"
-    assert s3_error(lambda: api.delete_object(Bucket=bucket, Key=lake_objects["curated"])) == "AccessDenied"
+@pytest.fixture(scope="module")
+def zones(own_lake: Lake) -> dict[str, str]:
+    """A version published in the module's own bucket, a raw and a cleaned batch beside it: a key of each kind."""
+    run_id = "20260301T000000Z-lpzone"
+    version = publish_batches(own_lake, run_id, [[scored_row(1, "P", 0.5)]], keep=1).version
+    own_lake.put_bytes(raw_key(run_id, 1), b"raw")
+    own_lake.put_bytes(cleaned_key(run_id, 1), b"cleaned")
+    keys = {
+        "serving": serving_key(version.version, NAMES[0]),
+        "pointer": LATEST_KEY,
+        "curated": curated_key(run_id),
+        "known": known_key(run_id),
+        "raw": raw_key(run_id, 1),
+        "cleaned": cleaned_key(run_id, 1),
+    }
+    assert all(own_lake.exists(key) for key in keys.values())
+    return keys
+
+
+def test_the_api_reads_the_serving_files_and_the_pointer(servers: Settings, own_lake: Lake, zones):
+    api, bucket = make_s3(servers, "api"), own_lake.bucket
+    assert api.get_object(Bucket=bucket, Key=zones["serving"])["Body"].read() == own_lake.get_bytes(zones["serving"])
+    assert CuratedVersion.from_json(api.get_object(Bucket=bucket, Key=zones["pointer"])["Body"].read())
+    assert api.head_object(Bucket=bucket, Key=zones["pointer"])["ContentLength"] > 0  # /health/ready's check
+    # a version without serving files is told apart from a refusal (the cache's message names the fix)
+    assert s3_error(lambda: api.get_object(Bucket=bucket, Key=serving_key("missing", NAMES[0]))) == "NoSuchKey"
+
+
+@pytest.mark.parametrize("zone", ["curated", "known", "raw", "cleaned"])
+def test_the_api_reads_nothing_else(servers: Settings, own_lake: Lake, zones, zone):
+    api = make_s3(servers, "api")
+    assert s3_error(lambda: api.get_object(Bucket=own_lake.bucket, Key=zones[zone])) == "AccessDenied"
+
+
+@pytest.mark.parametrize("zone", ["serving", "pointer", "curated", "raw"])
+def test_the_api_writes_and_deletes_nothing(servers: Settings, own_lake: Lake, zones, zone):
+    api, bucket, key = make_s3(servers, "api"), own_lake.bucket, zones[zone]
+    before = own_lake.get_bytes(key)
+    assert s3_error(lambda: api.put_object(Bucket=bucket, Key=key, Body=b"x")) == "AccessDenied"
+    assert s3_error(lambda: api.delete_object(Bucket=bucket, Key=key)) == "AccessDenied"
     # a multi-object delete answers 200 and refuses each key
-    errors = api.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": lake_objects["curated"]}]})["Errors"]
+    errors = api.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key}]})["Errors"]
     assert [e["Code"] for e in errors] == ["AccessDenied"]
-    assert make_s3(servers).get_object(Bucket=bucket, Key=lake_objects["curated"])["Body"].read() == b"{}"
+    assert own_lake.get_bytes(key) == before
 
 
 @pytest.mark.parametrize(
@@ -180,15 +202,15 @@ def test_the_api_reads_curated_and_nothing_else(servers: Settings, lake_objects)
         ({"s3_secret_access_key": SecretStr("not-the-secret")}, "SignatureDoesNotMatch"),
     ],
 )
-def test_s3_refuses_unknown_keys_and_wrong_secrets(servers: Settings, lake_objects, forged, code):
+def test_s3_refuses_unknown_keys_and_wrong_secrets(servers: Settings, own_lake: Lake, zones, forged, code):
     s3 = make_s3(servers.model_copy(update=forged))
-    assert s3_error(lambda: s3.get_object(Bucket=servers.s3_bucket, Key=lake_objects["curated"])) == code
+    assert s3_error(lambda: s3.get_object(Bucket=own_lake.bucket, Key=zones["pointer"])) == code
 
 
-def test_s3_refuses_unsigned_requests(servers: Settings, lake_objects):
+def test_s3_refuses_unsigned_requests(servers: Settings, own_lake: Lake, zones):
     anonymous = make_s3(servers, config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}))
-    bucket = servers.s3_bucket
-    read = s3_refusal(lambda: anonymous.get_object(Bucket=bucket, Key=lake_objects["curated"]))
+    bucket = own_lake.bucket
+    read = s3_refusal(lambda: anonymous.get_object(Bucket=bucket, Key=zones["pointer"]))
     assert read.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     # moto's IAM check fails on the missing Authorization header (a 500, not a 403): refused all the same
     write = s3_refusal(lambda: anonymous.put_object(Bucket=bucket, Key="raw/anonymous", Body=b"x"))
@@ -204,14 +226,22 @@ def test_neither_the_pipeline_nor_the_api_can_grant_itself_more(servers: Setting
         servers.model_copy(update={"s3_admin_access_key_id": key_id, "s3_admin_secret_access_key": SecretStr(secret)})
     )
     with pytest.raises(ClientError) as refused:
-        iam.put_user_policy(UserName="lake-api", PolicyName="more", PolicyDocument=json.dumps(pipeline_policy("*")))
+        iam.put_user_policy(
+            UserName="lake-api", PolicyName="more", PolicyDocument=json.dumps(lake_policy("pipeline", "*"))
+        )
     assert refused.value.response["Error"]["Code"] == "AccessDenied"
 
 
-def test_production_grants_the_documents_the_local_stack_enforces():
-    bucket = "review-lake"  # the bucket the production documents name
-    assert json.loads((ROOT / "deploy" / "pipeline-s3-policy.json").read_text()) == pipeline_policy(bucket)
-    assert json.loads((ROOT / "deploy" / "api-s3-policy.json").read_text()) == api_policy(bucket)
+def test_the_local_stack_grants_production_documents_for_its_own_bucket():
+    policies = {identity: lake_policy(identity, "elsewhere") for identity in ("pipeline", "api")}
+    assert DEPLOYED_BUCKET not in json.dumps(policies)
+    assert policies["pipeline"] == json.loads(
+        (ROOT / "deploy" / "pipeline-s3-policy.json").read_text().replace(DEPLOYED_BUCKET, "elsewhere")
+    )
+    # the API may read exactly the keys its code reads: the serving files and the pointer
+    (read,) = [s for s in policies["api"]["Statement"] if s["Action"] == ["s3:GetObject"]]
+    assert read["Resource"] == [f"arn:aws:s3:::elsewhere/{SERVING_PREFIX}*", f"arn:aws:s3:::elsewhere/{LATEST_KEY}"]
+    assert {a for s in policies["api"]["Statement"] for a in s["Action"]} == {"s3:GetObject", "s3:ListBucket"}
 
 
 # --- secrets -----------------------------------------------------------------------------------------

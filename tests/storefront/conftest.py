@@ -117,7 +117,7 @@ def shop_settings(servers: Settings) -> Settings:
             "api_reload_check_s": 1.0,
         }
     )
-    grant_lake(settings)  # the publisher writes it, the API reads its curated/
+    grant_lake(settings)  # the publisher writes it, the API reads its serving files and pointer
     return settings
 
 

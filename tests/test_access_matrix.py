@@ -1,0 +1,198 @@
+"""README's access matrix (role × store) agrees with the real grants, so it cannot drift.
+
+Each cell is "—" or segments "`SECRET`: what it allows", split by "; ". The secrets are compared
+with the environment docker-compose.yml gives the role's service; S3 cells with deploy/'s policies;
+MongoDB cells with deploy/mongo-init.js; PostgreSQL cells with the roles' privileges in the local
+stack's PostgreSQL, as `reviews source create` and `reviews history init` leave them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import psycopg2
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from ops.source.schema import create_source
+from shared.history.schema import init_metadata_db
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+SECRETS = {name.upper() for name, field in Settings.model_fields.items() if field.annotation is SecretStr}
+TOO_BROAD = "(too broad: issue 27)"
+ROLES = [
+    "extract",
+    "archive",
+    "transform",
+    "classify",
+    "publish",
+    "beat",
+    "API",
+    "operator CLI",
+    "Flower",
+    "Alertmanager's configuration",
+]
+STORES = {
+    "source PostgreSQL": "source",
+    "metadata PostgreSQL": "metadata",
+    "MongoDB archive": "mongo",
+    "S3 lake": "s3",
+    "Redis": "redis",
+    "other secrets": "other",
+}
+# The store each credential opens; a secret of none of them goes in "other secrets".
+STORE_OF = {
+    "POSTGRES_SUPERUSER_PASSWORD": {"source", "metadata"},
+    "SOURCE_OWNER_PASSWORD": {"source"},
+    "SOURCE_READER_PASSWORD": {"source"},
+    "METADATA_PASSWORD": {"metadata"},
+    "MONGO_PASSWORD": {"mongo"},
+    "MONGO_ADMIN_PASSWORD": {"mongo"},
+    "S3_SECRET_ACCESS_KEY": {"s3"},
+    "API_S3_SECRET_ACCESS_KEY": {"s3"},
+    "S3_ADMIN_SECRET_ACCESS_KEY": {"s3"},
+}
+S3_POLICY = {"S3_SECRET_ACCESS_KEY": "pipeline", "API_S3_SECRET_ACCESS_KEY": "api"}
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+PG_WORDS = {*TABLE_PRIVILEGES, "OWNER", "SUPERUSER"}
+
+
+def read_matrix() -> dict[str, dict]:
+    """The README's matrix: by role, its compose service and, by store, its segments {secret: text}."""
+    section = (ROOT / "README.md").read_text().split("## Least privilege\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| role ")]
+    assert len(lines) == 1, "one matrix in README's Least privilege section"
+    rows = section[section.index(lines[0]) :].split("\n\n", 1)[0].splitlines()
+    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    assert header[1:] == list(STORES)
+    matrix = {}
+    for row in rows[2:]:
+        first, *cells = [cell.strip() for cell in row.strip("|").split("|")]
+        role, service = re.fullmatch(r"(.+) \(`([a-z-]+)`\)", first).groups()
+        matrix[role] = {
+            "service": service,
+            **{STORES[h]: segments(cell) for h, cell in zip(header[1:], cells, strict=True)},
+        }
+    return matrix
+
+
+def segments(cell: str) -> dict[str, str]:
+    """A cell's credentials: each secret with the text that says what it allows ("" for text naming none)."""
+    found: dict[str, str] = {}
+    if cell == "—":
+        return found
+    secret = ""
+    for segment in cell.split("; "):
+        named = re.match(r"`([A-Z0-9_]+)`", segment)
+        if named and named.group(1) in SECRETS:
+            secret = named.group(1)
+        found[secret] = f"{found.get(secret, '')}; {segment}".lstrip("; ")
+    return found
+
+
+def quoted(text: str) -> set[str]:
+    return set(re.findall(r"`([^`]+)`", text))
+
+
+MATRIX = read_matrix()
+
+
+def secrets_given(service: str) -> set[str]:
+    env = SERVICES[service].get("environment") or {}
+    return {name for name, value in env.items() if name in SECRETS and value not in ("", None)}
+
+
+def test_the_matrix_has_every_role_and_every_service_holding_a_credential():
+    assert list(MATRIX) == ROLES
+    project = {name for name, service in SERVICES.items() if service.get("image") == "review-intelligence:latest"}
+    holders = {name for name in project if secrets_given(name) & set(STORE_OF)}
+    assert holders <= {row["service"] for row in MATRIX.values()}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_holds_exactly_the_secrets_compose_gives_its_service(role):
+    row = MATRIX[role]
+    named = {secret for store in STORES.values() for secret in row[store] if secret}
+    assert named == secrets_given(row["service"])
+    for store in STORES.values():
+        assert all(store in STORE_OF.get(secret, {"other"}) for secret in row[store] if secret), (role, store)
+
+
+def test_s3_cells_name_the_actions_and_keys_deploy_policies_allow():
+    for role, row in MATRIX.items():
+        for secret, text in row["s3"].items():
+            assert secret, (role, "an S3 cell names its key's secret")
+            policy = json.loads((ROOT / "deploy" / f"{S3_POLICY[secret]}-s3-policy.json").read_text())
+            actions = {action for s in policy["Statement"] for action in s["Action"]}
+            keys = {
+                arn.split("/", 1)[1] for s in policy["Statement"] for arn in s["Resource"] if "/" in arn.split(":::")[1]
+            }
+            words = quoted(text) - {secret}
+            assert {w for w in words if w.startswith("s3:")} == actions, role
+            assert {w for w in words if not w.startswith("s3:")} == keys, role
+
+
+def test_mongodb_cells_name_the_roles_deploy_mongo_init_grants():
+    granted = set(re.findall(r'role: "(\w+)"', (ROOT / "deploy" / "mongo-init.js").read_text()))
+    for role, row in MATRIX.items():
+        for secret, text in row["mongo"].items():
+            assert secret == "MONGO_PASSWORD", role
+            assert quoted(text) - {secret, "MONGO_DB"} == granted, role
+
+
+def test_redis_without_a_password_is_too_broad_for_everyone():
+    assert not any(secret.startswith("REDIS_") for secret in SECRETS)
+    assert "requirepass" not in " ".join(SERVICES["redis"]["command"])
+    assert [role for role, row in MATRIX.items() if TOO_BROAD not in row["redis"].get("", "")] == []
+
+
+def test_only_the_init_job_owns_a_database_without_saying_it_is_too_broad():
+    for role, row in MATRIX.items():
+        for store in ("source", "metadata"):
+            for secret, text in row[store].items():
+                if "OWNER" in quoted(text) and row["service"] != "init":
+                    assert TOO_BROAD in text, (role, secret)
+
+
+def pg_privileges(settings: Settings, db: str, role: str) -> set[str]:
+    """SUPERUSER, OWNER (of every table), or the table privileges ``role`` holds on any table of ``db``."""
+    conn = psycopg2.connect(settings.postgres_admin_dsn, dbname=db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,))
+            if cur.fetchone()[0]:
+                return {"SUPERUSER"}
+            cur.execute("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'")
+            tables = cur.fetchall()
+            assert tables, db
+            if all(owner == role for _, owner in tables):
+                return {"OWNER"}
+            cur.execute(
+                "SELECT DISTINCT p FROM pg_tables, unnest(%s) AS p WHERE schemaname = 'public'"
+                " AND has_table_privilege(%s, 'public.' || quote_ident(tablename), p)",
+                (list(TABLE_PRIVILEGES), role),
+            )
+            return {p for (p,) in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def test_postgresql_cells_name_the_privileges_the_roles_hold(servers: Settings):
+    create_source(servers)
+    init_metadata_db(servers)
+    role_of = {
+        "POSTGRES_SUPERUSER_PASSWORD": servers.postgres_superuser,
+        "SOURCE_OWNER_PASSWORD": servers.source_owner_user,
+        "SOURCE_READER_PASSWORD": servers.source_reader_user,
+        "METADATA_PASSWORD": servers.metadata_user,
+    }
+    for store, db in (("source", servers.source_db), ("metadata", servers.metadata_db)):
+        held = {secret: pg_privileges(servers, db, role) for secret, role in role_of.items()}
+        for role, row in MATRIX.items():
+            for secret, text in row[store].items():
+                assert quoted(text) & PG_WORDS == held[secret], (role, store, secret)
