@@ -1,4 +1,4 @@
-"""Least privilege, proven by refusals on the real servers: MongoDB users, S3 identities, secrets.
+"""Least privilege, proven by refusals on the real servers: Redis, MongoDB users, S3 identities, secrets.
 
 (The PostgreSQL read-only role is proven in tests/ops/test_source.py.)
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pymongo
 import pytest
+import redis
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -39,6 +40,19 @@ def s3_refusal(call) -> ClientError:
 
 def s3_error(call) -> str:
     return s3_refusal(call).response["Error"]["Code"]
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["", "not-the-password"], ids=["none", "wrong"])
+def test_redis_refuses_a_client_without_its_password(servers: Settings, password):
+    stranger = servers.model_copy(update={"redis_password": SecretStr(password)})
+    with redis.Redis.from_url(stranger.redis_url, socket_timeout=5) as client:
+        with pytest.raises((redis.AuthenticationError, redis.ResponseError), match="NOAUTH|WRONGPASS|invalid"):
+            client.set("stranger", "1")
+    with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as client:
+        assert client.ping() and client.get("stranger") is None
 
 
 # --- MongoDB --------------------------------------------------------------------------------------
