@@ -241,7 +241,7 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
-    def _no_unsafe_secrets_outside_local(self) -> Settings:
+    def _no_unsafe_secrets(self) -> Settings:
         self._secrets_fit_where_they_go()
         self.require_secrets(())
         return self
