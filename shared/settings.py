@@ -53,7 +53,10 @@ WEAK_SECRETS = frozenset(
 USED_ONLY_WITH = {"alert_smtp_password": "alert_smtp_user"}
 # What the API uses. docker-compose.yml sets every other secret empty for it: empty means "not given to
 # this process", so a service names the secrets it cannot start without (Settings.require_secrets).
-API_SECRETS = ("api_token", "api_s3_secret_access_key", "metadata_password")
+API_SECRETS = ("api_token", "api_s3_secret_access_key", "metadata_password", "redis_password")
+# Secrets written into another program's configuration, and the characters it would misread: redis.conf
+# splits a line at whitespace and reads quotes and backslashes; Flower splits FLOWER_BASIC_AUTH at commas.
+MISREAD_CHARACTERS = {"redis_password": "\"'\\", "flower_password": ","}
 
 S3Identity = Literal["pipeline", "api", "admin"]
 
@@ -78,6 +81,8 @@ class Settings(BaseSettings):
     redis_host: str = "127.0.0.1"
     redis_port: int = 16379
     redis_db: int = 0
+    # requirepass: every client (workers, beat, Flower, the API, the operator's commands) gives it.
+    redis_password: SecretStr = SecretStr("local-redis")
 
     # --- PostgreSQL: the source (read-only for the pipeline) and the metadata DB ---------
     postgres_host: str = "127.0.0.1"
@@ -201,7 +206,7 @@ class Settings(BaseSettings):
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
     flower_user: str = "admin"
-    flower_password: SecretStr = SecretStr("local-flower")
+    flower_password: SecretStr = SecretStr("local-flower")  # Flower gets it as FLOWER_BASIC_AUTH, never in argv
 
     # --- observability: worker metrics, and the alert rules `reviews doctor` evaluates ---------
     metrics_host: str = "127.0.0.1"
@@ -240,9 +245,22 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
-    def _no_unsafe_secrets_outside_local(self) -> Settings:
+    def _no_unsafe_secrets(self) -> Settings:
+        self._secrets_fit_where_they_go()
         self.require_secrets(())
         return self
+
+    def _secrets_fit_where_they_go(self) -> None:
+        """In every environment: a secret another program would misread is refused, not cut short."""
+        problems = [
+            f"{name.upper()}: holds whitespace, a control character or one of: {' '.join(characters)}"
+            for name, characters in MISREAD_CHARACTERS.items()
+            if any(
+                c in characters or c.isspace() or not c.isprintable() for c in getattr(self, name).get_secret_value()
+            )
+        ]
+        if problems:
+            raise UnsafeSecrets("refusing secrets that would be misread:\n  " + "\n  ".join(problems))
 
     def require_secrets(self, used: Iterable[str]) -> None:
         """Outside ENVIRONMENT=local, refuse every unsafe secret at once: those set (a placeholder, a
@@ -265,7 +283,10 @@ class Settings(BaseSettings):
     # --- derived ---------------------------------------------------------------------------
     @property
     def redis_url(self) -> str:
-        return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
+        """With the password (Celery, kombu and redis-py read it from the URL); none when not given to this process."""
+        secret = self.redis_password.get_secret_value()
+        auth = f":{quote(secret, safe='')}@" if secret else ""
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
     def _pg_dsn(self, user: str, password: SecretStr, db: str, host: str = "", port: int = 0) -> str:
         pw = quote(password.get_secret_value(), safe="")

@@ -92,3 +92,29 @@ def test_env_example_lists_every_setting():
         if re.match(r"^[A-Z0-9_]+=", line)
     }
     assert names == FIELDS
+
+
+def test_redis_requires_its_password_kept_off_every_command_line():
+    redis = SERVICES["redis"]
+    script = "\n".join(redis["command"])
+    # requirepass from a file in memory only the redis user reads, then the image's own entrypoint
+    assert "printf 'requirepass %s\\n' \"$$REDIS_PASSWORD\" > /run/redis/redis.conf" in script
+    assert "/run/redis" in redis["tmpfs"] and "docker-entrypoint.sh redis-server /run/redis/redis.conf" in script
+    assert "--requirepass" not in script
+    assert (
+        redis["environment"]["REDISCLI_AUTH"]
+        == redis["environment"]["REDIS_PASSWORD"]
+        == "${REDIS_PASSWORD:?set REDIS_PASSWORD}"
+    )
+    redis_clients = {*WORKERS, "beat", "flower", "api"}
+    for service in PROJECT:
+        given = SERVICES[service]["environment"]["REDIS_PASSWORD"]
+        assert given == ("${REDIS_PASSWORD:?set REDIS_PASSWORD}" if service in redis_clients else ""), service
+
+
+def test_flower_on_the_hosts_loopback_with_its_password_in_its_environment():
+    flower = SERVICES["flower"]
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    command = " ".join(flower["command"])
+    assert "--basic-auth" not in command
+    assert command.startswith('sh -c FLOWER_BASIC_AUTH="$$FLOWER_USER:$$FLOWER_PASSWORD" exec celery ')

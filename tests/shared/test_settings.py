@@ -127,3 +127,17 @@ def test_the_api_process_exits_at_once_naming_the_setting_and_never_binds_its_po
     assert result.returncode != 0
     assert result.stderr.splitlines()[1:-1] == ["  API_TOKEN: the published local- placeholder"]
     assert "Traceback" not in result.stderr and "Uvicorn running" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("environment", ["local", "production"])
+def test_a_secret_another_program_would_misread_is_refused_in_every_environment(environment):
+    misread = {"redis_password": "redis-pass with-a-space-Zq7wK2", "flower_password": "flower,pass-Zq7wK2pX9vN4"}
+    message = refusal(**{**SAFE, **misread}, environment=environment)
+    assert "REDIS_PASSWORD: holds whitespace" in message and "FLOWER_PASSWORD: holds whitespace" in message
+    assert not any(value in message for value in misread.values())
+
+
+def test_the_redis_url_carries_the_password_quoted():
+    settings = Settings(**{**SAFE, "redis_password": "p@ss/:w%Zq7wK2pX9vN4"})
+    assert settings.redis_url == f"redis://:p%40ss%2F%3Aw%25Zq7wK2pX9vN4@{settings.redis_host}:{settings.redis_port}/0"
+    assert Settings(**{**SAFE, "redis_password": ""}).redis_url.startswith(f"redis://{settings.redis_host}:")
