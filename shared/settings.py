@@ -53,7 +53,7 @@ WEAK_SECRETS = frozenset(
 USED_ONLY_WITH = {"alert_smtp_password": "alert_smtp_user"}
 # What the API uses. docker-compose.yml sets every other secret empty for it: empty means "not given to
 # this process", so a service names the secrets it cannot start without (Settings.require_secrets).
-API_SECRETS = ("api_token", "api_s3_secret_access_key", "metadata_password", "redis_password")
+API_SECRETS = ("api_token", "api_s3_secret_access_key", "api_metadata_password", "redis_password")
 # Secrets written into another program's configuration, and the characters it would misread: redis.conf
 # splits a line at whitespace and reads quotes and backslashes; Flower splits FLOWER_BASIC_AUTH at commas.
 MISREAD_CHARACTERS = {"redis_password": "\"'\\", "flower_password": ","}
@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     metadata_db: str = "pipeline_metadata"
     metadata_user: str = "pipeline"
     metadata_password: SecretStr = SecretStr("local-pipeline")
+    # The API's role in the metadata DB (init_metadata_db grants it): it reads the run history and adds queued
+    # runs; it cannot set a run's outcome, read or undo erasure requests, or change the schema.
+    api_metadata_user: str = "pipeline_api"
+    api_metadata_password: SecretStr = SecretStr("local-pipeline-api")
 
     # --- MongoDB: the raw archive --------------------------------------------------------
     mongo_host: str = "127.0.0.1"
@@ -311,6 +315,10 @@ class Settings(BaseSettings):
     @property
     def metadata_dsn(self) -> str:
         return self._pg_dsn(self.metadata_user, self.metadata_password, self.metadata_db)
+
+    @property
+    def api_metadata_dsn(self) -> str:
+        return self._pg_dsn(self.api_metadata_user, self.api_metadata_password, self.metadata_db)
 
     def _mongo_url(self, user: str, password: SecretStr, auth_db: str) -> str:
         pw = quote(password.get_secret_value(), safe="")

@@ -51,6 +51,7 @@ STORE_OF = {
     "SOURCE_OWNER_PASSWORD": {"source"},
     "SOURCE_READER_PASSWORD": {"source"},
     "METADATA_PASSWORD": {"metadata"},
+    "API_METADATA_PASSWORD": {"metadata"},
     "MONGO_PASSWORD": {"mongo"},
     "MONGO_ADMIN_PASSWORD": {"mongo"},
     "S3_SECRET_ACCESS_KEY": {"s3"},
@@ -60,6 +61,8 @@ STORE_OF = {
 }
 S3_POLICY = {"S3_SECRET_ACCESS_KEY": "pipeline", "API_S3_SECRET_ACCESS_KEY": "api"}
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+# Those PostgreSQL also grants on columns: held when granted on the table or on any of its columns.
+COLUMN_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "REFERENCES")
 PG_WORDS = {*TABLE_PRIVILEGES, "OWNER", "SUPERUSER"}
 
 
@@ -163,7 +166,7 @@ def test_only_the_init_job_owns_a_database_without_saying_it_is_too_broad():
 
 
 def pg_privileges(settings: Settings, db: str, role: str) -> set[str]:
-    """SUPERUSER, OWNER (of every table), or the table privileges ``role`` holds on any table of ``db``."""
+    """SUPERUSER, OWNER (of every table), or the privileges ``role`` holds on any table of ``db`` or its columns."""
     conn = psycopg2.connect(settings.postgres_admin_dsn, dbname=db)
     try:
         with conn.cursor() as cur:
@@ -177,8 +180,9 @@ def pg_privileges(settings: Settings, db: str, role: str) -> set[str]:
                 return {"OWNER"}
             cur.execute(
                 "SELECT DISTINCT p FROM pg_tables, unnest(%s) AS p WHERE schemaname = 'public'"
-                " AND has_table_privilege(%s, 'public.' || quote_ident(tablename), p)",
-                (list(TABLE_PRIVILEGES), role),
+                " AND CASE WHEN p = ANY(%s) THEN has_any_column_privilege(%s, 'public.' || quote_ident(tablename), p)"
+                " ELSE has_table_privilege(%s, 'public.' || quote_ident(tablename), p) END",
+                (list(TABLE_PRIVILEGES), list(COLUMN_PRIVILEGES), role, role),
             )
             return {p for (p,) in cur.fetchall()}
     finally:
@@ -193,6 +197,7 @@ def test_postgresql_cells_name_the_privileges_the_roles_hold(servers: Settings):
         "SOURCE_OWNER_PASSWORD": servers.source_owner_user,
         "SOURCE_READER_PASSWORD": servers.source_reader_user,
         "METADATA_PASSWORD": servers.metadata_user,
+        "API_METADATA_PASSWORD": servers.api_metadata_user,
     }
     for store, db in (("source", servers.source_db), ("metadata", servers.metadata_db)):
         held = {secret: pg_privileges(servers, db, role) for secret, role in role_of.items()}

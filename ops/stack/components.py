@@ -537,9 +537,10 @@ class Flower(Spawned):
         _http_ping(f"http://{ctx.settings.flower_host}:{ctx.settings.flower_port}/healthcheck")
 
 
-# The API reads the lake's curated/ files and the run history: no MongoDB credentials at all,
-# none of the pipeline's or the administrators' secrets.
+# The API reads the lake's curated/ files and the run history (as its own role, API_METADATA_PASSWORD): no
+# MongoDB credentials at all, none of the pipeline's or the administrators' secrets.
 API_WITHHELD = (
+    "metadata_password",
     "mongo_password",
     "mongo_admin_password",
     "s3_secret_access_key",

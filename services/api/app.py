@@ -41,7 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.s3 = s3
         app.state.redis = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=5)
         app.state.probe = health.DependencyProbe(app.state.redis, s3, settings.s3_bucket)
-        app.state.history = History(settings.metadata_dsn)
+        app.state.history = History(settings.api_metadata_dsn)
         app.state.celery = create_celery(settings)
         cache = ServingCache(settings.api_cache_path / settings.s3_bucket, settings.api_cache_versions)
         holder = app.state.holder = IndexHolder(s3, settings.s3_bucket, cache)

@@ -98,21 +98,43 @@ MIGRATIONS = (
 )
 
 
+# What the API's role may do, granted afresh at each init (REVOKE ALL drops its column grants too). It reads the
+# history but never the erasure requests (deleting one would bring an erased buyer back at the next publish).
+API_GRANTS = """
+REVOKE ALL ON run, batch, batch_retry, erasure FROM {api};
+GRANT SELECT ON run, batch, batch_retry TO {api};
+-- POST /jobs (History.create_run): a queued run with its parameters, nothing of its outcome.
+GRANT INSERT (run_id, logical_date, trigger, params) ON run TO {api};
+-- POST /jobs/{{id}}/retry (History.reopen_run, claim_publish): the run back to running, its cleared batches
+-- logged and deleted. SELECT ... FOR UPDATE needs UPDATE on a column: batch.worker, a label, is the one given.
+GRANT UPDATE (status, finished_at, error, publish_requested_at) ON run TO {api};
+GRANT UPDATE (worker), DELETE ON batch TO {api};
+GRANT INSERT ON batch_retry TO {api};
+"""
+
+
 def init_metadata_db(settings: Settings) -> None:
-    """Create the metadata database, its owner role and tables, and migrate them; idempotent."""
+    """Create the metadata database, its owner's and the API's roles and its tables, migrate them and grant the
+    API its part; idempotent."""
     admin = psycopg2.connect(settings.postgres_admin_dsn)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
-            user, password = settings.metadata_user, settings.metadata_password.get_secret_value()
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
-            verb = "ALTER" if cur.fetchone() else "CREATE"
-            cur.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(user)), (password,))
+            for user, password in (
+                (settings.metadata_user, settings.metadata_password),
+                (settings.api_metadata_user, settings.api_metadata_password),
+            ):
+                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
+                verb = "ALTER" if cur.fetchone() else "CREATE"
+                cur.execute(
+                    sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(user)),
+                    (password.get_secret_value(),),
+                )
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.metadata_db,))
             if cur.fetchone() is None:
                 cur.execute(
                     sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(settings.metadata_db), sql.Identifier(user)
+                        sql.Identifier(settings.metadata_db), sql.Identifier(settings.metadata_user)
                     )
                 )
     finally:
@@ -123,5 +145,6 @@ def init_metadata_db(settings: Settings) -> None:
             cur.execute(SCHEMA)
             for migration in MIGRATIONS:
                 cur.execute(migration)
+            cur.execute(sql.SQL(API_GRANTS).format(api=sql.Identifier(settings.api_metadata_user)))
     finally:
         conn.close()

@@ -10,8 +10,11 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
+import psycopg2
 import pymongo
 import pytest
 import redis
@@ -24,10 +27,15 @@ from pymongo.errors import OperationFailure
 from ops.stack.process import free_port
 from ops.stack.s3_server import DEPLOYED_BUCKET, grant_lake, lake_policy
 from shared.clients import make_iam, make_s3
+from shared.history import History
+from shared.history.runs import RunAlreadyActive
+from shared.history.schema import init_metadata_db
 from shared.lake import LATEST_KEY, CuratedVersion, Lake, cleaned_key, curated_key, known_key, raw_key
 from shared.serving_format import NAMES, SERVING_PREFIX, serving_key
 from shared.settings import Settings
+from shared.stages import Stage
 from tests.factories import publish_batches, scored_row
+from tests.pipeline.runs import failed_run
 
 ROOT = Path(__file__).resolve().parents[2]
 UNAUTHORIZED, AUTHENTICATION_FAILED = 13, 18
@@ -118,7 +126,8 @@ print(json.dumps({"status": ready.status_code, "version": ready.json()["version"
 
 def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(servers: Settings):
     # given a lake with a curated version, and the API's settings stripped of every MongoDB
-    # credential and of the pipeline's and the administrator's S3 secrets, MongoDB's port dead
+    # credential, of the pipeline's and the administrator's S3 secrets and of the run history's owner, MongoDB's
+    # port dead
     lake_settings = servers.model_copy(update={"s3_bucket": "least-privilege-api"})
     grant_lake(lake_settings)
     lake = Lake(make_s3(lake_settings), lake_settings.s3_bucket)
@@ -133,6 +142,7 @@ def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(server
             "mongo_port": free_port(),
             "s3_secret_access_key": SecretStr(""),
             "s3_admin_secret_access_key": SecretStr(""),
+            "metadata_password": SecretStr(""),
         }
     )
     # when the API starts in a process of its own
@@ -144,6 +154,72 @@ def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(server
     # then it is ready on that version, read with its own keys, and never loaded a MongoDB driver
     assert (probe["status"], probe["version"]) == (200, version.version)
     assert probe["mongo_drivers"] == [], "the API has no code path to MongoDB"
+
+
+# --- PostgreSQL: the run history ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def history_db(servers: Settings) -> Settings:
+    """A run history of this module's own: the runs it leaves active are no other test's (nor the sweep's)."""
+    settings = servers.model_copy(update={"metadata_db": "least_privilege_metadata"})
+    init_metadata_db(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def owner(history_db: Settings) -> Iterator[History]:
+    history = History(history_db.metadata_dsn)
+    yield history
+    history.close()
+
+
+@pytest.fixture(scope="module")
+def api_role(history_db: Settings) -> Iterator[History]:
+    history = History(history_db.api_metadata_dsn)
+    yield history
+    history.close()
+
+
+def test_the_api_role_reads_runs_and_adds_a_queued_run(api_role: History, owner: History):
+    run_id = api_role.create_run("api", {"limit": 5}, date(2001, 1, 1))
+    assert api_role.get_run(run_id)["status"] == "queued" and api_role.list_runs(100)[0]["run_id"] == run_id
+    with pytest.raises(RunAlreadyActive):  # the active run's id is read back
+        api_role.create_run("api", {}, date(2001, 1, 1))
+    assert owner.get_run(run_id)["params"] == {"limit": 5}
+
+
+def test_the_api_role_reopens_a_failed_run(api_role: History, owner: History):
+    run_id = failed_run(owner, date(2001, 1, 2))
+    cleared = api_role.reopen_run(run_id, "api", lambda run, later, batches: [(Stage.TRANSFORM, 2)])
+    assert [(b["stage"], b["batch_no"]) for b in cleared] == [("transform", 2)]
+    assert owner.get_run(run_id)["status"] == "running"
+    assert [(r["stage"], r["status"]) for r in api_role.retries(run_id)] == [("transform", "dead")]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM erasure",
+        "SELECT * FROM erasure",
+        "INSERT INTO erasure (buyer_pseudonym) VALUES ('x')",
+        "UPDATE run SET curated_key = 'curated/forged.parquet'",
+        "UPDATE run SET extracted_batches = 0",
+        "UPDATE batch SET status = 'succeeded'",
+        "INSERT INTO run (run_id, logical_date, trigger, status) VALUES ('forged', '2001-02-01', 'api', 'succeeded')",
+        "INSERT INTO batch (run_id, stage, batch_no, status) VALUES ('forged', 'extract', 0, 'succeeded')",
+        "DELETE FROM run",
+        "DELETE FROM batch_retry",
+        "TRUNCATE batch",
+        "DROP TABLE erasure",
+        "ALTER TABLE run DROP COLUMN error",
+        "CREATE TABLE intruder (a int)",
+    ],
+)
+def test_the_api_role_is_refused_everything_else(history_db: Settings, statement: str):
+    with psycopg2.connect(history_db.api_metadata_dsn) as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute(statement)
 
 
 # --- S3 --------------------------------------------------------------------------------------------

@@ -75,14 +75,17 @@ def test_every_unsafe_secret_is_named_at_once_with_its_reason_and_never_its_valu
 
 
 def test_an_empty_secret_is_one_this_process_is_not_given_unless_it_uses_it(production):
-    # docker-compose.yml keeps a secret from a service by setting it empty: the API holds no MongoDB password.
-    withheld = Settings(**{**SAFE, "mongo_password": "", "pseudonym_key": "", "s3_secret_access_key": ""})
+    # docker-compose.yml keeps a secret from a service by setting it empty: the API holds no MongoDB password,
+    # nor the run history owner's (it has a role of its own).
+    withheld = Settings(
+        **{**SAFE, "mongo_password": "", "pseudonym_key": "", "s3_secret_access_key": "", "metadata_password": ""}
+    )
     withheld.require_secrets(API_SECRETS)
-    without_token = Settings(**{**SAFE, "api_token": "", "metadata_password": ""})
+    without_token = Settings(**{**SAFE, "api_token": "", "api_metadata_password": ""})
     with pytest.raises(UnsafeSecrets) as refused:
         without_token.require_secrets(API_SECRETS)
     assert str(refused.value).splitlines()[1:-1] == [
-        "  METADATA_PASSWORD: empty, and this process uses it",
+        "  API_METADATA_PASSWORD: empty, and this process uses it",
         "  API_TOKEN: empty, and this process uses it",
     ]
     Settings(**{**SAFE, "api_token": ""}, environment="local").require_secrets(API_SECRETS)
