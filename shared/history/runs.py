@@ -126,18 +126,8 @@ class Runs(Store):
         and ``publish_requested_at IS NULL`` under the row lock makes it fire at most once.
         """
         with self._cursor() as cur:
-            cur.execute(
-                """
-                UPDATE run SET publish_requested_at = now()
-                WHERE run_id = %(run)s AND status = 'running' AND publish_requested_at IS NULL
-                  AND extracted_batches IS NOT NULL
-                  AND extracted_batches = (SELECT count(*) FROM batch WHERE run_id = %(run)s
-                                           AND stage = 'classify' AND status = 'succeeded')
-                RETURNING run_id
-                """,
-                {"run": run_id},
-            )
-            return cur.fetchone() is not None
+            cur.execute("SELECT claim_publish(%s) AS claimed", (run_id,))
+            return cur.fetchone()["claimed"]
 
     def finish_run(
         self,
@@ -199,7 +189,8 @@ class Runs(Store):
         """
         try:
             with self._cursor() as cur:
-                cur.execute("SELECT * FROM run WHERE run_id = %s FOR UPDATE", (run_id,))
+                cur.execute("SELECT lock_run_for_retry(%s)", (run_id,))
+                cur.execute("SELECT * FROM run WHERE run_id = %s", (run_id,))
                 run = cur.fetchone()
                 if run is None:
                     raise RunNotFound(run_id)
@@ -209,24 +200,13 @@ class Runs(Store):
                     (run["created_at"],),
                 )
                 later = cur.fetchone()
-                cur.execute("SELECT * FROM batch WHERE run_id = %s ORDER BY stage, batch_no FOR UPDATE", (run_id,))
-                keys = tuple((stage.value, n) for stage, n in choose(run, later, cur.fetchall()))
+                cur.execute("SELECT * FROM batch WHERE run_id = %s ORDER BY stage, batch_no", (run_id,))
+                keys = choose(run, later, cur.fetchall())
                 cur.execute(
-                    "INSERT INTO batch_retry (run_id, stage, batch_no, trigger, status, attempts, retries, last_error) "
-                    "SELECT run_id, stage, batch_no, %s, status, attempts, retries, last_error FROM batch "
-                    "WHERE run_id = %s AND (stage, batch_no) IN %s",
-                    (trigger, run_id, keys),
-                )
-                cur.execute(
-                    "DELETE FROM batch WHERE run_id = %s AND (stage, batch_no) IN %s RETURNING *", (run_id, keys)
+                    "SELECT * FROM reopen_failed_run(%s, %s, %s, %s)",
+                    (run_id, trigger, [stage.value for stage, _ in keys], [n for _, n in keys]),
                 )
                 cleared = cur.fetchall()
-                # The barrier claims publish anew; the run's time is counted again from here (batch_retry).
-                cur.execute(
-                    "UPDATE run SET status = 'running', finished_at = NULL, error = NULL, publish_requested_at = NULL "
-                    "WHERE run_id = %s",
-                    (run_id,),
-                )
         except psycopg2.errors.UniqueViolation:  # run_one_active_per_date
             raise self._already_active(run["logical_date"]) from None
         return sorted(cleared, key=lambda b: (list(Stage).index(Stage(b["stage"])), b["batch_no"]))

@@ -98,18 +98,70 @@ MIGRATIONS = (
 )
 
 
+# The writes an operator's retry and the completion barrier make, as functions that run as the owner: a role
+# allowed to call them (the API's) can reopen only a failed run that no later run superseded, and claim publish
+# only when every batch is classified, never write those rows itself. Replaced at each init, after the migrations
+# (a function returning batch rows has the table's columns of then).
+FUNCTIONS = """
+-- Row locks belong to the caller's transaction: the run and its batches stay as read until it ends.
+CREATE OR REPLACE FUNCTION lock_run_for_retry(p_run text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    PERFORM 1 FROM run WHERE run_id = p_run FOR UPDATE;
+    PERFORM 1 FROM batch WHERE run_id = p_run FOR UPDATE;
+END $$;
+
+-- Each cleared batch is logged in batch_retry as it was, then deleted; the run is running again.
+CREATE OR REPLACE FUNCTION reopen_failed_run(p_run text, p_trigger text, p_stages text[], p_batches integer[])
+RETURNS SETOF batch LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+    r run;
+BEGIN
+    SELECT * INTO r FROM run WHERE run_id = p_run FOR UPDATE;
+    IF r.status IS DISTINCT FROM 'failed' THEN
+        RAISE EXCEPTION 'run % is not failed', p_run;
+    END IF;
+    IF EXISTS (SELECT 1 FROM run WHERE created_at > r.created_at AND status IN ('queued', 'running', 'succeeded')) THEN
+        RAISE EXCEPTION 'run % was superseded by a later run', p_run;
+    END IF;
+    RETURN QUERY
+    WITH cleared AS (
+        DELETE FROM batch b USING unnest(p_stages, p_batches) AS k(stage, batch_no)
+        WHERE b.run_id = p_run AND b.stage = k.stage AND b.batch_no = k.batch_no
+        RETURNING b.*
+    ), logged AS (
+        INSERT INTO batch_retry (run_id, stage, batch_no, trigger, status, attempts, retries, last_error)
+        SELECT c.run_id, c.stage, c.batch_no, p_trigger, c.status, c.attempts, c.retries, c.last_error FROM cleared c
+    )
+    SELECT * FROM cleared;
+    -- The barrier claims publish anew; the run's time is counted again from here (batch_retry).
+    UPDATE run SET status = 'running', finished_at = NULL, error = NULL, publish_requested_at = NULL
+    WHERE run_id = p_run;
+END $$;
+
+CREATE OR REPLACE FUNCTION claim_publish(p_run text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    UPDATE run SET publish_requested_at = now()
+    WHERE run_id = p_run AND status = 'running' AND publish_requested_at IS NULL
+      AND extracted_batches IS NOT NULL
+      AND extracted_batches = (SELECT count(*) FROM batch WHERE run_id = p_run
+                               AND stage = 'classify' AND status = 'succeeded');
+    RETURN FOUND;
+END $$;
+"""
+
 # What the API's role may do, granted afresh at each init (REVOKE ALL drops its column grants too). It reads the
 # history but never the erasure requests (deleting one would bring an erased buyer back at the next publish).
+# A function may be called by anyone unless revoked from PUBLIC.
 API_GRANTS = """
 REVOKE ALL ON run, batch, batch_retry, erasure FROM {api};
 GRANT SELECT ON run, batch, batch_retry TO {api};
 -- POST /jobs (History.create_run): a queued run with its parameters, nothing of its outcome.
 GRANT INSERT (run_id, logical_date, trigger, params) ON run TO {api};
--- POST /jobs/{{id}}/retry (History.reopen_run, claim_publish): the run back to running, its cleared batches
--- logged and deleted. SELECT ... FOR UPDATE needs UPDATE on a column: batch.worker, a label, is the one given.
-GRANT UPDATE (status, finished_at, error, publish_requested_at) ON run TO {api};
-GRANT UPDATE (worker), DELETE ON batch TO {api};
-GRANT INSERT ON batch_retry TO {api};
+-- POST /jobs/{{id}}/retry (History.reopen_run, claim_publish).
+REVOKE ALL ON FUNCTION lock_run_for_retry, reopen_failed_run, claim_publish FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_run_for_retry, reopen_failed_run, claim_publish TO {api};
 """
 
 
@@ -145,6 +197,7 @@ def init_metadata_db(settings: Settings) -> None:
             cur.execute(SCHEMA)
             for migration in MIGRATIONS:
                 cur.execute(migration)
+            cur.execute(FUNCTIONS)
             cur.execute(sql.SQL(API_GRANTS).format(api=sql.Identifier(settings.api_metadata_user)))
     finally:
         conn.close()

@@ -197,6 +197,15 @@ def test_the_api_role_reopens_a_failed_run(api_role: History, owner: History):
     assert [(r["stage"], r["status"]) for r in api_role.retries(run_id)] == [("transform", "dead")]
 
 
+def test_the_api_role_reopens_nothing_but_a_failed_run(api_role: History, owner: History, history_db: Settings):
+    # the retry's function runs as the owner, so it checks what the route's own checks would refuse
+    running = owner.create_run("cli", {}, date(2001, 1, 3))
+    owner.start_run(running)
+    with psycopg2.connect(history_db.api_metadata_dsn) as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg2.errors.RaiseException, match="is not failed"):
+            cur.execute("SELECT * FROM reopen_failed_run(%s, 'api', ARRAY['extract'], ARRAY[0])", (running,))
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -205,7 +214,12 @@ def test_the_api_role_reopens_a_failed_run(api_role: History, owner: History):
         "INSERT INTO erasure (buyer_pseudonym) VALUES ('x')",
         "UPDATE run SET curated_key = 'curated/forged.parquet'",
         "UPDATE run SET extracted_batches = 0",
+        "UPDATE run SET status = 'succeeded'",
+        "UPDATE run SET publish_requested_at = now()",
         "UPDATE batch SET status = 'succeeded'",
+        "DELETE FROM batch",
+        "INSERT INTO batch_retry (run_id, stage, batch_no, trigger, status, attempts, retries) "
+        "VALUES ('forged', 'extract', 0, 'api', 'dead', 0, 0)",
         "INSERT INTO run (run_id, logical_date, trigger, status) VALUES ('forged', '2001-02-01', 'api', 'succeeded')",
         "INSERT INTO batch (run_id, stage, batch_no, status) VALUES ('forged', 'extract', 0, 'succeeded')",
         "DELETE FROM run",
