@@ -100,8 +100,7 @@ MIGRATIONS = (
 
 # The writes an operator's retry and the completion barrier make, as functions that run as the owner: a role
 # allowed to call them (the API's) can reopen only a failed run that no later run superseded, and claim publish
-# only when every batch is classified, never write those rows itself. Replaced at each init, after the migrations
-# (a function returning batch rows has the table's columns of then).
+# only when every batch is classified, never write those rows itself. Replaced at each init, after the migrations.
 FUNCTIONS = """
 -- Row locks belong to the caller's transaction: the run and its batches stay as read until it ends.
 CREATE OR REPLACE FUNCTION lock_run_for_retry(p_run text) RETURNS void
