@@ -23,6 +23,8 @@ from urllib.parse import quote, urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.stages import Stage
+
 PLACEHOLDER_PREFIX = "local-"
 # Outside ENVIRONMENT=local a secret has at least this many characters; the keys that guard the most, more.
 MIN_SECRET_LENGTH = 16
@@ -51,9 +53,20 @@ WEAK_SECRETS = frozenset(
 )
 # Secrets used only together with another setting: required and checked only when that one is set.
 USED_ONLY_WITH = {"alert_smtp_password": "alert_smtp_user"}
-# What the API uses. docker-compose.yml sets every other secret empty for it: empty means "not given to
-# this process", so a service names the secrets it cannot start without (Settings.require_secrets).
+# The secrets each service uses: docker-compose.yml and the local stack give it exactly these and every
+# other secret empty (tested). Empty means "not given to this process", so a service names the secrets it
+# cannot start without (Settings.require_secrets).
 API_SECRETS = ("api_token", "api_s3_secret_access_key", "api_metadata_password", "redis_password")
+_WORKER_SECRETS = ("metadata_password", "s3_secret_access_key", "redis_password")  # the run history, lake, broker
+STAGE_SECRETS: dict[Stage, tuple[str, ...]] = {
+    Stage.EXTRACT: (*_WORKER_SECRETS, "source_reader_password", "pseudonym_key"),  # leaves erased buyers out
+    Stage.ARCHIVE: (*_WORKER_SECRETS, "mongo_password", "pseudonym_key"),
+    Stage.TRANSFORM: (*_WORKER_SECRETS, "pseudonym_key"),
+    Stage.CLASSIFY: _WORKER_SECRETS,
+    Stage.PUBLISH: _WORKER_SECRETS,
+}
+BEAT_SECRETS = ("redis_password",)  # beat only sends tasks by name: it opens no store
+FLOWER_SECRETS = ("redis_password", "flower_password")
 # Secrets written into another program's configuration, and the characters it would misread: redis.conf
 # splits a line at whitespace and reads quotes and backslashes; Flower splits FLOWER_BASIC_AUTH at commas.
 MISREAD_CHARACTERS = {"redis_password": "\"'\\", "flower_password": ","}

@@ -11,7 +11,7 @@ and the worker's metrics.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -27,7 +27,7 @@ from shared.celery_app import app
 from shared.flow import BatchRef, sender
 from shared.history import History
 from shared.plan import Watermark
-from shared.settings import get_settings
+from shared.settings import STAGE_SECRETS, Settings, get_settings
 from shared.stages import Stage
 
 log = structlog.get_logger()
@@ -191,8 +191,15 @@ def _task_done(task_id: str, task: Task, state: str | None = None, **_) -> None:
 
 @signals.worker_init.connect
 def _init_worker_clients(sender, **_) -> None:
+    # The worker's queues are its stages (-Q): it refuses to start without their secrets, as the API does.
+    require_stage_secrets(get_settings(), sender.app.amqp.queues.consume_from)
     clients.init(get_settings(), celery=sender.app)
     worker_metrics.serve(get_settings())
+
+
+def require_stage_secrets(settings: Settings, queues: Iterable[str]) -> None:
+    """Refuse (UnsafeSecrets) a worker of these queues' stages that lacks a secret they use."""
+    settings.require_secrets({name for queue in queues for name in STAGE_SECRETS[Stage(queue)]})
 
 
 @signals.worker_shutdown.connect

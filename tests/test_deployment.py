@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
-from shared.settings import Settings
+from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +76,30 @@ def test_the_api_runs_several_workers_sharing_one_cache_volume():
     assert api["command"] == ["python", "-m", "services.api"]  # as the local stack starts it
     assert int(re.fullmatch(r"\$\{API_WORKERS:-(\d+)\}", env["API_WORKERS"]).group(1)) >= 2
     assert f"api-cache:{env['API_CACHE_DIR']}" in api["volumes"]
+
+
+# The secrets each long-running service uses, from the one map in shared/settings.py.
+USED = {
+    **{service: STAGE_SECRETS[Stage(queue)] for service, queue in WORKERS.items()},
+    "beat": BEAT_SECRETS,
+    "flower": FLOWER_SECRETS,
+    "api": API_SECRETS,
+}
+
+
+@pytest.mark.parametrize("service", sorted(USED))
+def test_each_service_gets_exactly_the_secrets_it_uses(service):
+    env = SERVICES[service]["environment"]
+    given = {
+        name for name, field in Settings.model_fields.items() if field.annotation is SecretStr and env[name.upper()]
+    }
+    assert given == set(USED[service])
+    assert all(env[name.upper()] == f"${{{name.upper()}:?set {name.upper()}}}" for name in given)
+
+
+def test_alertmanager_config_gets_the_smtp_password_alone():
+    env = SERVICES["alertmanager-config"]["environment"]
+    assert {name for name in env if SECRET.search(name) and env[name]} == {"ALERT_SMTP_PASSWORD"}
 
 
 @pytest.mark.parametrize("service", sorted(PROJECT))

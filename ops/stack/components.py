@@ -20,8 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from ops.stack.process import PidFile, PidRecord, spawn, terminate, write_private
-from shared.settings import Settings
+from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
 
 PING_TIMEOUT_S = 2.0
@@ -80,6 +82,13 @@ class Component(ABC):
         if record is not None:
             terminate(record)
         ctx.pidfile(self.name).remove()
+
+
+def withheld_but(used: tuple[str, ...]) -> tuple[str, ...]:
+    """Every secret setting but ``used``: those a service of the stack is not given, as in docker-compose.yml."""
+    return tuple(
+        name for name, field in Settings.model_fields.items() if field.annotation is SecretStr and name not in used
+    )
 
 
 class Spawned(Component):
@@ -438,6 +447,7 @@ class Worker(Spawned):
         self.name = f"worker-{queue.value}-{replica}"
         self.hostname = worker_name(queue, replica)
         self.start_timeout_s = 120.0 if queue is Stage.CLASSIFY else 60.0
+        self.withheld = withheld_but(STAGE_SECRETS[queue])
 
     def port(self, settings: Settings) -> int:
         return worker_metrics_port(settings, self.queue, self.replica)
@@ -482,6 +492,7 @@ class Worker(Spawned):
 
 class Beat(Spawned):
     name, kind = "beat", "service"
+    withheld = withheld_but(BEAT_SECRETS)
 
     def command(self, ctx: Context) -> list[str]:
         return _celery(
@@ -520,6 +531,7 @@ def _http_ping(url: str) -> None:
 
 class Flower(Spawned):
     name, kind = "flower", "service"
+    withheld = withheld_but(FLOWER_SECRETS)
 
     def port(self, settings: Settings) -> int:
         return settings.flower_port
@@ -537,24 +549,9 @@ class Flower(Spawned):
         _http_ping(f"http://{ctx.settings.flower_host}:{ctx.settings.flower_port}/healthcheck")
 
 
-# The API reads the lake's curated/ files and the run history (as its own role, API_METADATA_PASSWORD): no
-# MongoDB credentials at all, none of the pipeline's or the administrators' secrets.
-API_WITHHELD = (
-    "metadata_password",
-    "mongo_password",
-    "mongo_admin_password",
-    "s3_secret_access_key",
-    "s3_admin_secret_access_key",
-    "pseudonym_key",
-    "source_owner_password",
-    "source_reader_password",
-    "postgres_superuser_password",
-)
-
-
 class Api(Spawned):
     name, kind = "api", "service"
-    withheld = API_WITHHELD
+    withheld = withheld_but(API_SECRETS)
 
     def port(self, settings: Settings) -> int:
         return settings.api_port

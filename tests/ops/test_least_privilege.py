@@ -32,7 +32,7 @@ from shared.history.runs import RunAlreadyActive
 from shared.history.schema import init_metadata_db
 from shared.lake import LATEST_KEY, CuratedVersion, Lake, cleaned_key, curated_key, known_key, raw_key
 from shared.serving_format import NAMES, SERVING_PREFIX, serving_key
-from shared.settings import Settings
+from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
 from tests.factories import publish_batches, scored_row
 from tests.pipeline.runs import failed_run
@@ -381,13 +381,23 @@ def test_no_credential_is_committed():
     assert found == []
 
 
-def test_the_local_stack_starts_the_api_without_mongodb_or_pipeline_secrets(pipeline, servers: Settings):
-    from ops.stack.components import API_WITHHELD
+def test_the_local_stack_gives_each_service_exactly_the_secrets_it_uses(pipeline, servers: Settings):
+    from ops.stack.components import Api, Beat, Flower, Worker
     from ops.stack.manager import Stack
 
-    api = next(c for c in Stack(servers).components if c.name == "api").running(Stack(servers).ctx)
-    environ = dict(
-        item.split("=", 1) for item in Path(f"/proc/{api.pid}/environ").read_text().split("\0") if "=" in item
-    )
-    assert {name.upper(): environ[name.upper()] for name in API_WITHHELD} == {name.upper(): "" for name in API_WITHHELD}
-    assert environ["API_S3_SECRET_ACCESS_KEY"] == servers.api_s3_secret_access_key.get_secret_value()
+    stack = Stack(servers)
+    used_by = {Beat: BEAT_SECRETS, Flower: FLOWER_SECRETS, Api: API_SECRETS}
+    secrets = [name for name, field in Settings.model_fields.items() if field.annotation is SecretStr]
+    held, used = {}, {}
+    for component in stack.components:
+        if component.kind != "service":
+            continue
+        pid = component.running(stack.ctx).pid
+        environ = dict(
+            item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item
+        )
+        held[component.name] = {name: environ[name.upper()] for name in secrets if environ[name.upper()]}
+        names = STAGE_SECRETS[component.queue] if isinstance(component, Worker) else used_by[type(component)]
+        used[component.name] = {name: getattr(servers, name).get_secret_value() for name in names}
+    assert held == used
+    assert {"worker-archive-1", "beat", "flower", "api"} <= set(held)

@@ -14,7 +14,9 @@ from pydantic import SecretStr
 
 from ops.cli import main as reviews
 from services.api.app import create_app
-from shared.settings import API_SECRETS, Settings, UnsafeSecrets, get_settings
+from shared.celery_app import create_celery
+from shared.settings import API_SECRETS, BEAT_SECRETS, STAGE_SECRETS, Settings, UnsafeSecrets, get_settings
+from shared.tasks import require_stage_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = [name for name, field in Settings.model_fields.items() if isinstance(field.default, SecretStr)]
@@ -89,6 +91,25 @@ def test_an_empty_secret_is_one_this_process_is_not_given_unless_it_uses_it(prod
         "  API_TOKEN: empty, and this process uses it",
     ]
     Settings(**{**SAFE, "api_token": ""}, environment="local").require_secrets(API_SECRETS)
+
+
+def given_only(used) -> dict[str, str]:
+    """SAFE with every secret but ``used`` set empty: what docker-compose.yml gives a service."""
+    return {**SAFE, **{name: "" for name in SECRETS if name not in used}}
+
+
+def test_each_worker_starts_with_its_stages_secrets_alone_and_refuses_without_one(production):
+    for stage, used in STAGE_SECRETS.items():
+        require_stage_secrets(Settings(**given_only(used)), [stage.queue])
+        for name in used:
+            with pytest.raises(UnsafeSecrets, match=f"{name.upper()}: empty, and this process uses it"):
+                require_stage_secrets(Settings(**given_only(set(used) - {name})), [stage.queue])
+
+
+def test_beat_starts_with_the_brokers_password_alone(production):
+    app = create_celery(Settings(**given_only(BEAT_SECRETS)))
+    assert set(app.conf.beat_schedule) == {"daily-run", "sweep-stalled-runs", "expire-run-zones"}
+    assert SAFE["redis_password"] in app.conf.broker_url
 
 
 def test_the_smtp_password_is_checked_only_with_an_smtp_user(production):
