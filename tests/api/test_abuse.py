@@ -99,6 +99,12 @@ def test_a_failed_dependency_is_named_with_the_kind_of_failure_never_its_message
     assert failure_reason(KeyError("secret")) == "failed: KeyError"
 
 
+def test_a_missing_pointer_is_s3_answering_not_failing():
+    # before the first publication: readiness says "no curated version", and S3 is fine
+    missing = botocore.exceptions.ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
+    assert asyncio.run(DependencyProbe(Dependency(), Dependency(missing), "bucket").failures()) == {}
+
+
 def test_a_body_over_the_limit_is_413_before_the_token_is_checked(client: httpx.Client, api_settings):
     limit = api_settings.api_max_body_bytes
     # without a token: the body is refused first, by its Content-Length

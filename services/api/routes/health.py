@@ -65,9 +65,18 @@ class DependencyProbe:
             if self._checked_at is None or now - self._checked_at >= self._period_s:
                 self._failures = {}
                 await self._ping("redis", self._redis.ping)
-                await self._ping("s3", lambda: self._s3.head_object(Bucket=self._bucket, Key=LATEST_KEY))
+                await self._ping("s3", self._head_pointer)
                 self._checked_at = self._clock()
             return dict(self._failures)
+
+    async def _head_pointer(self) -> None:
+        try:
+            await self._s3.head_object(Bucket=self._bucket, Key=LATEST_KEY)
+        except botocore.exceptions.ClientError as exc:
+            # No pointer yet: S3 answered. Readiness says "no curated version" for that, and a 404 held for a
+            # period would otherwise outlive the first publication.
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+                raise
 
 
 @router.get("/health", response_model=Health)
