@@ -9,7 +9,8 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, STAGE_SECRETS, Settings
+from ops.stack.s3_server import GRANTED
+from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, OPERATOR_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def test_the_api_holds_no_mongodb_or_pipeline_secret():
     env = SERVICES["api"]["environment"]
     for variable in (
         "MONGO_PASSWORD",
-        "S3_SECRET_ACCESS_KEY",
+        *(f"{identity.upper()}_S3_SECRET_ACCESS_KEY" for identity in GRANTED if identity != "api"),
         "PSEUDONYM_KEY",
         "SOURCE_READER_PASSWORD",
         "POSTGRES_SUPERUSER_PASSWORD",
@@ -84,6 +85,7 @@ USED = {
     "beat": BEAT_SECRETS,
     "flower": FLOWER_SECRETS,
     "api": API_SECRETS,
+    "operator": OPERATOR_SECRETS,
 }
 
 
@@ -95,6 +97,19 @@ def test_each_service_gets_exactly_the_secrets_it_uses(service):
     }
     assert given == set(USED[service])
     assert all(env[name.upper()] == f"${{{name.upper()}:?set {name.upper()}}}" for name in given)
+
+
+def test_minio_init_gives_each_identity_its_own_user_and_deploy_policy():
+    init = SERVICES["minio-init"]
+    script = init["command"][0]
+    (looped,) = re.findall(r"for identity in ([a-z ]+); do", script)
+    assert looped.split() == list(GRANTED)
+    assert '"/deploy/$$identity-s3-policy.json"' in script and "./deploy:/deploy:ro" in init["volumes"]
+    assert all((ROOT / "deploy" / f"{identity}-s3-policy.json").is_file() for identity in GRANTED)
+    for identity in GRANTED:
+        for part in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY"):
+            name = f"{identity.upper()}_S3_{part}"
+            assert init["environment"][name] == f"${{{name}:?set {name}}}"
 
 
 def test_alertmanager_config_gets_the_smtp_password_alone():
@@ -131,7 +146,7 @@ def test_redis_requires_its_password_kept_off_every_command_line():
         == redis["environment"]["REDIS_PASSWORD"]
         == "${REDIS_PASSWORD:?set REDIS_PASSWORD}"
     )
-    redis_clients = {*WORKERS, "beat", "flower", "api"}
+    redis_clients = {*WORKERS, "beat", "flower", "api", "operator"}
     for service in PROJECT:
         given = SERVICES[service]["environment"]["REDIS_PASSWORD"]
         assert given == ("${REDIS_PASSWORD:?set REDIS_PASSWORD}" if service in redis_clients else ""), service

@@ -409,9 +409,9 @@ class S3(Spawned):
         from shared.clients import make_s3
 
         config = Config(connect_timeout=PING_TIMEOUT_S, read_timeout=PING_TIMEOUT_S, retries={"max_attempts": 1})
-        # A listing, as the pipeline: the S3 action a HeadBucket needs is s3:ListBucket, but moto
+        # A listing, as the operator: the S3 action a HeadBucket needs is s3:ListBucket, but moto
         # checks it as an action of its own that no real policy names.
-        make_s3(ctx.settings, config=config).list_objects_v2(Bucket=ctx.settings.s3_bucket, MaxKeys=1)
+        make_s3(ctx.settings, "operator", config=config).list_objects_v2(Bucket=ctx.settings.s3_bucket, MaxKeys=1)
 
     def after_start(self, ctx: Context) -> None:
         from botocore.exceptions import ConnectionClosedError, EndpointConnectionError

@@ -163,10 +163,28 @@ REVOKE ALL ON FUNCTION lock_run_for_retry, reopen_failed_run, claim_publish FROM
 GRANT EXECUTE ON FUNCTION lock_run_for_retry, reopen_failed_run, claim_publish TO {api};
 """
 
+# What the workers' role may do, granted afresh at each init: the rows each stage writes, never the schema, never a
+# change to an erasure request (deleting one would bring an erased buyer back at the next publish; adding one is the
+# operator's `gdpr erase`, as the owner). The completion barrier goes through claim_publish, as the API's retry does.
+WORKER_GRANTS = """
+REVOKE ALL ON run, batch, batch_retry, erasure FROM {worker};
+-- extract, archive and transform leave erased buyers out; the sweep and the run gauges read retries.
+GRANT SELECT ON run, batch, batch_retry, erasure TO {worker};
+-- beat's daily trigger (extract.start): a queued run.
+GRANT INSERT (run_id, logical_date, trigger, params) ON run TO {worker};
+-- a run's start, plan, extraction and end; not publish_requested_at (claim_publish) nor what the trigger set.
+GRANT UPDATE (status, started_at, finished_at, mode, mode_reason, base_version, watermark_from, watermark_from_id,
+              watermark_cap, extracted_batches, source_rows, watermark_to, watermark_to_id, curated_key,
+              curated_rows, model_fingerprint, changes, error) ON run TO {worker};
+-- each stage's batch rows; DELETE: extraction drops its retry placeholder (History.set_extracted).
+GRANT INSERT, UPDATE, DELETE ON batch TO {worker};
+GRANT EXECUTE ON FUNCTION claim_publish TO {worker};
+"""
+
 
 def init_metadata_db(settings: Settings) -> None:
-    """Create the metadata database, its owner's and the API's roles and its tables, migrate them and grant the
-    API its part; idempotent."""
+    """Create the metadata database, its owner's, the API's and the workers' roles and its tables, migrate them and
+    grant the API and the workers their parts; idempotent."""
     admin = psycopg2.connect(settings.postgres_admin_dsn)
     admin.autocommit = True
     try:
@@ -174,6 +192,7 @@ def init_metadata_db(settings: Settings) -> None:
             for user, password in (
                 (settings.metadata_user, settings.metadata_password),
                 (settings.api_metadata_user, settings.api_metadata_password),
+                (settings.worker_metadata_user, settings.worker_metadata_password),
             ):
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
                 verb = "ALTER" if cur.fetchone() else "CREATE"
@@ -198,5 +217,6 @@ def init_metadata_db(settings: Settings) -> None:
                 cur.execute(migration)
             cur.execute(FUNCTIONS)
             cur.execute(sql.SQL(API_GRANTS).format(api=sql.Identifier(settings.api_metadata_user)))
+            cur.execute(sql.SQL(WORKER_GRANTS).format(worker=sql.Identifier(settings.worker_metadata_user)))
     finally:
         conn.close()
