@@ -16,7 +16,8 @@ from ops.cli import main as reviews
 from services.api.app import create_app
 from shared.celery_app import create_celery
 from shared.settings import API_SECRETS, BEAT_SECRETS, STAGE_SECRETS, Settings, UnsafeSecrets, get_settings
-from shared.tasks import require_stage_secrets
+from shared.stages import Stage
+from shared.tasks import require_stage_secrets, worker_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = [name for name, field in Settings.model_fields.items() if isinstance(field.default, SecretStr)]
@@ -80,8 +81,14 @@ def test_an_empty_secret_is_one_this_process_is_not_given_unless_it_uses_it(prod
     # docker-compose.yml keeps a secret from a service by setting it empty: the API holds no MongoDB password,
     # nor the run history owner's (it has a role of its own).
     withheld = Settings(
-        **{**SAFE, "mongo_password": "", "pseudonym_key": "", "publish_s3_secret_access_key": ""},
-        metadata_password="",
+        **{
+            **SAFE,
+            "mongo_password": "",
+            "pseudonym_key": "",
+            "publish_s3_secret_access_key": "",
+            "metadata_password": "",
+            "worker_metadata_password": "",
+        }
     )
     withheld.require_secrets(API_SECRETS)
     without_token = Settings(**{**SAFE, "api_token": "", "api_metadata_password": ""})
@@ -105,6 +112,12 @@ def test_each_worker_starts_with_its_stages_secrets_alone_and_refuses_without_on
         for name in used:
             with pytest.raises(UnsafeSecrets, match=f"{name.upper()}: empty, and this process uses it"):
                 require_stage_secrets(Settings(**given_only(set(used) - {name})), [stage.queue])
+
+
+def test_a_worker_serves_one_stage_whose_s3_identity_it_holds():
+    assert worker_stage(["classify"]) is Stage.CLASSIFY
+    with pytest.raises(ValueError, match="a worker serves one stage's queue"):
+        worker_stage(["extract", "publish"])  # it would need two identities
 
 
 def test_beat_starts_with_the_brokers_password_alone(production):
