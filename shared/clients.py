@@ -1,7 +1,8 @@
 """Clients made once per process, behind a getter that fails loudly.
 
-Workers call ``init`` from Celery's ``worker_init`` signal, the CLI at start-up;
-code receives ``get()``'s clients instead of building its own.
+Workers call ``init_stage`` from Celery's ``worker_init`` signal (their stage's S3 identity, the
+workers' role in the run history), the operator's commands ``init_operator`` at start-up; code
+receives ``get()``'s clients instead of building its own.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def init_operator(settings: Settings) -> Clients:
 
 def get() -> Clients:
     if _current is None:
-        raise RuntimeError("clients are not initialised: call shared.clients.init(settings) at process start")
+        raise RuntimeError("clients are not initialised: call shared.clients.init_stage or init_operator at start")
     return _current
 
 
