@@ -15,6 +15,11 @@ from shared.lake import CURATED_CHANNEL
 API_RULES = f"on resetkeys resetchannels &{CURATED_CHANNEL} -@all +ping +select +subscribe +unsubscribe"
 
 
+# What the API's client leaves out on connecting, which its user may not run (Redis would refuse and log it):
+# CLIENT SETINFO (driver_info), and RESP3's CLIENT MAINT_NOTIFICATIONS (RESP2 has none; pub/sub works alike).
+API_REDIS_OPTIONS = {"driver_info": None, "protocol": 2}
+
+
 def api_user_line(user: str, password: str) -> str:
     """The redis.conf line that defines the API's user (settings refuse passwords redis.conf would misread)."""
     return f"user {user} {API_RULES} >{password}"

@@ -29,6 +29,7 @@ from shared.clients import make_async_s3
 from shared.history import History
 from shared.lake import CURATED_CHANNEL
 from shared.logs import configure_logging
+from shared.redis_acl import API_REDIS_OPTIONS
 from shared.settings import API_SECRETS, Settings, get_settings
 
 S3_CONFIG = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 2})
@@ -39,10 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with make_async_s3(settings, "api", S3_CONFIG) as s3:
         app.state.s3 = s3
-        # No CLIENT SETINFO on connect: the API's Redis user may not run it (shared/redis_acl.py).
-        app.state.redis = redis.asyncio.Redis.from_url(
-            settings.api_redis_url, socket_timeout=5, lib_name=None, lib_version=None
-        )
+        app.state.redis = redis.asyncio.Redis.from_url(settings.api_redis_url, socket_timeout=5, **API_REDIS_OPTIONS)
         app.state.probe = health.DependencyProbe(app.state.redis, s3, settings.s3_bucket)
         app.state.history = History(settings.api_metadata_dsn)
         cache = ServingCache(settings.api_cache_path / settings.s3_bucket, settings.api_cache_versions)
