@@ -127,10 +127,7 @@ def retry_run(
     batch: int | None = None,
 ) -> Retried:
     """An operator's retry (``reviews retry``): clear what ``choose_batches`` picks, and announce it again."""
-    cleared = _reopen(history, run_id, trigger, stage, batch, request=False)
-    to_send = announcements(
-        history, run_id, cleared, publish=history.get_run(run_id)["publish_requested_at"] is not None
-    )
+    cleared, to_send = _reopen(history, run_id, trigger, stage, batch, request=False)
     for task, ref, _ in to_send:
         send(task, ref)
     return Retried(run_id, cleared, [name for _, _, name in to_send])
@@ -139,22 +136,25 @@ def retry_run(
 def request_retry(history: History, run_id: str, stage: Stage | None = None, batch: int | None = None) -> Retried:
     """The API's retry, which has no broker: the run reopened with a request the extract worker claims and
     announces (shared/run_requests.py). ``announced`` says what it will announce."""
-    cleared = _reopen(history, run_id, "api", stage, batch, request=True)
-    publish = history.get_run(run_id)["publish_requested_at"] is not None
-    return Retried(run_id, cleared, [name for _, _, name in announcements(history, run_id, cleared, publish)])
+    cleared, to_send = _reopen(history, run_id, "api", stage, batch, request=True)
+    return Retried(run_id, cleared, [name for _, _, name in to_send])
 
 
 def _reopen(
     history: History, run_id: str, trigger: str, stage: Stage | None, batch: int | None, request: bool
-) -> list[dict]:
+) -> tuple[list[dict], list[tuple[str, BatchRef, str]]]:
+    """The batches cleared, and what announces them; read before anything is sent, so publish claimed means
+    claimed by the reopening."""
     try:
-        return history.reopen_run(
+        cleared = history.reopen_run(
             run_id, trigger, lambda run, later, rows: choose_batches(run, later, rows, stage, batch), request
         )
     except RunAlreadyActive as exc:
         raise RetryRefused(
             f"another run for {exc.logical_date} is queued or running: retry {run_id} once it has ended"
         ) from None
+    publish = history.get_run(run_id)["publish_requested_at"] is not None
+    return cleared, announcements(history, run_id, cleared, publish)
 
 
 def announcements(history: History, run_id: str, cleared: list[dict], publish: bool) -> list[tuple[str, BatchRef, str]]:
