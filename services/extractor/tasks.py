@@ -47,7 +47,7 @@ def _claim_run_requests(**_) -> None:
     _listener = RequestListener(c.settings.metadata_dsn, c.history, send).start()
 
 
-@signals.worker_shutdown.connect
+@signals.worker_shutting_down.connect  # before worker_shutdown closes the clients it sends with
 def _stop_claiming(**_) -> None:
     if _listener is not None:
         _listener.stop()
