@@ -56,7 +56,7 @@ USED_ONLY_WITH = {"alert_smtp_password": "alert_smtp_user"}
 # The secrets each service uses: docker-compose.yml and the local stack give it exactly these and every
 # other secret empty (tested). Empty means "not given to this process", so a service names the secrets it
 # cannot start without (Settings.require_secrets).
-API_SECRETS = ("api_token", "api_s3_secret_access_key", "api_metadata_password", "redis_password")
+API_SECRETS = ("api_token", "api_s3_secret_access_key", "api_metadata_password", "api_redis_password")
 _WORKER_SECRETS = ("worker_metadata_password", "redis_password")  # the run history (the workers' role), the broker
 # Each stage also has an S3 identity of its own (Settings.s3_credentials), limited to the zones it reads and writes.
 STAGE_SECRETS: dict[Stage, tuple[str, ...]] = {
@@ -80,7 +80,7 @@ BEAT_SECRETS = ("redis_password",)  # beat only sends tasks by name: it opens no
 FLOWER_SECRETS = ("redis_password", "flower_password")
 # Secrets written into another program's configuration, and the characters it would misread: redis.conf
 # splits a line at whitespace and reads quotes and backslashes; Flower splits FLOWER_BASIC_AUTH at commas.
-MISREAD_CHARACTERS = {"redis_password": "\"'\\", "flower_password": ","}
+MISREAD_CHARACTERS = {"redis_password": "\"'\\", "api_redis_password": "\"'\\", "flower_password": ","}
 
 # The lake's identities: one a stage (its worker's), the operator's, the API's, and the administrator who grants them.
 S3Identity = Literal["extract", "archive", "transform", "classify", "publish", "operator", "api", "admin"]
@@ -106,8 +106,12 @@ class Settings(BaseSettings):
     redis_host: str = "127.0.0.1"
     redis_port: int = 16379
     redis_db: int = 0
-    # requirepass: every client (workers, beat, Flower, the API, the operator's commands) gives it.
+    # requirepass, the broker's: workers, beat, Flower and the operator's commands give it.
     redis_password: SecretStr = SecretStr("local-redis")
+    # The API's own Redis user (shared/redis_acl.py): PING and the curated announcements, no key, no command that
+    # could put a task on the broker. It asks for runs through the run history instead (shared/run_requests.py).
+    api_redis_user: str = "reviews_api"
+    api_redis_password: SecretStr = SecretStr("local-api-redis")
 
     # --- PostgreSQL: the source (read-only for the pipeline) and the metadata DB ---------
     postgres_host: str = "127.0.0.1"
@@ -331,6 +335,12 @@ class Settings(BaseSettings):
         secret = self.redis_password.get_secret_value()
         auth = f":{quote(secret, safe='')}@" if secret else ""
         return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+    @property
+    def api_redis_url(self) -> str:
+        """The API's own Redis user (``redis_url`` is the broker's)."""
+        auth = f"{quote(self.api_redis_user, safe='')}:{quote(self.api_redis_password.get_secret_value(), safe='')}"
+        return f"redis://{auth}@{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
     def _pg_dsn(self, user: str, password: SecretStr, db: str, host: str = "", port: int = 0) -> str:
         pw = quote(password.get_secret_value(), safe="")

@@ -1,4 +1,4 @@
-"""Least privilege, proven by refusals on the real servers: Redis, MongoDB users, S3 identities, secrets.
+"""Least privilege, proven by refusals on the real servers: Redis users, MongoDB users, S3 identities, secrets.
 
 (The PostgreSQL read-only role is proven in tests/ops/test_source.py.)
 """
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import psycopg2
 import pymongo
 import pytest
@@ -26,11 +27,13 @@ from pymongo.errors import OperationFailure
 
 from ops.stack.process import free_port
 from ops.stack.s3_server import DEPLOYED_BUCKET, GRANTED, grant_lake, lake_policy
+from shared.celery_app import BEAT_HEARTBEAT_KEY, CLASSIFIER_FINGERPRINT_KEY
 from shared.clients import make_iam, make_s3
 from shared.history import History
 from shared.history.runs import RunAlreadyActive
 from shared.history.schema import init_metadata_db
 from shared.lake import (
+    CURATED_CHANNEL,
     LATEST_KEY,
     CuratedVersion,
     Lake,
@@ -42,9 +45,11 @@ from shared.lake import (
     scored_key,
 )
 from shared.plan import Plan
+from shared.redis_acl import API_REDIS_OPTIONS
 from shared.serving_format import NAMES, SERVING_PREFIX, serving_key
 from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
+from tests.api.conftest import Publisher, ServerThread, wait_until_served
 from tests.factories import publish_batches, scored_row
 from tests.pipeline.runs import failed_run
 
@@ -76,6 +81,82 @@ def test_redis_refuses_a_client_without_its_password_or_with_a_wrong_one(servers
             client.set("stranger", "1")
     with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as client:
         assert client.ping() and client.get("stranger") is None
+
+
+# What the API's Redis user must not do: a task onto a worker's queue (workers would run it with their write
+# credentials), a script, any key, an announcement of its own, the server's configuration and users.
+API_REDIS_REFUSED = [
+    ("LPUSH", Stage.EXTRACT.queue, "{}"),
+    ("RPUSH", Stage.PUBLISH.queue, "{}"),
+    ("EVAL", "return redis.call('lpush', KEYS[1], '{}')", "1", Stage.EXTRACT.queue),
+    ("EVALSHA", "0" * 40, "0"),
+    ("SET", CLASSIFIER_FINGERPRINT_KEY, "forged"),
+    ("GET", BEAT_HEARTBEAT_KEY),
+    ("DEL", "unacked"),
+    ("KEYS", "*"),
+    ("FLUSHALL",),
+    ("PUBLISH", CURATED_CHANNEL, "{}"),
+    ("CONFIG", "SET", "requirepass", "taken-over"),
+    ("ACL", "SETUSER", "reviews_api", "+@all"),
+]
+
+
+def api_redis(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.api_redis_url, socket_timeout=5, **API_REDIS_OPTIONS)
+
+
+@pytest.mark.parametrize("command", API_REDIS_REFUSED, ids=lambda command: command[0])
+def test_the_api_redis_user_cannot_enqueue_run_a_script_or_touch_a_key(servers: Settings, command):
+    with api_redis(servers) as api:
+        assert api.ping()
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            api.execute_command(*command)
+
+
+def test_the_api_redis_user_hears_the_curated_announcements_and_no_other_channel(servers: Settings):
+    with api_redis(servers) as api, redis.Redis.from_url(servers.redis_url, socket_timeout=5) as broker:
+        pubsub = api.pubsub()
+        pubsub.subscribe(CURATED_CHANNEL)
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        broker.publish(CURATED_CHANNEL, "hello")
+        assert pubsub.get_message(timeout=5)["data"] == b"hello"
+        for subscribe, channel in (("subscribe", "celeryev"), ("psubscribe", "*")):
+            other = api.pubsub()
+            getattr(other, subscribe)(channel)
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                other.get_message(timeout=5)
+            other.close()
+        pubsub.close()
+
+
+def test_the_api_serves_reloads_and_takes_jobs_without_the_brokers_password(servers: Settings, history_db: Settings):
+    # given the API with its own Redis user only, polling S3 once an hour: only an announcement reloads it
+    api = history_db.model_copy(
+        update={
+            "s3_bucket": "least-privilege-api-redis",
+            "api_port": free_port(),
+            "api_reload_check_s": 3600.0,
+            "redis_password": SecretStr(""),
+        }
+    )
+    grant_lake(api)
+    publisher = Publisher(history_db.model_copy(update={"s3_bucket": api.s3_bucket}))  # the broker's user
+    first = publisher.publish("20260302T000000Z-lpred1", [[scored_row(1, "P", 0.5)]])
+    with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as broker:
+        broker.acl_log_reset()
+    with ServerThread(api) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        wait_until_served(client, first.version)
+        # when a new version is published and announced
+        second = publisher.publish("20260302T000001Z-lpred2", [[scored_row(2, "P", 0.7)]])
+        # then the announcement reaches it, readiness answers, and it still takes a job
+        wait_until_served(client, second.version)
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["redis"] is True
+        token = {"Authorization": f"Bearer {api.api_token.get_secret_value()}"}
+        assert client.post("/jobs", headers=token, json={"limit": 5}).status_code == 202
+    # and Redis refused it nothing: it only ever ran what its user allows
+    with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as broker:
+        assert [e for e in broker.acl_log() if e["username"] == api.api_redis_user] == []
 
 
 # --- MongoDB --------------------------------------------------------------------------------------
@@ -137,8 +218,8 @@ print(json.dumps({"status": ready.status_code, "version": ready.json()["version"
 
 def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(servers: Settings):
     # given a lake with a curated version, and the API's settings stripped of every MongoDB
-    # credential, of the pipeline's and the administrator's S3 secrets and of the run history's owner, MongoDB's
-    # port dead
+    # credential, of the pipeline's and the administrator's S3 secrets, of the run history's owner and of the
+    # broker's password, MongoDB's port dead
     lake_settings = servers.model_copy(update={"s3_bucket": "least-privilege-api"})
     grant_lake(lake_settings)
     lake = Lake(make_s3(lake_settings, "operator"), lake_settings.s3_bucket)
@@ -155,6 +236,7 @@ def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(server
             "s3_admin_secret_access_key": SecretStr(""),
             "metadata_password": SecretStr(""),
             "worker_metadata_password": SecretStr(""),
+            "redis_password": SecretStr(""),
         }
     )
     # when the API starts in a process of its own
@@ -193,19 +275,26 @@ def api_role(history_db: Settings) -> Iterator[History]:
     history.close()
 
 
-def test_the_api_role_reads_runs_and_adds_a_queued_run(api_role: History, owner: History):
-    run_id = api_role.create_run("api", {"limit": 5}, date(2001, 1, 1))
+def requests(settings: Settings, run_id: str) -> list[str]:
+    with psycopg2.connect(settings.metadata_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT kind FROM run_request WHERE run_id = %s ORDER BY request_id", (run_id,))
+        return [kind for (kind,) in cur.fetchall()]
+
+
+def test_the_api_role_reads_runs_and_requests_a_queued_run(api_role: History, owner: History, history_db: Settings):
+    run_id = api_role.request_run({"limit": 5}, date(2001, 1, 1))
     assert api_role.get_run(run_id)["status"] == "queued" and api_role.list_runs(100)[0]["run_id"] == run_id
     with pytest.raises(RunAlreadyActive):  # the active run's id is read back
-        api_role.create_run("api", {}, date(2001, 1, 1))
-    assert owner.get_run(run_id)["params"] == {"limit": 5}
+        api_role.request_run({}, date(2001, 1, 1))
+    run = owner.get_run(run_id)
+    assert (run["trigger"], run["params"]) == ("api", {"limit": 5}) and requests(history_db, run_id) == ["start"]
 
 
-def test_the_api_role_reopens_a_failed_run(api_role: History, owner: History):
+def test_the_api_role_reopens_a_failed_run_with_a_request(api_role: History, owner: History, history_db: Settings):
     run_id = failed_run(owner, date(2001, 1, 2))
-    cleared = api_role.reopen_run(run_id, "api", lambda run, later, batches: [(Stage.TRANSFORM, 2)])
+    cleared = api_role.reopen_run(run_id, "api", lambda run, later, batches: [(Stage.TRANSFORM, 2)], request=True)
     assert [(b["stage"], b["batch_no"]) for b in cleared] == [("transform", 2)]
-    assert owner.get_run(run_id)["status"] == "running"
+    assert owner.get_run(run_id)["status"] == "running" and requests(history_db, run_id) == ["retry"]
     assert [(r["stage"], r["status"]) for r in api_role.retries(run_id)] == [("transform", "dead")]
 
 
@@ -215,7 +304,8 @@ def test_the_api_role_reopens_nothing_but_a_failed_run(api_role: History, owner:
     owner.start_run(running)
     with psycopg2.connect(history_db.api_metadata_dsn) as conn, conn.cursor() as cur:
         with pytest.raises(psycopg2.errors.RaiseException, match="is not failed"):
-            cur.execute("SELECT * FROM reopen_failed_run(%s, 'api', ARRAY['extract'], ARRAY[0])", (running,))
+            cur.execute("SELECT * FROM request_retry(%s, ARRAY['extract'], ARRAY[0])", (running,))
+    assert requests(history_db, running) == []
 
 
 @pytest.mark.parametrize(
@@ -233,6 +323,15 @@ def test_the_api_role_reopens_nothing_but_a_failed_run(api_role: History, owner:
         "INSERT INTO batch_retry (run_id, stage, batch_no, trigger, status, attempts, retries) "
         "VALUES ('forged', 'extract', 0, 'api', 'dead', 0, 0)",
         "INSERT INTO run (run_id, logical_date, trigger, status) VALUES ('forged', '2001-02-01', 'api', 'succeeded')",
+        # a run or a request of its own making: only through request_run, which pairs them
+        "INSERT INTO run (run_id, logical_date, trigger, params) VALUES ('forged', '2001-02-02', 'api', '{}')",
+        "INSERT INTO run_request (run_id, kind) VALUES ('forged', 'start')",
+        "SELECT * FROM run_request",
+        "UPDATE run_request SET claimed_at = NULL",
+        "DELETE FROM run_request",
+        # the owner's functions the API no longer calls: a retry without its request, the completion barrier
+        "SELECT * FROM reopen_failed_run('forged', 'api', ARRAY['extract'], ARRAY[0])",
+        "SELECT claim_publish('forged')",
         "INSERT INTO batch (run_id, stage, batch_no, status) VALUES ('forged', 'extract', 0, 'succeeded')",
         "DELETE FROM run",
         "DELETE FROM batch_retry",
@@ -273,7 +372,8 @@ def test_the_worker_role_runs_a_run_from_start_to_end(worker_role: History, owne
     failing = worker_role.create_run("beat", {}, date(2001, 3, 2))
     worker_role.kill_batch(failing, Stage.TRANSFORM, 1, "bad data")
     worker_role.fail_run(failing, "transform batch 1 failed")
-    assert worker_role.stalled_runs(1) == [] and worker_role.run_counts()["failed"] >= 1
+    stalled = {run["run_id"] for run in worker_role.stalled_runs(1)}  # other tests' runs may be stalled
+    assert not stalled & {run_id, failing} and worker_role.run_counts()["failed"] >= 1
     # erasure requests: the operator adds them as the owner, the workers read them
     owner.add_erasure("least-privilege-pseudonym")
     assert "least-privilege-pseudonym" in worker_role.erased_pseudonyms()
