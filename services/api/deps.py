@@ -52,9 +52,9 @@ async def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     if credentials is None:
-        raise Unauthorized("a bearer token is required")
+        raise Unauthorized("this is for operators: send the operator token as 'Authorization: Bearer <API_TOKEN>'")
     if not secrets.compare_digest(credentials.credentials.encode(), settings.api_token.get_secret_value().encode()):
-        raise Forbidden("the bearer token is not valid")
+        raise Forbidden("the bearer token is not the operator token (API_TOKEN)")
 
 
 HolderDep = Annotated[IndexHolder, Depends(get_holder)]

@@ -31,6 +31,11 @@ BODY_REFUSED = {
     400: {"model": ErrorBody, "description": "The body could not be read as JSON"},
     413: {"model": ErrorBody, "description": "The body is over API_MAX_BODY_BYTES"},
 }
+# Run history and its errors are an operator's to read, not a shopper's: every route here needs the token.
+TOKEN_REFUSED = {
+    401: {"model": ErrorBody, "description": "No bearer token"},
+    403: {"model": ErrorBody, "description": "The bearer token is not the operator's"},
+}
 
 
 def _sender(request: Request) -> Send:
@@ -90,7 +95,7 @@ def _job(run: dict, summary: dict[str, dict]) -> Job:
     status_code=202,
     response_model=JobAccepted,
     dependencies=[TokenDep],
-    responses={**BODY_REFUSED, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    responses={**BODY_REFUSED, **TOKEN_REFUSED, 409: {"model": ErrorBody}},
 )
 async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
     """Enqueue a pipeline run (the same run task as the CLI and the daily schedule)."""
@@ -102,7 +107,12 @@ async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRe
     return JobAccepted(job_id=run_id, status="queued")
 
 
-@router.get("/jobs/{job_id}", response_model=Job, responses={404: {"model": ErrorBody}})
+@router.get(
+    "/jobs/{job_id}",
+    response_model=Job,
+    dependencies=[TokenDep],
+    responses={**TOKEN_REFUSED, 404: {"model": ErrorBody}},
+)
 async def get_job(history: HistoryDep, job_id: Annotated[str, Path(max_length=64)]) -> Job:
     """A run's status per stage: batches, rows, rejects, attempts, durations, errors."""
 
@@ -116,7 +126,7 @@ async def get_job(history: HistoryDep, job_id: Annotated[str, Path(max_length=64
     return job
 
 
-@router.get("/jobs", response_model=JobList)
+@router.get("/jobs", response_model=JobList, dependencies=[TokenDep], responses=TOKEN_REFUSED)
 async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> JobList:
     """Recent runs, newest first."""
 
@@ -133,8 +143,7 @@ async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=10
     dependencies=[TokenDep],
     responses={
         **BODY_REFUSED,
-        401: {"model": ErrorBody},
-        403: {"model": ErrorBody},
+        **TOKEN_REFUSED,
         404: {"model": ErrorBody},
         409: {"model": ErrorBody},
     },
