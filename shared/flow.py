@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from celery import Celery
 
 from shared.history import History
+from shared.history.audit import Actor
+from shared.history.runs import RunAlreadyActive
 from shared.stages import Stage
 
 
@@ -53,4 +55,13 @@ def start_run(history: History, send: Send, trigger: str, params: dict) -> str:
     """Create a run and announce its extraction: the one way every trigger starts a run (beat, CLI, API)."""
     run_id = history.create_run(trigger, params)
     send(Stage.EXTRACT.task, BatchRef(run_id, 0, ""))
+    return run_id
+
+
+def trigger_run(history: History, send: Send, operator: Actor, params: dict) -> str:
+    """An operator's trigger (CLI, API): ``start_run``, recorded once in the audit trail."""
+    with history.audited(operator, "trigger", refusals=(RunAlreadyActive,)) as outcome:
+        outcome.detail = dict(params)
+        outcome.target = run_id = start_run(history, send, operator.via, params)
+        outcome.text = "accepted: queued"
     return run_id

@@ -27,7 +27,8 @@ import structlog
 
 from shared.flow import DOWNSTREAM, IN_FLIGHT, INPUT, BatchRef, Send
 from shared.history import History
-from shared.history.runs import RunAlreadyActive
+from shared.history.audit import Actor
+from shared.history.runs import RunAlreadyActive, RunNotFound
 from shared.stages import Stage
 
 log = structlog.get_logger()
@@ -151,3 +152,16 @@ def retry_run(
         send(Stage.PUBLISH.task, BatchRef(run_id, 0, ""))
         announced.append("publish")
     return Retried(run_id, cleared, announced)
+
+
+def operator_retry(
+    history: History, send: Send, operator: Actor, run_id: str, stage: Stage | None = None, batch: int | None = None
+) -> Retried:
+    """An operator's retry (CLI, API): ``retry_run``, recorded once in the audit trail."""
+    with history.audited(operator, "retry", run_id, refusals=(RunNotFound, RetryRefused)) as outcome:
+        outcome.detail = {k: v for k, v in (("stage", stage and stage.value), ("batch", batch)) if v is not None}
+        retried = retry_run(history, send, run_id, operator.via, stage, batch)
+        outcome.text = (
+            f"accepted: {len(retried.cleared)} batch(es) cleared, {', '.join(retried.announced) or 'none'} announced"
+        )
+    return retried

@@ -95,6 +95,19 @@ MIGRATIONS = (
     "ALTER TABLE run ADD COLUMN IF NOT EXISTS changes jsonb",
     # Extract: with cursor, the resume point.
     "ALTER TABLE batch ADD COLUMN IF NOT EXISTS cursor_ts timestamptz",
+    # The audit trail (shared/history/audit.py): every operator action once, who by name, never a secret.
+    """
+    CREATE TABLE IF NOT EXISTS audit (
+        id       bigserial PRIMARY KEY,
+        at       timestamptz NOT NULL DEFAULT now(),
+        actor    text NOT NULL,             -- the credential's name (API) or the OS user (CLI)
+        via      text NOT NULL CHECK (via IN ('api', 'cli')),
+        action   text NOT NULL CHECK (action IN ('trigger', 'retry', 'rollback', 'erasure')),
+        target   text,                      -- a run id, a curated version, an erased buyer's pseudonym
+        outcome  text NOT NULL,
+        detail   jsonb NOT NULL DEFAULT '{}'
+    )
+    """,
 )
 
 
@@ -154,8 +167,11 @@ END $$;
 # history but never the erasure requests (deleting one would bring an erased buyer back at the next publish).
 # A function may be called by anyone unless revoked from PUBLIC.
 API_GRANTS = """
-REVOKE ALL ON run, batch, batch_retry, erasure FROM {api};
+REVOKE ALL ON run, batch, batch_retry, erasure, audit FROM {api};
 GRANT SELECT ON run, batch, batch_retry TO {api};
+-- The audit trail: the API records its operators' actions and shows them, and can change none.
+GRANT SELECT, INSERT ON audit TO {api};
+GRANT USAGE ON SEQUENCE audit_id_seq TO {api};
 -- POST /jobs (History.create_run): a queued run with its parameters, nothing of its outcome.
 GRANT INSERT (run_id, logical_date, trigger, params) ON run TO {api};
 -- POST /jobs/{{id}}/retry (History.reopen_run, claim_publish).

@@ -5,7 +5,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from services.api.deps import HistoryDep, TokenDep
+from services.api.deps import HistoryDep, OperatorDep, TokenDep
 from services.api.errors import Conflict, NotFound, public_error
 from services.api.models import (
     ErrorBody,
@@ -18,10 +18,10 @@ from services.api.models import (
     RetryRequest,
     StageStatus,
 )
-from shared.flow import Send, sender, start_run
+from shared.flow import Send, sender, trigger_run
 from shared.history import History
 from shared.history.runs import RunAlreadyActive, RunNotFound
-from shared.recovery import RetryRefused, retry_run
+from shared.recovery import RetryRefused, operator_retry
 from shared.stages import Stage
 
 router = APIRouter(tags=["jobs"])
@@ -94,14 +94,18 @@ def _job(run: dict, summary: dict[str, dict]) -> Job:
     "/jobs",
     status_code=202,
     response_model=JobAccepted,
-    dependencies=[TokenDep],
     responses={**BODY_REFUSED, **TOKEN_REFUSED, 409: {"model": ErrorBody}},
 )
-async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
-    """Enqueue a pipeline run (the same run task as the CLI and the daily schedule)."""
+async def create_job(
+    request: Request,
+    history: HistoryDep,
+    operator: OperatorDep,
+    job: Annotated[JobRequest | None, Body()] = None,
+):
+    """Enqueue a pipeline run (the same run task as the CLI and the daily schedule); the audit trail records it."""
     params = (job or JobRequest()).model_dump(exclude_defaults=True)
     try:
-        run_id = await anyio.to_thread.run_sync(start_run, history, _sender(request), "api", params)
+        run_id = await anyio.to_thread.run_sync(trigger_run, history, _sender(request), operator, params)
     except RunAlreadyActive as exc:
         raise Conflict(f"{exc}: follow it at /jobs/{exc.run_id}") from None
     return JobAccepted(job_id=run_id, status="queued")
@@ -140,7 +144,6 @@ async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=10
     "/jobs/{job_id}/retry",
     status_code=202,
     response_model=JobRetried,
-    dependencies=[TokenDep],
     responses={
         **BODY_REFUSED,
         **TOKEN_REFUSED,
@@ -151,6 +154,7 @@ async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=10
 async def retry_job(
     request: Request,
     history: HistoryDep,
+    operator: OperatorDep,
     job_id: Annotated[str, Path(max_length=64)],
     retry: Annotated[RetryRequest | None, Body()] = None,
 ) -> JobRetried:
@@ -160,7 +164,8 @@ async def retry_job(
     retry = retry or RetryRequest()
 
     def run():
-        return retry_run(history, _sender(request), job_id, "api", retry.stage and Stage(retry.stage), retry.batch)
+        stage = retry.stage and Stage(retry.stage)
+        return operator_retry(history, _sender(request), operator, job_id, stage, retry.batch)
 
     try:
         retried = await anyio.to_thread.run_sync(run)
