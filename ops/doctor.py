@@ -303,10 +303,10 @@ def evaluate(settings: Settings, c: Clients, http: httpx.Client) -> list[Rule]:
         partial(lake_retention, c.redis, settings.lake_retention_days),
         partial(connection_errors, c.redis, settings.alert_connection_errors, settings.alert_connection_window_s),
     ]
-    return [_evaluated(check) for check in checks]
+    return [evaluated(check) for check in checks]
 
 
-def _evaluated(check: partial[Rule]) -> Rule:
+def evaluated(check: partial[Rule]) -> Rule:
     try:
         return check()
     except Exception as exc:  # whatever stopped the measurement is the finding

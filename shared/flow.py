@@ -16,7 +16,7 @@ from celery import Celery
 from shared.history import History
 from shared.history.audit import Actor
 from shared.history.runs import RunAlreadyActive
-from shared.stages import Stage
+from shared.stages import ROLLBACK_TASK, Stage
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,9 @@ def trigger_run(history: History, send: Send, operator: Actor, params: dict) -> 
         outcome.target = run_id = start_run(history, send, operator.via, params)
         outcome.text = "accepted: queued"
     return run_id
+
+
+def request_rollback(celery: Celery, operator: Actor, to: str | None) -> None:
+    """Ask the publish worker to roll back to ``to`` (the API may not write the lake); it records the outcome
+    in the audit trail, once, in the operator's name."""
+    celery.send_task(ROLLBACK_TASK, args=[to, operator.name, operator.via])

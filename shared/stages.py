@@ -54,3 +54,5 @@ START_TASK = Stage.EXTRACT.task_named("start")
 SWEEP_TASK = Stage.PUBLISH.task_named("sweep")
 # Beat's daily retention of the run zones (shared.retention), on the publish worker beside the sweep.
 EXPIRE_TASK = Stage.PUBLISH.task_named("expire")
+# An operator's rollback asked through the API, which may not write the lake (shared.curated.versions).
+ROLLBACK_TASK = Stage.PUBLISH.task_named("rollback")

@@ -10,7 +10,9 @@ from services.publisher import run_gauges
 from services.publisher.run import publish_run
 from shared import clients, recovery, retention
 from shared.celery_app import app
-from shared.stages import EXPIRE_TASK, SWEEP_TASK, Stage
+from shared.curated.versions import UnknownVersion, operator_rollback
+from shared.history.audit import Actor
+from shared.stages import EXPIRE_TASK, ROLLBACK_TASK, SWEEP_TASK, Stage
 from shared.tasks import BatchRef, send, stage_task
 
 log = structlog.get_logger()
@@ -47,3 +49,17 @@ def expire() -> dict[str, int]:
     """Fired by beat daily: delete the run zones' objects past LAKE_RETENTION_DAYS, measure the lake."""
     c = clients.get()
     return retention.expire_and_measure(c.lake, c.history, c.redis, c.settings.lake_retention_days).objects()
+
+
+# Not retried: an operator asked once, and the audit trail shows them how it ended.
+@app.task(name=ROLLBACK_TASK, stage=Stage.PUBLISH)
+def rollback(to: str | None, operator: str, via: str) -> str:
+    """An operator's rollback asked through the API: the publish worker writes the pointer the API may only read."""
+    c = clients.get()
+    try:
+        return operator_rollback(
+            c.lake, c.redis, c.history, Actor(operator, via), to, c.settings.api_reviews_per_product
+        ).version
+    except UnknownVersion as exc:
+        log.warning("rollback_refused", to=to, operator=operator, reason=str(exc))
+        return ""
