@@ -2,8 +2,8 @@
 and the operator's console under ``/console``.
 
 Each page is plain HTML/CSS/JS that calls the API from the browser, like any other client; it gets no data
-from the server side (the console's data routes need the operator token, its files hold none). Every URL it uses is relative, and
-so is the redirect below, so the whole thing works when the API sits under a prefix.
+from the server side (the console's data routes need the operator token, its files hold none). Every URL they
+use is relative, and so is the redirect below, so both work when the API sits under a prefix.
 """
 
 from __future__ import annotations
