@@ -41,6 +41,8 @@ def _end_of(path: Path, tail_bytes: int | None) -> Iterator[str]:
         if tail_bytes is not None and f.seek(0, os.SEEK_END) > tail_bytes:
             f.seek(-tail_bytes, os.SEEK_END)
             f.readline()  # the first line read is cut: skip it
+        else:
+            f.seek(0)
         for raw in f:
             yield raw.decode(errors="replace")
 

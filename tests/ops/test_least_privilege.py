@@ -28,6 +28,7 @@ from ops.stack.process import free_port
 from ops.stack.s3_server import DEPLOYED_BUCKET, grant_lake, lake_policy
 from shared.clients import make_iam, make_s3
 from shared.history import History
+from shared.history.audit import Actor
 from shared.history.runs import RunAlreadyActive
 from shared.history.schema import init_metadata_db
 from shared.lake import LATEST_KEY, CuratedVersion, Lake, cleaned_key, curated_key, known_key, raw_key
@@ -206,6 +207,11 @@ def test_the_api_role_reopens_nothing_but_a_failed_run(api_role: History, owner:
             cur.execute("SELECT * FROM reopen_failed_run(%s, 'api', ARRAY['extract'], ARRAY[0])", (running,))
 
 
+def test_the_api_role_records_and_reads_the_audit_trail_and_changes_none(api_role: History, owner: History):
+    api_role.record_action(Actor("operator", "api"), "trigger", "least-privilege-run", "accepted: queued")
+    assert api_role.audit_trail(1)[0]["target"] == owner.audit_trail(1)[0]["target"] == "least-privilege-run"
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -228,6 +234,9 @@ def test_the_api_role_reopens_nothing_but_a_failed_run(api_role: History, owner:
         "DROP TABLE erasure",
         "ALTER TABLE run DROP COLUMN error",
         "CREATE TABLE intruder (a int)",
+        "UPDATE audit SET outcome = 'forged'",
+        "DELETE FROM audit",
+        "TRUNCATE audit",
     ],
 )
 def test_the_api_role_is_refused_everything_else(history_db: Settings, statement: str):

@@ -10,7 +10,6 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from ops.doctor import Rule, curated_age, evaluated, last_run, reject_share, retries_exhausted, run_duration
 from services.api.deps import HistoryDep, HolderDep, OperatorDep, TokenDep, app_settings
 from services.api.errors import NotFound, public_error
 from services.api.models import (
@@ -28,6 +27,7 @@ from services.api.models import (
 )
 from services.api.routes.health import readiness
 from services.api.routes.jobs import BODY_REFUSED, TOKEN_REFUSED
+from shared.alert_rules import Rule, curated_age, evaluated, last_run, reject_share, retries_exhausted, run_duration
 from shared.flow import request_rollback
 from shared.history.audit import MAX_PAGE
 from shared.log_files import run_lines
