@@ -8,6 +8,7 @@ critical: act now). A rule that cannot be evaluated (its server down) is critica
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -16,6 +17,13 @@ from typing import Literal
 from shared.history import History
 
 Severity = Literal["ok", "warning", "critical"]
+# How a rule shows a recorded error: ``reviews doctor`` its text, cut short; the API only what it may
+# (services/api/errors.py: where it failed and the exception's class).
+ErrorText = Callable[[str], str]
+
+
+def cut_short(text: str) -> str:
+    return text[:160]
 
 
 @dataclass(frozen=True)
@@ -38,14 +46,14 @@ def warns(condition: bool) -> Severity:
     return "warning" if condition else "ok"
 
 
-def last_run(history: History) -> Rule:
+def last_run(history: History, error_text: ErrorText = cut_short) -> Rule:
     threshold = "the last finished run failed"
     run = history.last_finished_run()
     if run is None:
         return Rule("last_run", "warning", "no run has finished yet", threshold)
     value = f"{run['run_id']} {run['status']} at {run['finished_at']:%Y-%m-%d %H:%M} UTC"
     if run["error"]:
-        value += f": {run['error'][:200]}"
+        value += f": {error_text(run['error'])}"
     return Rule("last_run", fires(run["status"] == "failed"), value, threshold)
 
 
@@ -86,7 +94,7 @@ def run_duration(history: History, factor: float, runs: int) -> Rule:
     return Rule("run_duration", warns(d.seconds > factor * d.baseline_s), value, threshold)
 
 
-def retries_exhausted(history: History, within_h: float) -> Rule:
+def retries_exhausted(history: History, within_h: float, error_text: ErrorText = cut_short) -> Rule:
     """Batches that gave up after their automatic retries: the run failed (or, for an archive batch, its
     archive is missing) and waits for an operator to fix the cause and `reviews retry` it."""
     threshold = f"a batch of a run of the last {within_h:g} h gave up after its automatic retries"
@@ -95,7 +103,7 @@ def retries_exhausted(history: History, within_h: float) -> Rule:
         return Rule("retries_exhausted", "ok", "none", threshold)
     shown = "; ".join(
         f"run {b['run_id']} ({b['run_status']}) {b['stage']} batch {b['batch_no']} after {b['retries']} retries, "
-        f"{b['attempts']} attempts: {(b['last_error'] or '')[:120]}"
+        f"{b['attempts']} attempts: {error_text(b['last_error'] or '')}"
         for b in dead[:3]
     )
     more = f" and {len(dead) - 3} more" if len(dead) > 3 else ""

@@ -12,7 +12,7 @@ const RUNS_LISTED = 50;
 const TOKEN_KEY = "console-token"; // this tab's session only: closing it forgets the token
 const STATUSES = ["queued", "running", "succeeded", "failed"];
 const STAGES = ["extract", "archive", "transform", "classify", "publish"];
-const RUN_LEVEL = new Set(["extract", "publish"]); // one task a run, recorded as batch 0
+const RUN_LEVEL = new Set(["publish"]); // one task a run, recorded as batch 0
 
 const main = document.getElementById("main");
 let refreshTimer = null;
@@ -105,18 +105,18 @@ function failure(err) {
 // ---------------------------------------------------------------------------- runs
 
 function durationBars(jobs) {
-  // Each run's duration against the slowest listed; a run slower than twice the mean of its mode's
-  // successful runs is marked, as the run_duration alert rule would.
+  // Each run's duration against the slowest listed; a run slower than twice the mean of the other successful
+  // runs of its mode is marked, as the run_duration alert rule would.
   const longest = Math.max(1, ...jobs.map((j) => j.duration_seconds || 0));
-  const means = {};
-  for (const mode of new Set(jobs.map((j) => j.mode))) {
-    const done = jobs.filter((j) => j.mode === mode && j.status === "succeeded" && j.duration_seconds);
-    means[mode] = done.length ? done.reduce((a, j) => a + j.duration_seconds, 0) / done.length : null;
-  }
+  const meanOfOthers = (job) => {
+    const others = jobs.filter((j) => j !== job && j.mode === job.mode && j.status === "succeeded" && j.duration_seconds);
+    return others.length ? others.reduce((a, j) => a + j.duration_seconds, 0) / others.length : null;
+  };
   return (job) => {
     const s = job.duration_seconds || 0;
-    const slow = means[job.mode] !== null && s > 2 * means[job.mode];
-    return el("span", {class: `bar${slow ? " slow" : ""}`, title: slow ? "slower than twice the mean of its mode" : null, "aria-hidden": "true"},
+    const mean = meanOfOthers(job);
+    const slow = mean !== null && s > 2 * mean;
+    return el("span", {class: `bar${slow ? " slow" : ""}`, title: slow ? "slower than twice the mean of its mode" : `${seconds(s)}`},
       el("span", {style: `width:${Math.max(2, (100 * s) / longest).toFixed(1)}%`}));
   };
 }
@@ -198,7 +198,7 @@ function cellDetails(b) {
 function grid(job, batches) {
   const byStage = Object.fromEntries(STAGES.map((s) => [s, new Map()]));
   for (const b of batches) byStage[b.stage].set(b.batch, b);
-  const numbers = new Set();
+  const numbers = new Set(); // batch 0 of extract is its task's retries, shown while it has any
   for (const b of batches) if (!RUN_LEVEL.has(b.stage)) numbers.add(b.batch);
   for (let n = 1; n <= (job.batches || 0); n++) numbers.add(n); // extracted, not yet reached by every stage
   const ordered = [...numbers].sort((a, b) => a - b);
@@ -364,7 +364,9 @@ async function route({quiet = false} = {}) {
   const params = new URLSearchParams(query || "");
   if (!quiet) main.replaceChildren(el("p", {class: "muted", text: "Loading…"}));
   let nodes;
-  if (path.startsWith("/run/")) nodes = await runView(decodeURIComponent(path.slice(5)));
+  if (!token()) nodes = [el("section", {class: "panel error"}, el("h2", {text: "Operator token needed"}),
+    el("p", {text: "The run history and the actions are for operators: enter the operator token (API_TOKEN) above. It is kept in this tab only."}))];
+  else if (path.startsWith("/run/")) nodes = await runView(decodeURIComponent(path.slice(5)));
   else if (path === "/health") nodes = await healthView();
   else if (path === "/audit") nodes = await auditView();
   else nodes = await runsView(params);

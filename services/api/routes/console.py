@@ -121,16 +121,17 @@ class _Served:
 
 @router.get("/console/health", response_model=ConsoleHealth, responses=TOKEN_REFUSED)
 async def console_health(request: Request, history: HistoryDep, holder: HolderDep) -> ConsoleHealth:
-    """Health at a glance: the served version and the one before it, and the alert rules the API can evaluate."""
+    """Health at a glance: the served version and the one before it, and the alert rules the API can evaluate
+    (a recorded error shown as the jobs routes show it: where it failed and the exception's class)."""
     settings = await app_settings(request)
     served = await readiness(request, holder)
     index = holder.index
 
     def evaluate() -> tuple[list[Rule], PreviousVersion | None]:
         checks = [
-            (last_run, history),
+            (last_run, history, public_error),
             (run_duration, history, settings.alert_run_duration_factor, settings.alert_run_duration_runs),
-            (retries_exhausted, history, settings.alert_retries_window_h),
+            (retries_exhausted, history, settings.alert_retries_window_h, public_error),
             (curated_age, _Served(index and index.version), settings.alert_curated_max_age_h),
             (reject_share, history, settings.alert_reject_share),
         ]
