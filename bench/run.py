@@ -38,6 +38,10 @@ BENCHMARKS = [
         "(the worst search, readiness, a page of 100 jobs, an oversize body); memory, load time",
         "bench.api_bench",
     ),
+    (
+        "The operator's console on a large run history: its routes, and the run page of 4,001 and 20,001 grid cells",
+        "bench.console_bench",
+    ),
 ]
 
 

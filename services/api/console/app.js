@@ -203,18 +203,28 @@ function grid(job, batches) {
   for (let n = 1; n <= (job.batches || 0); n++) numbers.add(n); // extracted, not yet reached by every stage
   const ordered = [...numbers].sort((a, b) => a - b);
   const details = el("p", {class: "cell-details muted", id: "cell-details", text: "Point at or click a cell for its batch."});
-  const show = (b) => () => { details.textContent = cellDetails(b); };
+  // Thousands of cells: one listener on the grid, and a cell's details written when it is pointed at.
+  const shown = [];
   const rows = STAGES.map((stage) => {
     const wanted = RUN_LEVEL.has(stage) ? [0] : ordered;
     const cells = wanted.map((n) => {
       const b = byStage[stage].get(n) || {stage, batch: n, status: "queued", attempts: 0, rows_in: null, rows_out: null, rejects: null, seconds: null, error: null};
-      return el("button", {type: "button", class: `cell state-${b.status}`, title: cellDetails(b), "aria-label": `${stage} batch ${n}: ${b.status}`,
-        "data-stage": stage, "data-batch": n, onmouseenter: show(b), onfocus: show(b), onclick: show(b)});
+      shown.push(b);
+      return el("button", {type: "button", class: `cell state-${b.status}`, "aria-label": `${stage} batch ${n}: ${b.status}`,
+        "data-stage": stage, "data-batch": n, "data-i": shown.length - 1});
     });
     return el("div", {class: "grid-row"}, el("span", {class: "grid-stage", text: stage}), el("div", {class: "cells"}, ...cells));
   });
+  const show = (event) => {
+    const cell = event.target.closest("button.cell");
+    if (!cell) return;
+    const text = cellDetails(shown[Number(cell.dataset.i)]);
+    details.textContent = text;
+    cell.title = text;
+  };
+  const cellGrid = el("div", {class: "grid", onmouseover: show, onfocusin: show, onclick: show}, ...rows);
   const legend = el("p", {class: "legend"}, ...["queued", "running", "retrying", "dead", "succeeded"].map((s) => el("span", {}, el("span", {class: `swatch state-${s}`}), s)));
-  return el("section", {class: "panel"}, el("h2", {text: "Stages × batches"}), legend, el("div", {class: "grid"}, ...rows), details);
+  return el("section", {class: "panel"}, el("h2", {text: "Stages × batches"}), legend, cellGrid, details);
 }
 
 function stageTotals(job) {
