@@ -173,6 +173,7 @@ def test_runs_are_listed_newest_first_with_their_state_and_filtered_by_status(
     expect(failed.locator(".badge")).to_have_class("badge state-failed")
     served = rows.filter(has_text=CATALOGUE_VERSION)
     expect(served).to_contain_text("17 min 0 s")
+    expect(served.locator("td").nth(2)).to_have_text("schedule")  # beat's trigger, in the runbook's word
     expect(served).to_contain_text("27,960")  # rows out
     expect(served.locator(".bar.slow")).to_have_count(1)  # 17 min: over twice the 6 of its mode's other run
     expect(rows.filter(has_text=INCREMENTAL).locator(".bar.slow")).to_have_count(0)

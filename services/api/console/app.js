@@ -13,6 +13,7 @@ const TOKEN_KEY = "console-token"; // this tab's session only: closing it forget
 const STATUSES = ["queued", "running", "succeeded", "failed"];
 const STAGES = ["extract", "archive", "transform", "classify", "publish"];
 const RUN_LEVEL = new Set(["publish"]); // one task a run, recorded as batch 0
+const TRIGGERS = {beat: "schedule", api: "API", cli: "CLI"};
 
 const main = document.getElementById("main");
 let refreshTimer = null;
@@ -162,7 +163,7 @@ async function runsView(params) {
   const rows = shown.map((j) => el("tr", {class: "run", "data-job-id": j.job_id},
     el("td", {}, badge(j.status)),
     el("td", {}, el("a", {href: `#/run/${encodeURIComponent(j.job_id)}`, text: j.job_id})),
-    el("td", {text: j.trigger}),
+    el("td", {text: TRIGGERS[j.trigger] || j.trigger}),
     el("td", {text: j.mode || "–"}),
     el("td", {text: when(j.started_at)}),
     el("td", {class: "num", text: seconds(j.duration_seconds)}),
@@ -239,7 +240,7 @@ function stageTotals(job) {
 
 function summary(job) {
   const facts = [
-    ["Status", badge(job.status)], ["Trigger", job.trigger], ["Mode", job.mode ? `${job.mode} (${job.mode_reason || ""})` : "not planned yet"],
+    ["Status", badge(job.status)], ["Trigger", TRIGGERS[job.trigger] || job.trigger], ["Mode", job.mode ? `${job.mode} (${job.mode_reason || ""})` : "not planned yet"],
     ["Created", when(job.created_at)], ["Started", when(job.started_at)], ["Finished", when(job.finished_at)],
     ["Duration", seconds(job.duration_seconds)], ["Rows in (source)", count(job.source_rows)],
     ["Published", job.curated_key ? `${job.curated_key} (${count(job.curated_rows)} reviews)` : "nothing yet"],
