@@ -60,6 +60,7 @@ async def require_token(
     return Actor(settings.api_token_name, "api")
 
 
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 HolderDep = Annotated[IndexHolder, Depends(get_holder)]
 IndexDep = Annotated[ServingIndex, Depends(get_index)]
 HistoryDep = Annotated[History, Depends(get_history)]

@@ -11,7 +11,7 @@ import anyio
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.api.deps import HistoryDep, HolderDep, OperatorDep, TokenDep, app_settings
+from services.api.deps import HistoryDep, HolderDep, OperatorDep, SettingsDep, TokenDep
 from services.api.errors import NotFound, public_error
 from services.api.models import (
     AlertRule,
@@ -96,13 +96,12 @@ async def run_grid(history: HistoryDep, job_id: RunId) -> JSONResponse:
 
 @router.get("/jobs/{job_id}/logs", response_model=RunLogs, responses={**TOKEN_REFUSED, 404: {"model": ErrorBody}})
 async def run_logs(
-    request: Request,
+    settings: SettingsDep,
     history: HistoryDep,
     job_id: RunId,
     last: Annotated[int, Query(ge=1, le=MAX_LOG_LINES)] = 100,
 ) -> RunLogs:
     """A run's last log lines from every component of this host, as `reviews logs --run` shows them."""
-    settings = await app_settings(request)
     if await anyio.to_thread.run_sync(history.get_run, job_id) is None:
         raise NotFound(f"no job {job_id!r}")
     lines = await anyio.to_thread.run_sync(run_lines, settings.state_path / "logs", job_id, last)
@@ -120,10 +119,11 @@ class _Served:
 
 
 @router.get("/console/health", response_model=ConsoleHealth, responses=TOKEN_REFUSED)
-async def console_health(request: Request, history: HistoryDep, holder: HolderDep) -> ConsoleHealth:
+async def console_health(
+    request: Request, settings: SettingsDep, history: HistoryDep, holder: HolderDep
+) -> ConsoleHealth:
     """Health at a glance: the served version and the one before it, and the alert rules the API can evaluate
     (a recorded error shown as the jobs routes show it: where it failed and the exception's class)."""
-    settings = await app_settings(request)
     served = await readiness(request, holder)
     index = holder.index
 
