@@ -336,7 +336,7 @@ def abuse_requests(settings: Settings) -> dict[str, str]:
     return {
         f"GET /products?query={worst}&limit=100 (the worst search)": f"/products?query={quote(worst)}&limit=100",
         "GET /health/ready (Redis and S3 pinged once a second)": "/health/ready",
-        "GET /jobs?limit=100 (100 runs of five stages)": "/jobs?limit=100",
+        "GET /jobs?limit=100, no token (401: the run history is the operator's)": "/jobs?limit=100",
         f"POST /jobs, {settings.api_max_body_bytes + 1:,} bytes, no token (413)": (
             f"POST /jobs {settings.api_max_body_bytes + 1}"
         ),

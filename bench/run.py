@@ -39,6 +39,10 @@ BENCHMARKS = [
         "bench.api_bench",
     ),
     ("Run requests: from POST /jobs's request to its extraction on the broker", "bench.run_requests_bench"),
+    (
+        "The operator's console on a large run history: its routes, and the run page of 4,001 and 20,001 grid cells",
+        "bench.console_bench",
+    ),
 ]
 
 

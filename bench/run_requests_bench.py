@@ -24,7 +24,7 @@ from shared.flow import BatchRef
 from shared.history import History
 from shared.history.schema import init_metadata_db
 from shared.logs import configure_logging
-from shared.run_requests import POLL_S, RequestListener
+from shared.run_requests import POLL_S, RequestListener, claim_all
 from shared.tasks import send
 
 
@@ -51,7 +51,7 @@ class TimedSend:
 def latencies(settings, requests: int) -> list[float]:
     worker, api = History(settings.worker_metadata_dsn), History(settings.api_metadata_dsn)
     timed = TimedSend()
-    listener = RequestListener(settings.worker_metadata_dsn, worker, timed, poll_s=3600.0).start()
+    listener = RequestListener(settings.worker_metadata_dsn, lambda: claim_all(worker, timed), poll_s=3600.0).start()
     try:
         time.sleep(1.0)  # listening
         found = []

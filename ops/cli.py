@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.set_defaults(func=cmd_stack)
 
     from ops.alerting import add_alerting_command
+    from ops.audit_cli import add_audit_command
     from ops.doctor import add_doctor_command
     from ops.lake_cli import add_lake_commands
     from ops.logs_cli import add_log_commands
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_doctor_command(sub)
     add_alerting_command(sub)
     add_log_commands(sub)
+    add_audit_command(sub)
     return parser
 
 

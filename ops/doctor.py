@@ -20,10 +20,8 @@ import argparse
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, partial
-from typing import Literal
 
 import httpx
 import redis
@@ -32,38 +30,28 @@ from prometheus_client.samples import Sample
 
 from services.api.observability import OPERATIONAL_ROUTES
 from shared import clients, retention, worker_metrics
+from shared.alert_rules import (
+    Rule,
+    Severity,
+    curated_age,
+    evaluated,
+    fires,
+    last_run,
+    reject_share,
+    retries_exhausted,
+    run_duration,
+    warns,
+)
 from shared.clients import Clients
 from shared.curated.versions import served_and_previous
-from shared.history import History
 from shared.lake import Lake
 from shared.settings import Settings, get_settings
 
-Severity = Literal["ok", "warning", "critical"]
 HTTP_TIMEOUT_S = 5.0
 # The doctor's memory of its earlier checks (see the module's doc).
 HEALTH_CHECKS_KEY = "reviews:doctor:health_checks"
 LATENCY_KEY = "reviews:doctor:api_latency"
 MEMORY_KEPT_S = 7 * 24 * 3600
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    severity: Severity
-    value: str  # what was measured, for a person
-    threshold: str  # when the rule fires
-
-    @property
-    def critical(self) -> bool:
-        return self.severity == "critical"
-
-
-def _fires(condition: bool) -> Severity:
-    return "critical" if condition else "ok"
-
-
-def _warns(condition: bool) -> Severity:
-    return "warning" if condition else "ok"
 
 
 class Scrape:
@@ -97,27 +85,6 @@ def api_health(http: httpx.Client, api_url: str) -> Rule:
     return Rule("api_health", "critical", f"HTTP {response.status_code}: {reasons}", threshold)
 
 
-def last_run(history: History) -> Rule:
-    threshold = "the last finished run failed"
-    run = history.last_finished_run()
-    if run is None:
-        return Rule("last_run", "warning", "no run has finished yet", threshold)
-    value = f"{run['run_id']} {run['status']} at {run['finished_at']:%Y-%m-%d %H:%M} UTC"
-    if run["error"]:
-        value += f": {run['error'][:200]}"
-    return Rule("last_run", _fires(run["status"] == "failed"), value, threshold)
-
-
-def curated_age(lake: Lake, max_age_h: float, now: datetime | None = None) -> Rule:
-    """How old the version the API serves is: a day without a new one means the daily run is missing."""
-    threshold = f"older than {max_age_h:g} h"
-    latest = lake.latest()
-    if latest is None:
-        return Rule("curated_age", "critical", "no curated version published", threshold)
-    age_h = ((now or datetime.now(UTC)) - datetime.fromisoformat(latest.published_at)).total_seconds() / 3600
-    return Rule("curated_age", _fires(age_h > max_age_h), f"{age_h:.1f} h ({latest.version})", threshold)
-
-
 def api_5xx_rate(scrape: Scrape, max_share: float, window_s: int) -> Rule:
     """The share of 5xx among the API's responses of the last ``window_s``, as its metrics count them."""
     threshold = f"above {max_share:.0%} over {window_s} s"
@@ -126,19 +93,7 @@ def api_5xx_rate(scrape: Scrape, max_share: float, window_s: int) -> Rule:
     if not total:
         return Rule("api_5xx_rate", "ok", f"no requests in the last {window_s} s", threshold)
     share = errors / total
-    return Rule("api_5xx_rate", _fires(share > max_share), f"{share:.1%} ({errors:.0f} of {total:.0f})", threshold)
-
-
-def reject_share(history: History, max_share: float) -> Rule:
-    """The share of the last finished run's rows that validation rejected."""
-    threshold = f"above {max_share:.0%} of the rows transformed"
-    run = history.last_finished_run()
-    transform = history.stage_summary(run["run_id"]).get("transform") if run else None
-    if not transform or not transform["rows_in"]:
-        return Rule("reject_share", "ok", "no finished run transformed rows yet", threshold)
-    share = transform["rejects"] / transform["rows_in"]
-    value = f"{share:.1%} ({transform['rejects']} of {transform['rows_in']}, run {run['run_id']})"
-    return Rule("reject_share", _fires(share > max_share), value, threshold)
+    return Rule("api_5xx_rate", fires(share > max_share), f"{share:.1%} ({errors:.0f} of {total:.0f})", threshold)
 
 
 def connection_errors(client: redis.Redis, max_errors: int, window_s: int, now: float | None = None) -> Rule:
@@ -146,7 +101,7 @@ def connection_errors(client: redis.Redis, max_errors: int, window_s: int, now: 
     threshold = f"{max_errors} or more to one server in {window_s} s"
     counts = worker_metrics.connection_errors(client, window_s, now)
     value = ", ".join(f"{target} {n}" for target, n in counts.items()) + f" in the last {window_s} s"
-    return Rule("connection_errors", _fires(max(counts.values()) >= max_errors), value, threshold)
+    return Rule("connection_errors", fires(max(counts.values()) >= max_errors), value, threshold)
 
 
 def lake_retention(client: redis.Redis, days: int, now: datetime | None = None) -> Rule:
@@ -164,7 +119,7 @@ def lake_retention(client: redis.Redis, days: int, now: datetime | None = None) 
     value = f"the oldest run started {age_d:.1f} days ago ({at})"
     if age_d > overdue:
         value += "; `reviews lake expire --dry-run` shows what is due"
-    return Rule("lake_retention", _warns(age_d > overdue), value, threshold)
+    return Rule("lake_retention", warns(age_d > overdue), value, threshold)
 
 
 def _curated_size(name: str, lake: Lake, threshold: str, severity: Severity, alerts: Callable[[float], bool]) -> Rule:
@@ -192,36 +147,6 @@ def curated_size_growth(lake: Lake, max_growth: float) -> Rule:
     return _curated_size("curated_size_growth", lake, threshold, "warning", lambda change: change > max_growth)
 
 
-def run_duration(history: History, factor: float, runs: int) -> Rule:
-    """The running run's time so far, or else the last successful run's, against the mean of the successful
-    runs of its mode before it (an incremental run takes a fraction of a full one)."""
-    threshold = f"above {factor:g} x the mean of the last {runs} successful runs of its mode"
-    d = history.run_duration(runs)
-    if d is None:
-        return Rule("run_duration", "ok", "no run to judge yet", threshold)
-    value = f"run {d.run_id} ({d.mode or 'not planned yet'}, {d.status}) {d.seconds:,.0f} s"
-    if d.baseline_s is None:
-        return Rule("run_duration", "ok", f"{value}; no earlier successful run of its mode", threshold)
-    value += f" = {d.seconds / d.baseline_s:.1f} x the mean {d.baseline_s:,.0f} s of {d.baseline_runs} runs"
-    return Rule("run_duration", _warns(d.seconds > factor * d.baseline_s), value, threshold)
-
-
-def retries_exhausted(history: History, within_h: float) -> Rule:
-    """Batches that gave up after their automatic retries: the run failed (or, for an archive batch, its
-    archive is missing) and waits for an operator to fix the cause and `reviews retry` it."""
-    threshold = f"a batch of a run of the last {within_h:g} h gave up after its automatic retries"
-    dead = history.exhausted_batches(within_h)
-    if not dead:
-        return Rule("retries_exhausted", "ok", "none", threshold)
-    shown = "; ".join(
-        f"run {b['run_id']} ({b['run_status']}) {b['stage']} batch {b['batch_no']} after {b['retries']} retries, "
-        f"{b['attempts']} attempts: {(b['last_error'] or '')[:120]}"
-        for b in dead[:3]
-    )
-    more = f" and {len(dead) - 3} more" if len(dead) > 3 else ""
-    return Rule("retries_exhausted", "warning", f"{shown}{more}; fix the cause, then `reviews retry RUN_ID`", threshold)
-
-
 def api_liveness(http: httpx.Client, api_url: str, memory: redis.Redis, failures: int) -> Rule:
     """GET /health, with the doctor's earlier checks: one failure may be a blip, several in a row are not."""
     threshold = f"GET /health failed {failures} checks in a row"
@@ -240,7 +165,7 @@ def api_liveness(http: httpx.Client, api_url: str, memory: redis.Redis, failures
     value = f"{'answering' if ok else 'failing, ' + detail}; the last {len(recent)} checks, newest first: " + ", ".join(
         "ok" if passed else "failed" for passed in recent
     )
-    return Rule("api_liveness", _warns(in_a_row >= failures), value, threshold)
+    return Rule("api_liveness", warns(in_a_row >= failures), value, threshold)
 
 
 def histogram_quantile(q: float, buckets: dict[float, float]) -> float:
@@ -281,7 +206,7 @@ def api_latency(scrape: Scrape, memory: redis.Redis, max_s: float, quantile: flo
         return Rule("api_latency", "ok", f"no storefront requests {since}", threshold)
     latency = histogram_quantile(quantile, window)
     value = f"p{quantile * 100:g} {latency * 1000:,.1f} ms over {total:,.0f} requests {since}"
-    return Rule("api_latency", _warns(latency > max_s), value, threshold)
+    return Rule("api_latency", warns(latency > max_s), value, threshold)
 
 
 def evaluate(settings: Settings, c: Clients, http: httpx.Client) -> list[Rule]:
@@ -303,14 +228,7 @@ def evaluate(settings: Settings, c: Clients, http: httpx.Client) -> list[Rule]:
         partial(lake_retention, c.redis, settings.lake_retention_days),
         partial(connection_errors, c.redis, settings.alert_connection_errors, settings.alert_connection_window_s),
     ]
-    return [_evaluated(check) for check in checks]
-
-
-def _evaluated(check: partial[Rule]) -> Rule:
-    try:
-        return check()
-    except Exception as exc:  # whatever stopped the measurement is the finding
-        return Rule(check.func.__name__, "critical", f"cannot evaluate: {exc!r}"[:300], "any error")
+    return [evaluated(check) for check in checks]
 
 
 def format_rules(rules: list[Rule]) -> str:

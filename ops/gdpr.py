@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from services.archiver.archive import ArchiveStore
 from shared.curated.erasure import Rewritten, forget_in_curated
+from shared.curated.versions import announce
 from shared.history import History
+from shared.history.audit import Actor
 from shared.lake import CuratedVersion, Lake
 from shared.pseudonym import pseudonym
 from shared.run_zone_erasure import ZoneErasure, forget_in_run_zones
@@ -21,11 +23,14 @@ class ErasureReport:
     served: CuratedVersion | None  # the served version's new pointer, when it held any of their reviews
 
 
+def buyer_pseudonym(settings: Settings, buyer_id: str) -> str:
+    return pseudonym(buyer_id, settings.pseudonym_key.get_secret_value().encode())
+
+
 def erase_buyer(settings: Settings, history: History, lake: Lake, buyer_id: str) -> ErasureReport:
     """Record the erasure first, then delete the archive and rewrite the run zones and the curated versions:
     a failure half-way still keeps the buyer out of later runs, and the command can be run again."""
-    pseudo = pseudonym(buyer_id, settings.pseudonym_key.get_secret_value().encode())
-    history.add_erasure(pseudo)
+    history.add_erasure(buyer_pseudonym(settings, buyer_id))
     archive = ArchiveStore(settings)
     try:
         deleted = archive.delete_buyer(buyer_id)
@@ -36,3 +41,14 @@ def erase_buyer(settings: Settings, history: History, lake: Lake, buyer_id: str)
     zones = forget_in_run_zones(lake, buyer_id, erased)
     rewritten, served = forget_in_curated(lake, erased, settings.api_reviews_per_product)
     return ErasureReport(deleted, zones, rewritten, served)
+
+
+def operator_erasure(settings: Settings, history: History, lake: Lake, redis, operator: Actor, buyer_id: str):
+    """An operator's erasure: ``erase_buyer``, the API told of a rewritten served version, and one record in the
+    audit trail, which names the pseudonym: keeping the id of a buyer who asked to be forgotten would defeat it."""
+    with history.audited(operator, "erasure", buyer_pseudonym(settings, buyer_id)) as outcome:
+        report = erase_buyer(settings, history, lake, buyer_id)
+        if report.served is not None:
+            announce(redis, report.served)
+        outcome.detail = {"versions_rewritten": len(report.versions_rewritten)}
+    return report

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ops.gdpr import erase_buyer
+from ops.gdpr import operator_erasure
 from shared import clients, retention
-from shared.curated.versions import UnknownVersion, announce, list_versions, rollback
+from shared.curated.versions import UnknownVersion, list_versions, operator_rollback
+from shared.history.audit import cli_actor
 from shared.lake import ZONES, curated_key, run_prefix
 from shared.settings import get_settings
 
@@ -62,11 +63,10 @@ def cmd_curated(args: argparse.Namespace) -> int:
         print("(* = latest, served by the API)")
         return 0
     try:
-        version = rollback(c.lake, args.to, settings.api_reviews_per_product)
+        version = operator_rollback(c.lake, c.redis, c.history, cli_actor(), args.to, settings.api_reviews_per_product)
     except UnknownVersion as exc:
         print(f"error: {exc}")
         return 2
-    announce(c.redis, version)
     print(f"latest is now {version.version} ({version.rows} reviews); the API reloads it within seconds")
     return 0
 
@@ -74,9 +74,7 @@ def cmd_curated(args: argparse.Namespace) -> int:
 def cmd_gdpr(args: argparse.Namespace) -> int:
     settings = get_settings()
     c = clients.init_operator(settings)
-    report = erase_buyer(settings, c.history, c.lake, args.buyer)
-    if report.served is not None:
-        announce(c.redis, report.served)
+    report = operator_erasure(settings, c.history, c.lake, c.redis, cli_actor(), args.buyer)
     print(
         f"buyer erased: {report.archived_documents_deleted} archived review document(s) deleted from MongoDB; "
         "left out of every later run"

@@ -7,43 +7,14 @@ them here as ``time level component event key=value ...``.
 from __future__ import annotations
 
 import argparse
-import json
-from collections import deque
-from collections.abc import Iterable, Iterator
-from pathlib import Path
 
+from shared.log_files import components, tail
 from shared.settings import get_settings
-
-# Shown first, in this order; every other key follows.
-LEADING = ("timestamp", "level", "event")
-
-
-def readable(line: str) -> str:
-    """One log line for a person: JSON events laid out, anything else (a traceback line) as is."""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return line.rstrip("\n")
-    if not isinstance(event, dict):
-        return line.rstrip("\n")
-    rest = " ".join(f"{k}={v}" for k, v in event.items() if k not in LEADING)
-    return f"{event.get('timestamp', '')} {str(event.get('level', '')).upper():<7} {event.get('event', '')}  {rest}"
-
-
-def matching(lines: Iterable[str], run_id: str | None) -> Iterator[str]:
-    for line in lines:
-        if run_id is None or run_id in line:
-            yield line
-
-
-def tail(path: Path, run_id: str | None, last: int) -> list[str]:
-    with path.open(errors="replace") as f:
-        return [readable(line) for line in deque(matching(f, run_id), maxlen=last)]
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     logs = get_settings().state_path / "logs"
-    available = sorted(p.stem for p in logs.glob("*.log"))
+    available = components(logs)
     if not args.component and not args.run:
         print(f"logs in {logs}: {', '.join(available) or 'none'}")
         return 0

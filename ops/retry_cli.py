@@ -6,8 +6,9 @@ import argparse
 
 from ops.runs_cli import format_report, watch
 from shared import clients
+from shared.history.audit import cli_actor
 from shared.history.runs import RunNotFound
-from shared.recovery import RetryRefused, retry_run
+from shared.recovery import RetryRefused, operator_retry
 from shared.settings import get_settings
 from shared.stages import Stage
 from shared.tasks import send
@@ -17,7 +18,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     c = clients.init_operator(get_settings())
     stage = Stage(args.stage) if args.stage else None
     try:
-        retried = retry_run(c.history, send, args.run_id, "cli", stage, args.batch)
+        retried = operator_retry(c.history, send, cli_actor(), args.run_id, stage, args.batch)
     except (RunNotFound, RetryRefused) as exc:
         print(f"not retried: {exc}")
         return 1

@@ -12,8 +12,9 @@ from typing import TextIO
 from tqdm import tqdm
 
 from shared import clients
-from shared.flow import start_run
+from shared.flow import trigger_run
 from shared.history import History
+from shared.history.audit import cli_actor
 from shared.history.runs import RunAlreadyActive
 from shared.history.schema import init_metadata_db
 from shared.plan import Watermark, plan_of, watermark_of
@@ -227,7 +228,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.full:
         params["full"] = True
     try:
-        run_id = start_run(c.history, send, "cli", params)
+        run_id = trigger_run(c.history, send, cli_actor(), params)
     except RunAlreadyActive as exc:
         print(f"{exc}; watching it instead")
         run_id = exc.run_id

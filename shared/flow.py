@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from celery import Celery
 
 from shared.history import History
+from shared.history.audit import Actor
+from shared.history.runs import RunAlreadyActive
 from shared.stages import Stage
 
 
@@ -54,4 +56,17 @@ def start_run(history: History, send: Send, trigger: str, params: dict) -> str:
     requests one instead; shared/run_requests.py announces its extraction."""
     run_id = history.create_run(trigger, params)
     send(Stage.EXTRACT.task, BatchRef(run_id, 0, ""))
+    return run_id
+
+
+def trigger_run(history: History, send: Send | None, operator: Actor, params: dict) -> str:
+    """An operator's trigger, recorded once in the audit trail: ``start_run`` from the CLI, or, with no ``send``
+    (the API has no broker), a run requested for the extract worker to start (shared/run_requests.py)."""
+    with history.audited(operator, "trigger", refusals=(RunAlreadyActive,)) as outcome:
+        outcome.detail = dict(params)
+        if send is None:
+            outcome.target = run_id = history.request_run(params)
+        else:
+            outcome.target = run_id = start_run(history, send, operator.via, params)
+        outcome.text = "accepted: queued"
     return run_id

@@ -28,7 +28,8 @@ import structlog
 
 from shared.flow import DOWNSTREAM, IN_FLIGHT, INPUT, BatchRef, Send
 from shared.history import History
-from shared.history.runs import RunAlreadyActive
+from shared.history.audit import Actor
+from shared.history.runs import RunAlreadyActive, RunNotFound
 from shared.stages import Stage
 
 log = structlog.get_logger()
@@ -176,3 +177,25 @@ def announcements(history: History, run_id: str, cleared: list[dict], publish: b
     if publish:
         found.append((Stage.PUBLISH.task, BatchRef(run_id, 0, ""), "publish"))
     return found
+
+
+def operator_retry(
+    history: History,
+    send: Send | None,
+    operator: Actor,
+    run_id: str,
+    stage: Stage | None = None,
+    batch: int | None = None,
+) -> Retried:
+    """An operator's retry, recorded once in the audit trail: announced at once by the CLI (``retry_run``), or,
+    with no ``send`` (the API has no broker), requested for the extract worker to announce (``request_retry``)."""
+    with history.audited(operator, "retry", run_id, refusals=(RunNotFound, RetryRefused)) as outcome:
+        outcome.detail = {k: v for k, v in (("stage", stage and stage.value), ("batch", batch)) if v is not None}
+        if send is None:
+            retried = request_retry(history, run_id, stage, batch)
+        else:
+            retried = retry_run(history, send, run_id, operator.via, stage, batch)
+        outcome.text = (
+            f"accepted: {len(retried.cleared)} batch(es) cleared, {', '.join(retried.announced) or 'none'} announced"
+        )
+    return retried

@@ -1,24 +1,27 @@
-"""The runs the API asks for, sent to the broker by the extract worker: the API holds no broker credential.
+"""What the API asks for, done by the worker that may: the API holds no broker credential and may not write the lake.
 
-``POST /jobs`` and ``POST /jobs/{id}/retry`` leave a row in ``run_request`` through the functions of the API's
-metadata role (``request_run``, ``request_retry`` in shared/history/schema.py), beside the run they create or
-reopen. A request names a run and nothing else: whatever the API writes, what is sent is the one extraction of
-a queued run, or the announcements of what a retry cleared, read from the run history as the CLI's retry reads
-them (``shared.recovery.announcements``). No request can make a worker run a task of the API's choosing.
+``POST /jobs``, ``POST /jobs/{id}/retry`` and ``POST /curated/rollback`` leave a row in ``run_request`` through the
+functions of the API's metadata role (``request_run``, ``request_retry``, ``request_rollback`` in
+shared/history/schema.py), beside the run they create, reopen or restore the version of. A request names a run and
+nothing else: whatever the API writes, what the extract worker sends is the one extraction of a queued run, or the
+announcements of what a retry cleared, read from the run history as the CLI's retry reads them
+(``shared.recovery.announcements``); the publish worker serves again the version a successful run published. No
+request can make a worker run a task of the API's choosing.
 
-Woken by PostgreSQL LISTEN/NOTIFY (the functions notify at commit), in a thread of each extract worker: a run
-starts within milliseconds of the request, and nothing polls the broker. A beat task every few seconds would
-put ~20,000 messages a day on the broker and in Flower to find mostly nothing, and wait up to its period. The
-thread also claims every ``POLL_S`` for requests made while it was not listening (a restart, a lost
-connection). ``SELECT … FOR UPDATE SKIP LOCKED`` lets several extract workers claim side by side: each
-request is claimed once, and sent before its claim commits, so a crash in between sends it again (the stages
-take a second delivery) rather than never.
+Woken by PostgreSQL LISTEN/NOTIFY (the functions notify at commit), in a thread of each extract (and publish)
+worker: a run starts within milliseconds of the request, and nothing polls the broker. A beat task every few seconds
+would put ~20,000 messages a day on the broker and in Flower to find mostly nothing, and wait up to its period. The
+thread also claims every ``POLL_S`` for requests made while it was not listening (a restart, a lost connection).
+``SELECT … FOR UPDATE SKIP LOCKED`` lets several extract workers claim side by side: each request is claimed once,
+and sent before its claim commits, so a crash in between sends it again (the stages take a second delivery) rather
+than never.
 """
 
 from __future__ import annotations
 
 import select
 import threading
+from collections.abc import Callable
 
 import psycopg2
 import structlog
@@ -30,7 +33,9 @@ from shared.stages import Stage
 
 log = structlog.get_logger()
 
-CHANNEL = "run_request"  # request_run and request_retry notify it
+CHANNEL = "run_request"  # request_run, request_retry and request_rollback notify it
+EXTRACT_KINDS = ("start", "retry")  # the extract worker sends them
+ROLLBACK_KINDS = ("rollback",)  # the publish worker does it: it writes the pointer the API may only read
 POLL_S = 5.0
 RECONNECT_S = 2.0
 
@@ -55,22 +60,28 @@ def handle(history: History, send: Send, request: dict) -> list[str]:
 
 
 def claim_all(history: History, send: Send) -> int:
-    """Claim and send every waiting request; returns how many were claimed."""
+    """The extract worker's claim: send every waiting start and retry; returns how many were claimed."""
+    return claim_kinds(history, EXTRACT_KINDS, lambda request: handle(history, send, request))
+
+
+def claim_kinds(history: History, kinds: tuple[str, ...], handler: Callable[[dict], list[str]]) -> int:
+    """Claim every waiting request of ``kinds``, each done by ``handler`` (which returns what it did, for the
+    log) before its claim commits; returns how many were claimed."""
     claimed = 0
-    while history.claim_request(lambda r: _log(r, handle(history, send, r))) is not None:
+    while history.claim_request(lambda r: _log(r, handler(r)), kinds) is not None:
         claimed += 1
     return claimed
 
 
-def _log(request: dict, sent: list[str]) -> None:
-    log.info("run_request_claimed", run_id=request["run_id"], kind=request["kind"], sent=sent)
+def _log(request: dict, done: list[str]) -> None:
+    log.info("run_request_claimed", run_id=request["run_id"], kind=request["kind"], done=done)
 
 
 class RequestListener:
-    """A daemon thread that claims requests when notified, and every ``poll_s`` besides, until ``stop``."""
+    """A daemon thread that calls ``claim`` when notified, and every ``poll_s`` besides, until ``stop``."""
 
-    def __init__(self, dsn: str, history: History, send: Send, poll_s: float = POLL_S):
-        self._dsn, self._history, self._send, self._poll_s = dsn, history, send, poll_s
+    def __init__(self, dsn: str, claim: Callable[[], int], poll_s: float = POLL_S):
+        self._dsn, self._claim, self._poll_s = dsn, claim, poll_s
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="run-requests", daemon=True)
 
@@ -98,7 +109,7 @@ class RequestListener:
             with conn.cursor() as cur:
                 cur.execute(f"LISTEN {CHANNEL}")
             while not self._stopping.is_set():
-                claim_all(self._history, self._send)  # first: what was requested while nobody listened
+                self._claim()  # first: what was requested while nobody listened
                 if select.select([conn], [], [], self._poll_s) != ([], [], []):
                     conn.poll()
                     conn.notifies.clear()

@@ -238,6 +238,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_token: SecretStr = SecretStr("local-api-token")
+    # Who holds API_TOKEN, as the audit trail names them (never the secret): a person or a team.
+    api_token_name: str = Field(default="operator", min_length=1, max_length=64)
     # Publish writes this many of each product's most relevant reviews to the serving files; filters apply to them.
     api_reviews_per_product: int = Field(default=200, ge=1, description="filters apply to these most relevant")
     api_reload_check_s: float = Field(default=30.0, gt=0, description="fallback poll of the latest pointer")

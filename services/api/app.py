@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from services.api.body_limit import BodyLimit
 from services.api.errors import install_error_handler
 from services.api.observability import ApiMetrics
-from services.api.routes import health, jobs, metrics, products, reviews
+from services.api.routes import console, health, jobs, metrics, products, reviews
 from services.api.serving.cache import ServingCache
 from services.api.serving.holder import IndexHolder
 from services.api.shop import install_storefront
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)  # inside the metrics: a 413 counts
     app.state.metrics.install(app)
     install_error_handler(app)
-    for router in (health.router, reviews.router, products.router, jobs.router, metrics.router):
+    for router in (health.router, reviews.router, products.router, jobs.router, console.router, metrics.router):
         app.include_router(router)
     install_storefront(app)
     return app

@@ -16,6 +16,7 @@ from services.api.errors import Forbidden, NotReady, Unauthorized
 from services.api.serving.holder import IndexHolder
 from services.api.serving.index import ServingIndex
 from shared.history import History
+from shared.history.audit import Actor
 from shared.settings import Settings
 
 
@@ -50,14 +51,18 @@ _bearer = HTTPBearer(auto_error=False, description="the API token (API_TOKEN)")
 async def require_token(
     settings: Annotated[Settings, Depends(app_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+) -> Actor:
+    """The operator the token stands for, as the audit trail names them (never the token)."""
     if credentials is None:
-        raise Unauthorized("a bearer token is required")
+        raise Unauthorized("this is for operators: send the operator token as 'Authorization: Bearer <API_TOKEN>'")
     if not secrets.compare_digest(credentials.credentials.encode(), settings.api_token.get_secret_value().encode()):
-        raise Forbidden("the bearer token is not valid")
+        raise Forbidden("the bearer token is not the operator token (API_TOKEN)")
+    return Actor(settings.api_token_name, "api")
 
 
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 HolderDep = Annotated[IndexHolder, Depends(get_holder)]
 IndexDep = Annotated[ServingIndex, Depends(get_index)]
 HistoryDep = Annotated[History, Depends(get_history)]
 TokenDep = Depends(require_token)
+OperatorDep = Annotated[Actor, TokenDep]

@@ -178,3 +178,80 @@ class JobRetried(BaseModel):
     status: str
     cleared: list[RetriedBatch]
     announced: list[str]
+
+
+# --- the operator's console -------------------------------------------------------------------
+
+
+class AuditAction(BaseModel):
+    id: int
+    at: datetime
+    actor: str = Field(description="the credential's name (API_TOKEN_NAME) or the OS user of a CLI command")
+    via: str = Field(description="api or cli")
+    action: str = Field(description="trigger, retry, rollback or erasure")
+    target: str | None = Field(description="a run id, a curated version, or an erased buyer's pseudonym")
+    outcome: str
+    detail: dict
+
+
+class AuditTrail(BaseModel):
+    actions: list[AuditAction]
+
+
+class GridBatch(BaseModel):
+    stage: str
+    batch: int
+    status: str
+    attempts: int
+    rows_in: int | None
+    rows_out: int | None
+    rejects: int | None
+    seconds: float | None
+    error: str | None = Field(
+        description="where it failed and the exception's class; the full text is in the run history"
+    )
+
+
+class RunGrid(BaseModel):
+    job_id: str
+    batches: list[GridBatch] = Field(description="every batch of every stage, by stage then batch number")
+    truncated: bool = Field(description="the run has more batches than one answer holds (MAX_GRID_BATCHES)")
+
+
+class RunLogs(BaseModel):
+    job_id: str
+    components: dict[str, list[str]] = Field(
+        description="the run's last log lines by component, as `reviews logs --run` shows them; empty where the "
+        "API's host keeps no log files (read them in the log platform)"
+    )
+
+
+class AlertRule(BaseModel):
+    name: str
+    severity: Literal["ok", "warning", "critical"]
+    value: str
+    threshold: str
+
+
+class PreviousVersion(BaseModel):
+    version: str
+    rows: int | None
+    finished_at: datetime | None
+
+
+class ConsoleHealth(BaseModel):
+    served: Readiness
+    previous: PreviousVersion | None = Field(description="the version published before the served one")
+    rules: list[AlertRule] = Field(description="the alert rules the API can evaluate, as `reviews doctor` does")
+    doctor_only: list[str] = Field(description="rules only `reviews doctor` evaluates (they read what the API may not)")
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    to: str | None = Field(default=None, max_length=64, description="the version (run id); default: the one before")
+
+
+class RollbackAccepted(BaseModel):
+    status: str
+    to: str | None

@@ -10,7 +10,7 @@ from services.extractor.run import extract_run
 from shared import clients
 from shared.flow import BatchRef, start_run
 from shared.history.runs import RunAlreadyActive
-from shared.run_requests import RequestListener
+from shared.run_requests import RequestListener, claim_all
 from shared.settings import get_settings
 from shared.stages import START_TASK, Stage
 from shared.tasks import publish_if_complete, retries_within, send, stage_task
@@ -44,7 +44,7 @@ _listener: RequestListener | None = None
 def _claim_run_requests(**_) -> None:
     global _listener
     c = clients.get()
-    _listener = RequestListener(c.settings.worker_metadata_dsn, c.history, send).start()
+    _listener = RequestListener(c.settings.worker_metadata_dsn, lambda: claim_all(c.history, send)).start()
 
 
 @signals.worker_shutting_down.connect  # before worker_shutdown closes the clients it sends with

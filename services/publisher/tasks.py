@@ -10,6 +10,9 @@ from services.publisher import run_gauges
 from services.publisher.run import publish_run
 from shared import clients, recovery, retention
 from shared.celery_app import app
+from shared.curated.versions import UnknownVersion, operator_rollback
+from shared.history.audit import Actor
+from shared.run_requests import ROLLBACK_KINDS, RequestListener, claim_kinds
 from shared.stages import EXPIRE_TASK, SWEEP_TASK, Stage
 from shared.tasks import BatchRef, send, stage_task
 
@@ -47,3 +50,38 @@ def expire() -> dict[str, int]:
     """Fired by beat daily: delete the run zones' objects past LAKE_RETENTION_DAYS, measure the lake."""
     c = clients.get()
     return retention.expire_and_measure(c.lake, c.history, c.redis, c.settings.lake_retention_days).objects()
+
+
+_listener: RequestListener | None = None
+
+
+@signals.worker_ready.connect
+def _claim_rollbacks(**_) -> None:
+    """Rollbacks the API requests (it may not write the lake), done here in the operator's name."""
+    global _listener
+    c = clients.get()
+
+    def claim() -> int:
+        return claim_kinds(c.history, ROLLBACK_KINDS, lambda r: requested_rollback(c, r))
+
+    _listener = RequestListener(c.settings.worker_metadata_dsn, claim).start()
+
+
+@signals.worker_shutting_down.connect
+def _stop_claiming(**_) -> None:
+    if _listener is not None:
+        _listener.stop()
+
+
+def requested_rollback(c: clients.Clients, request: dict) -> list[str]:
+    """Serve again the version a run published, as the API's operator asked; recorded once in the audit trail. A
+    version pruned since is refused there, and not tried again."""
+    operator = Actor(request["actor"] or "api", "api")
+    try:
+        version = operator_rollback(
+            c.lake, c.redis, c.history, operator, request["run_id"], c.settings.api_reviews_per_product
+        )
+    except UnknownVersion as exc:
+        log.warning("rollback_refused", to=request["run_id"], operator=operator.name, reason=str(exc))
+        return []
+    return [f"rollback to {version.version}"]

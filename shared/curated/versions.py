@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import pyarrow.parquet as pq
 
 from shared.curated import serving
+from shared.history import History
+from shared.history.audit import Actor
 from shared.lake import CURATED_CHANNEL, CuratedVersion, Lake, curated_key, known_key
 
 
@@ -68,6 +70,18 @@ def rollback(lake: Lake, to: str | None = None, reviews_kept: int = serving.REVI
     # published_at stays the file's own time: the version's age is what alerting looks at.
     version = CuratedVersion(to, key, int(rows), head.size_bytes, head.last_modified.isoformat())
     lake.set_latest(version)
+    return version
+
+
+def operator_rollback(
+    lake: Lake, redis, history: History, operator: Actor, to: str | None, reviews_kept: int = serving.REVIEWS_KEPT
+) -> CuratedVersion:
+    """An operator's rollback (CLI, the publish worker for the API): ``rollback``, the API told, and one record
+    in the audit trail."""
+    with history.audited(operator, "rollback", to, refusals=(UnknownVersion,)) as outcome:
+        version = rollback(lake, to, reviews_kept)
+        announce(redis, version)
+        outcome.target, outcome.text = version.version, f"done: latest is {version.version}"
     return version
 
 

@@ -7,6 +7,7 @@ Celery's result backend expires results and is not history: this is.
 
 from __future__ import annotations
 
+from shared.history.audit import Audit
 from shared.history.batches import Batches
 from shared.history.connections import Connections
 from shared.history.erasure import Erasures
@@ -14,7 +15,7 @@ from shared.history.runs import Runs
 from shared.history.stats import Stats
 
 
-class History(Runs, Batches, Erasures, Stats):
+class History(Runs, Batches, Erasures, Stats, Audit):
     """Reads and writes run history, through connections made once per process and kept (``Connections``)."""
 
     def __init__(self, dsn: str, keep_connections: int = 4):

@@ -152,6 +152,17 @@ class Batches(Store):
             )
             return cur.fetchall()
 
+    def batch_grid(self, run_id: str, limit: int) -> list[dict]:
+        """A run's batches by stage then number, at most ``limit``, with only what the console's grid shows."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT stage, batch_no, status, attempts, rows_in, rows_out, rejects, "
+                "extract(epoch FROM finished_at - started_at)::float AS seconds, last_error "
+                "FROM batch WHERE run_id = %s ORDER BY stage, batch_no LIMIT %s",
+                (run_id, limit),
+            )
+            return cur.fetchall()
+
     def stage_summary(self, run_id: str) -> dict[str, dict]:
         """Per stage: batches by status, rows in/out, rejects, attempts and busy seconds."""
         return self.stage_summaries([run_id]).get(run_id, {})

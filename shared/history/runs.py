@@ -229,13 +229,25 @@ class Runs(Store):
             raise self._already_active(run["logical_date"]) from None
         return sorted(cleared, key=lambda b: (list(Stage).index(Stage(b["stage"])), b["batch_no"]))
 
-    def claim_request(self, handle: Callable[[dict], None]) -> dict | None:
-        """Hand the oldest unclaimed run request to ``handle`` and mark it claimed, in one transaction; None when
-        there is none. A request another caller holds is skipped (SKIP LOCKED): each is claimed once. ``handle``
-        runs before the claim commits: when it raises, the request stays for the next call."""
+    def request_rollback(self, run_id: str, actor: str) -> None:
+        """The API's rollback to the version ``run_id`` published: a request the publish worker claims
+        (shared/run_requests.py); RunNotFound when no successful run of that id published one."""
+        try:
+            with self._cursor() as cur:
+                cur.execute("SELECT request_rollback(%s, %s)", (run_id, actor))
+        except psycopg2.errors.NoDataFound:
+            raise RunNotFound(run_id) from None
+
+    def claim_request(self, handle: Callable[[dict], None], kinds: tuple[str, ...]) -> dict | None:
+        """Hand the oldest unclaimed run request of one of ``kinds`` to ``handle`` and mark it claimed, in one
+        transaction; None when there is none. A request another caller holds is skipped (SKIP LOCKED): each is
+        claimed once. ``handle`` runs before the claim commits: when it raises, the request stays for the next
+        call."""
         with self._cursor() as cur:
             cur.execute(
-                "SELECT * FROM run_request WHERE claimed_at IS NULL ORDER BY request_id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                "SELECT * FROM run_request WHERE claimed_at IS NULL AND kind = ANY(%s) ORDER BY request_id LIMIT 1 "
+                "FOR UPDATE SKIP LOCKED",
+                (list(kinds),),
             )
             request = cur.fetchone()
             if request is not None:

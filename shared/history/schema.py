@@ -95,17 +95,32 @@ MIGRATIONS = (
     "ALTER TABLE run ADD COLUMN IF NOT EXISTS changes jsonb",
     # Extract: with cursor, the resume point.
     "ALTER TABLE batch ADD COLUMN IF NOT EXISTS cursor_ts timestamptz",
-    # Runs the API asked for: it has no broker. Written only by request_run and request_retry (FUNCTIONS), with
-    # the run they create or reopen; the extract worker claims each once and sends what it names
-    # (shared/run_requests.py). A retry's cleared batches are its batch_retry rows of requested_at.
+    # What the API asked for: it has no broker and may not write the lake. Written only by request_run,
+    # request_retry and request_rollback (FUNCTIONS), naming the run they create, reopen or restore the version of;
+    # the worker that can do it claims each once (shared/run_requests.py). A retry's cleared batches are its
+    # batch_retry rows of requested_at; actor: who asked, for the audit record of a rollback the worker does.
     """CREATE TABLE IF NOT EXISTS run_request (
         request_id    bigserial PRIMARY KEY,
         run_id        text NOT NULL REFERENCES run ON DELETE CASCADE,
-        kind          text NOT NULL CHECK (kind IN ('start', 'retry')),
+        kind          text NOT NULL CHECK (kind IN ('start', 'retry', 'rollback')),
+        actor         text,
         requested_at  timestamptz NOT NULL DEFAULT now(),
         claimed_at    timestamptz
     )""",
     "CREATE INDEX IF NOT EXISTS run_request_unclaimed ON run_request (request_id) WHERE claimed_at IS NULL",
+    # The audit trail (shared/history/audit.py): every operator action once, who by name, never a secret.
+    """
+    CREATE TABLE IF NOT EXISTS audit (
+        id       bigserial PRIMARY KEY,
+        at       timestamptz NOT NULL DEFAULT now(),
+        actor    text NOT NULL,             -- the credential's name (API) or the OS user (CLI)
+        via      text NOT NULL CHECK (via IN ('api', 'cli')),
+        action   text NOT NULL CHECK (action IN ('trigger', 'retry', 'rollback', 'erasure')),
+        target   text,                      -- a run id, a curated version, an erased buyer's pseudonym
+        outcome  text NOT NULL,
+        detail   jsonb NOT NULL DEFAULT '{}'
+    )
+    """,
 )
 
 
@@ -179,25 +194,41 @@ BEGIN
     INSERT INTO run_request (run_id, kind) VALUES (p_run, 'retry');
     PERFORM pg_notify('run_request', p_run);
 END $$;
+
+-- POST /curated/rollback: the version a successful run published, served again by the publish worker.
+CREATE OR REPLACE FUNCTION request_rollback(p_run text, p_actor text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM run WHERE run_id = p_run AND status = 'succeeded' AND curated_key IS NOT NULL) THEN
+        RAISE EXCEPTION 'no curated version %', p_run USING ERRCODE = 'no_data_found';
+    END IF;
+    INSERT INTO run_request (run_id, kind, actor) VALUES (p_run, 'rollback', p_actor);
+    PERFORM pg_notify('run_request', p_run);
+END $$;
 """
 
 # What the API's role may do, granted afresh at each init (REVOKE ALL drops its column grants too). It reads the
 # history but never the erasure requests (deleting one would bring an erased buyer back at the next publish).
 # A function may be called by anyone unless revoked from PUBLIC.
 API_GRANTS = """
-REVOKE ALL ON run, batch, batch_retry, erasure, run_request FROM {api};
+REVOKE ALL ON run, batch, batch_retry, erasure, run_request, audit FROM {api};
 GRANT SELECT ON run, batch, batch_retry TO {api};
--- POST /jobs (History.request_run) and POST /jobs/{{id}}/retry (History.reopen_run): through the functions only,
--- so that every request it makes names a run it has just created or reopened.
-REVOKE ALL ON FUNCTION lock_run_for_retry, reopen_failed_run, claim_publish, request_run, request_retry FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION lock_run_for_retry, request_run, request_retry TO {api};
+-- The audit trail: the API records its operators' actions and shows them, and can change none.
+GRANT SELECT, INSERT ON audit TO {api};
+GRANT USAGE ON SEQUENCE audit_id_seq TO {api};
+-- POST /jobs (History.request_run), POST /jobs/{{id}}/retry (History.reopen_run) and POST /curated/rollback
+-- (History.request_rollback): through the functions only, so that every request it makes names a run it has just
+-- created or reopened, or one that published a version.
+REVOKE ALL ON FUNCTION lock_run_for_retry, reopen_failed_run, claim_publish, request_run, request_retry,
+    request_rollback FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_run_for_retry, request_run, request_retry, request_rollback TO {api};
 """
 
 # What the workers' role may do, granted afresh at each init: the rows each stage writes, never the schema, never a
 # change to an erasure request (deleting one would bring an erased buyer back at the next publish; adding one is the
 # operator's `gdpr erase`, as the owner). The completion barrier goes through claim_publish, as the API's retry does.
 WORKER_GRANTS = """
-REVOKE ALL ON run, batch, batch_retry, erasure, run_request FROM {worker};
+REVOKE ALL ON run, batch, batch_retry, erasure, run_request, audit FROM {worker};
 -- extract, archive and transform leave erased buyers out; the sweep and the run gauges read retries.
 GRANT SELECT ON run, batch, batch_retry, erasure TO {worker};
 -- beat's daily trigger (extract.start): a queued run.
@@ -211,6 +242,9 @@ GRANT INSERT, UPDATE, DELETE ON batch TO {worker};
 GRANT EXECUTE ON FUNCTION claim_publish TO {worker};
 -- the extract worker claims the API's run requests (shared/run_requests.py): FOR UPDATE needs the column's UPDATE.
 GRANT SELECT, UPDATE (claimed_at) ON run_request TO {worker};
+-- the publish worker records the outcome of a rollback the API requested, in the operator's name.
+GRANT INSERT ON audit TO {worker};
+GRANT USAGE ON SEQUENCE audit_id_seq TO {worker};
 """
 
 

@@ -136,9 +136,12 @@ def test_a_chunked_body_is_read_only_until_it_passes_the_limit():
     assert len(sent) == 65536 // 4096 + 1
 
 
-def test_a_failed_jobs_errors_are_summaries_and_the_history_keeps_the_text(client: httpx.Client, api_history):
+def test_a_failed_jobs_errors_are_summaries_and_the_history_keeps_the_text(
+    client: httpx.Client, api_history, api_settings
+):
     run_id = failed_run(api_history, date(1997, 5, 1))
-    job = client.get(f"/jobs/{run_id}").json()
+    auth = {"Authorization": f"Bearer {api_settings.api_token.get_secret_value()}"}
+    job = client.get(f"/jobs/{run_id}", headers=auth).json()
     assert job["error"] == "transform batch 2 failed: ArrowInvalid"
     assert job["stages"]["transform"]["last_error"] == "ArrowInvalid"
     summary = api_history.stage_summary(run_id)["transform"]

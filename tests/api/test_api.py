@@ -153,7 +153,7 @@ def test_jobs_need_the_token(client: httpx.Client, api_settings):
     accepted = client.post("/jobs", headers=auth, json={"full": True, "limit": 10})
     assert accepted.status_code == 202
     job_id = accepted.json()["job_id"]
-    job = client.get(f"/jobs/{job_id}").json()
+    job = client.get(f"/jobs/{job_id}", headers=auth).json()
     assert job["status"] == "queued" and job["trigger"] == "api" and job["params"] == {"full": True, "limit": 10}
     assert job["mode"] is None  # known once its extraction starts
     # a second trigger for the same day does not start a second run
@@ -166,8 +166,25 @@ def test_jobs_need_the_token(client: httpx.Client, api_settings):
     assert unreadable.status_code == 400 and unreadable.json()["error"] == "http_error"
     documented = client.get("/openapi.json").json()["paths"]
     assert all("400" in documented[path]["post"]["responses"] for path in ("/jobs", "/jobs/{job_id}/retry"))
-    assert job_id in [j["job_id"] for j in client.get("/jobs").json()["jobs"]]
-    assert client.get("/jobs/no-such-job").status_code == 404
+    assert job_id in [j["job_id"] for j in client.get("/jobs", headers=auth).json()["jobs"]]
+    assert client.get("/jobs/no-such-job", headers=auth).status_code == 404
+
+
+def test_the_run_history_is_for_operators_only(client: httpx.Client, api_settings):
+    # given a shopper (no token) or someone with a wrong one
+    for path in ("/jobs", "/jobs/some-run"):
+        # when they read the run history, then it is refused, saying what is needed
+        missing = client.get(path)
+        assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
+        assert missing.json() == {
+            "error": "unauthorized",
+            "detail": "this is for operators: send the operator token as 'Authorization: Bearer <API_TOKEN>'",
+        }
+        wrong = client.get(path, headers={"Authorization": "Bearer wrong"})
+        assert wrong.status_code == 403 and "not the operator token" in wrong.json()["detail"]
+    # and the schema says so
+    documented = client.get("/openapi.json").json()["paths"]
+    assert {"401", "403"} <= documented["/jobs"]["get"]["responses"].keys()
 
 
 def test_hot_reload_under_concurrent_requests_serves_no_error_and_no_mix(client: httpx.Client, publisher, api):

@@ -27,7 +27,7 @@ def test_a_failed_job_is_retried_and_what_cannot_be_is_refused(client: httpx.Cli
     body = retried.json()
     assert body["status"] == "running" and body["announced"] == ["transform batch 2"]
     assert [(b["stage"], b["batch"], b["was"]) for b in body["cleared"]] == [("transform", 2, "dead")]
-    assert client.get(f"/jobs/{run_id}").json()["status"] == "running"
+    assert client.get(f"/jobs/{run_id}", headers=auth).json()["status"] == "running"
     # a running job is not retried
     again = client.post(f"/jobs/{run_id}/retry", headers=auth)
     assert again.status_code == 409 and "only a failed run is retried" in again.json()["detail"]

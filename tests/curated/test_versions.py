@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import redis
 
-from shared.curated.versions import UnknownVersion, list_versions, rollback
+from shared.curated.versions import UnknownVersion, list_versions, operator_rollback, rollback
+from shared.history.audit import Actor
 from shared.lake import curated_key
 from tests.factories import publish_batches, scored_row
 
@@ -36,3 +38,14 @@ def test_rollback_defaults_to_the_previous_version_and_keeps_its_age(own_lake):
 def test_rollback_to_an_unknown_version_names_the_ones_kept(own_lake):
     with pytest.raises(UnknownVersion, match=RUNS[0]):
         rollback(own_lake, "20990101T000000Z-nope")
+
+
+def test_an_operators_rollback_is_audited_once_with_its_outcome(own_lake, history, servers):
+    broker, alice = redis.Redis.from_url(servers.redis_url), Actor("alice", "api")
+    assert operator_rollback(own_lake, broker, history, alice, RUNS[0]).version == RUNS[0]
+    with pytest.raises(UnknownVersion):
+        operator_rollback(own_lake, broker, history, alice, "20990101T000000Z-nope")
+    refused, done = history.audit_trail(2)
+    assert (done["actor"], done["via"], done["action"], done["target"]) == ("alice", "api", "rollback", RUNS[0])
+    assert done["outcome"] == f"done: latest is {RUNS[0]}"
+    assert refused["target"] == "20990101T000000Z-nope" and refused["outcome"].startswith("refused: no curated version")

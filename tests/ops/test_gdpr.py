@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
 from datetime import UTC, datetime
@@ -9,11 +10,14 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pymongo
+import pytest
+import redis
 
-from ops.gdpr import erase_buyer
+from ops.gdpr import erase_buyer, operator_erasure
 from services.transformer.transform import transform
 from shared.curated.versions import rollback
 from shared.history import History
+from shared.history.audit import cli_actor
 from shared.history.schema import init_metadata_db
 from shared.lake import RUN_ZONES, cleaned_key, curated_key, live_ids_key, raw_key, rejects_key, scored_key
 from shared.pseudonym import pseudonym
@@ -165,4 +169,22 @@ def test_erase_rewrites_every_run_zone_object_holding_the_buyer_and_reports_zone
     # run again, it finds nothing left to rewrite
     again = erase_buyer(servers, history, own_lake, "ZONES-GONE")
     assert [z.objects_rewritten for z in again.run_zones] == [0, 0, 0, 0]
+    history.close()
+
+
+def test_an_erasure_is_audited_once_by_the_pseudonym_never_the_buyer_id(servers, own_lake):
+    init_metadata_db(servers)
+    history = History(servers.metadata_dsn)
+    key = servers.pseudonym_key.get_secret_value().encode()
+    broker = redis.Redis.from_url(servers.redis_url)
+    operator_erasure(servers, history, own_lake, broker, cli_actor(), "AUDIT-ME-42")
+    [action] = history.audit_trail(1)
+    assert (action["actor"], action["via"], action["action"]) == (getpass.getuser(), "cli", "erasure")
+    assert action["target"] == pseudonym("AUDIT-ME-42", key) and action["outcome"] == "done"
+    # a failure is recorded too, by its exception's class: its message may name the buyer
+    with pytest.raises(RuntimeError), history.audited(cli_actor(), "erasure", "pseudonym") as outcome:
+        outcome.detail = {"step": "archive"}
+        raise RuntimeError("could not delete the documents of AUDIT-ME-42")
+    assert history.audit_trail(1)[0]["outcome"] == "failed: RuntimeError"
+    assert "AUDIT-ME-42" not in json.dumps(history.audit_trail(500), default=str)
     history.close()

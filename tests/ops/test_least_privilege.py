@@ -30,6 +30,7 @@ from ops.stack.s3_server import DEPLOYED_BUCKET, GRANTED, grant_lake, lake_polic
 from shared.celery_app import BEAT_HEARTBEAT_KEY, CLASSIFIER_FINGERPRINT_KEY
 from shared.clients import make_iam, make_s3
 from shared.history import History
+from shared.history.audit import Actor
 from shared.history.runs import RunAlreadyActive
 from shared.history.schema import init_metadata_db
 from shared.lake import (
@@ -308,6 +309,11 @@ def test_the_api_role_reopens_nothing_but_a_failed_run(api_role: History, owner:
     assert requests(history_db, running) == []
 
 
+def test_the_api_role_records_and_reads_the_audit_trail_and_changes_none(api_role: History, owner: History):
+    api_role.record_action(Actor("operator", "api"), "trigger", "least-privilege-run", "accepted: queued")
+    assert api_role.audit_trail(1)[0]["target"] == owner.audit_trail(1)[0]["target"] == "least-privilege-run"
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -339,6 +345,9 @@ def test_the_api_role_reopens_nothing_but_a_failed_run(api_role: History, owner:
         "DROP TABLE erasure",
         "ALTER TABLE run DROP COLUMN error",
         "CREATE TABLE intruder (a int)",
+        "UPDATE audit SET outcome = 'forged'",
+        "DELETE FROM audit",
+        "TRUNCATE audit",
     ],
 )
 def test_the_api_role_is_refused_everything_else(history_db: Settings, statement: str):

@@ -82,7 +82,9 @@ class Operator:
 def wait_for_job(operator: Operator, run_id: str) -> dict:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        job = json.loads(operator.run(f"curl -s {operator.api}/jobs/{run_id}").stdout)
+        job = json.loads(
+            operator.run(f'curl -s -H "Authorization: Bearer $API_TOKEN" {operator.api}/jobs/{run_id}').stdout
+        )
         if job["status"] in ("succeeded", "failed"):
             return job
         time.sleep(1)

@@ -14,9 +14,10 @@ import psycopg2
 import pytest
 
 from shared.history import History
+from shared.history.runs import RunNotFound
 from shared.history.schema import init_metadata_db
 from shared.recovery import request_retry
-from shared.run_requests import RequestListener, claim_all
+from shared.run_requests import ROLLBACK_KINDS, RequestListener, claim_all, claim_kinds
 from shared.settings import Settings
 from shared.stages import Stage
 from tests.pipeline.runs import Outbox, failed_run, wait_for
@@ -122,7 +123,7 @@ def test_the_listener_is_woken_by_the_request_itself(
 ):
     # polling once an hour: only the NOTIFY of the request's commit can wake it within the wait
     outbox = Outbox()
-    listener = RequestListener(requests_db.worker_metadata_dsn, worker, outbox, poll_s=3600).start()
+    listener = RequestListener(requests_db.worker_metadata_dsn, lambda: claim_all(worker, outbox), poll_s=3600).start()
     try:
         wait_for(lambda: listener_listening(requests_db), 10, "the listener's LISTEN")
         run_id = api_role.request_run({}, date(2002, 6, 1))
@@ -139,3 +140,19 @@ def listener_listening(settings: Settings) -> bool:
             (settings.metadata_db,),
         )
         return cur.fetchone()[0] > 0
+
+
+def test_a_rollback_request_waits_for_the_publish_worker_not_the_extract_worker(
+    api_role: History, owner: History, worker: History
+):
+    run_id = owner.create_run("cli", {}, date(2002, 7, 1))
+    owner.start_run(run_id)
+    owner.finish_run(run_id, f"curated/review_curated_{run_id}.parquet", 3)
+    api_role.request_rollback(run_id, "alice")
+    outbox = Outbox()
+    assert claim_all(worker, outbox) == 0 and outbox.sent == []  # not the extract worker's to do
+    done = []
+    assert claim_kinds(worker, ROLLBACK_KINDS, lambda r: done.append((r["run_id"], r["actor"])) or ["done"]) == 1
+    assert done == [(run_id, "alice")]
+    with pytest.raises(RunNotFound):  # only a version a successful run published
+        api_role.request_rollback("20020701T000000Z-nope", "alice")

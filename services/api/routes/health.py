@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from services.api.deps import HolderDep
 from services.api.models import Health, Readiness
+from services.api.serving.holder import IndexHolder
 from shared.lake import LATEST_KEY
 
 router = APIRouter(tags=["health"])
@@ -85,9 +86,8 @@ async def health() -> Health:
     return Health()
 
 
-@router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def ready(request: Request, holder: HolderDep) -> JSONResponse:
-    """Readiness: a curated version is served, and Redis and S3 answer (checked at most once a second)."""
+async def readiness(request: Request, holder: IndexHolder) -> Readiness:
+    """The served version and the dependencies' state: readiness's body, and the console's health."""
     failures = await request.app.state.probe.failures()
     reasons = [f"{name}: {reason}" for name, reason in failures.items()]
     index = holder.index
@@ -95,7 +95,7 @@ async def ready(request: Request, holder: HolderDep) -> JSONResponse:
         reasons.append("no curated version loaded yet")
     if holder.last_error:
         reasons.append(holder.last_error)
-    body = Readiness(
+    return Readiness(
         ready=index is not None and not failures,
         version=index.version.version if index else None,
         published_at=index.version.published_at if index else None,
@@ -106,4 +106,10 @@ async def ready(request: Request, holder: HolderDep) -> JSONResponse:
         s3="s3" not in failures,
         reasons=reasons,
     )
+
+
+@router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(request: Request, holder: HolderDep) -> JSONResponse:
+    """Readiness: a curated version is served, and Redis and S3 answer (checked at most once a second)."""
+    body = await readiness(request, holder)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)

@@ -5,7 +5,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Body, Path, Query
 
-from services.api.deps import HistoryDep, TokenDep
+from services.api.deps import HistoryDep, OperatorDep, TokenDep
 from services.api.errors import Conflict, NotFound, public_error
 from services.api.models import (
     ErrorBody,
@@ -18,9 +18,10 @@ from services.api.models import (
     RetryRequest,
     StageStatus,
 )
+from shared.flow import trigger_run
 from shared.history import History
 from shared.history.runs import RunAlreadyActive, RunNotFound
-from shared.recovery import RetryRefused, request_retry
+from shared.recovery import RetryRefused, operator_retry
 from shared.stages import Stage
 
 router = APIRouter(tags=["jobs"])
@@ -29,6 +30,11 @@ router = APIRouter(tags=["jobs"])
 BODY_REFUSED = {
     400: {"model": ErrorBody, "description": "The body could not be read as JSON"},
     413: {"model": ErrorBody, "description": "The body is over API_MAX_BODY_BYTES"},
+}
+# Run history and its errors are an operator's to read, not a shopper's: every route here needs the token.
+TOKEN_REFUSED = {
+    401: {"model": ErrorBody, "description": "No bearer token"},
+    403: {"model": ErrorBody, "description": "The bearer token is not the operator's"},
 }
 
 
@@ -83,23 +89,26 @@ def _job(run: dict, summary: dict[str, dict]) -> Job:
     "/jobs",
     status_code=202,
     response_model=JobAccepted,
-    dependencies=[TokenDep],
-    responses={**BODY_REFUSED, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    responses={**BODY_REFUSED, **TOKEN_REFUSED, 409: {"model": ErrorBody}},
 )
-async def create_job(history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
-    """Queue a pipeline run (the same run task as the CLI and the daily schedule), which starts within seconds.
-
-    The API has no broker: the run is requested in the run history and the extract worker sends it
-    (shared/run_requests.py)."""
+async def create_job(history: HistoryDep, operator: OperatorDep, job: Annotated[JobRequest | None, Body()] = None):
+    """Queue a pipeline run (the same run task as the CLI and the daily schedule), which starts within seconds; the
+    audit trail records it. The API has no broker: the run is requested in the run history and the extract worker
+    sends it (shared/run_requests.py)."""
     params = (job or JobRequest()).model_dump(exclude_defaults=True)
     try:
-        run_id = await anyio.to_thread.run_sync(history.request_run, params)
+        run_id = await anyio.to_thread.run_sync(trigger_run, history, None, operator, params)
     except RunAlreadyActive as exc:
         raise Conflict(f"{exc}: follow it at /jobs/{exc.run_id}") from None
     return JobAccepted(job_id=run_id, status="queued")
 
 
-@router.get("/jobs/{job_id}", response_model=Job, responses={404: {"model": ErrorBody}})
+@router.get(
+    "/jobs/{job_id}",
+    response_model=Job,
+    dependencies=[TokenDep],
+    responses={**TOKEN_REFUSED, 404: {"model": ErrorBody}},
+)
 async def get_job(history: HistoryDep, job_id: Annotated[str, Path(max_length=64)]) -> Job:
     """A run's status per stage: batches, rows, rejects, attempts, durations, errors."""
 
@@ -113,7 +122,7 @@ async def get_job(history: HistoryDep, job_id: Annotated[str, Path(max_length=64
     return job
 
 
-@router.get("/jobs", response_model=JobList)
+@router.get("/jobs", response_model=JobList, dependencies=[TokenDep], responses=TOKEN_REFUSED)
 async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> JobList:
     """Recent runs, newest first."""
 
@@ -127,17 +136,16 @@ async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=10
     "/jobs/{job_id}/retry",
     status_code=202,
     response_model=JobRetried,
-    dependencies=[TokenDep],
     responses={
         **BODY_REFUSED,
-        401: {"model": ErrorBody},
-        403: {"model": ErrorBody},
+        **TOKEN_REFUSED,
         404: {"model": ErrorBody},
         409: {"model": ErrorBody},
     },
 )
 async def retry_job(
     history: HistoryDep,
+    operator: OperatorDep,
     job_id: Annotated[str, Path(max_length=64)],
     retry: Annotated[RetryRequest | None, Body()] = None,
 ) -> JobRetried:
@@ -147,7 +155,8 @@ async def retry_job(
     retry = retry or RetryRequest()
 
     def run():
-        return request_retry(history, job_id, retry.stage and Stage(retry.stage), retry.batch)
+        stage = retry.stage and Stage(retry.stage)
+        return operator_retry(history, None, operator, job_id, stage, retry.batch)
 
     try:
         retried = await anyio.to_thread.run_sync(run)
