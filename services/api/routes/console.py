@@ -169,7 +169,7 @@ async def rollback(
     to = (body or RollbackRequest()).to
     if to is None:
         index = holder.index
-        previous = await anyio.to_thread.run_sync(previous_version, history, index and index.version)
+        previous = await anyio.to_thread.run_sync(previous_version, history, index and index.version.version)
         if previous is None:
             raise NotFound("no curated version before the served one")
         to = previous["run_id"]
