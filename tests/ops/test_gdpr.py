@@ -80,7 +80,9 @@ def served_ids(lake, version, folder) -> list[int]:
     return [r["review_id"] for r in body["reviews"]]
 
 
-def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_serves_them(servers, own_lake, tmp_path):
+def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_serves_them(
+    servers, own_lake, tmp_path, monkeypatch
+):
     init_metadata_db(servers)
     history = History(servers.metadata_dsn)
     gone = pseudonym("ERASE-KEPT", servers.pseudonym_key.get_secret_value().encode())
@@ -95,6 +97,9 @@ def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_s
     older = publish_batches(own_lake, "20260701T000001Z-gdpr11", theirs).version
     served = publish_batches(own_lake, "20260701T000002Z-gdpr12", theirs).version
     untouched = own_lake.s3.head_object(Bucket=own_lake.bucket, Key=curated_key(without.version))["ETag"]
+    downloaded = []
+    download = own_lake.get_file
+    monkeypatch.setattr(own_lake, "get_file", lambda key, path: (downloaded.append(key), download(key, path)))
 
     report = erase_buyer(servers, history, own_lake, "ERASE-KEPT")
 
@@ -103,6 +108,8 @@ def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_s
         (served.version, 2, 1),
     }
     assert own_lake.s3.head_object(Bucket=own_lake.bucket, Key=curated_key(without.version))["ETag"] == untouched
+    # a version without them is not even downloaded: its buyer column alone, read by ranges, said so
+    assert sorted(downloaded) == [curated_key(older.version), curated_key(served.version)]
     for version in (older, served):
         assert own_lake.get_table(curated_key(version.version)).column("review_id").to_pylist() == [12]
     # the served version's pointer names the rewritten file (its rows changed: the API loads it again)
