@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import UTC, datetime
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pymongo
 
 from ops.gdpr import erase_buyer
@@ -19,6 +17,7 @@ from shared.lake import RUN_ZONES, cleaned_key, curated_key, live_ids_key, raw_k
 from shared.pseudonym import pseudonym
 from shared.schemas import RAW
 from tests.factories import open_serving, publish_batches, scored_row
+from tests.pipeline.traces import decoded
 
 
 def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(servers, own_lake):
@@ -124,14 +123,6 @@ def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_s
     history.close()
 
 
-def decoded(lake, key: str) -> str:
-    """What an object says, as text: Parquet decoded (its bytes are compressed), CSV as it is."""
-    data = lake.get_bytes(key)
-    if key.endswith(".parquet"):
-        return json.dumps(pq.read_table(io.BytesIO(data)).to_pylist(), default=str)
-    return data.decode()
-
-
 def test_erase_rewrites_every_run_zone_object_holding_the_buyer_and_reports_zone_by_zone(servers, own_lake):
     # given two runs' objects in every run zone, some holding the buyer's review, some not
     init_metadata_db(servers)
@@ -161,7 +152,7 @@ def test_erase_rewrites_every_run_zone_object_holding_the_buyer_and_reports_zone
         ("scored", 2, 2),
     ]
     assert [z.objects_read >= n for z, n in zip(report.run_zones, (6, 2, 2, 2), strict=True)] == [True] * 4
-    everything = [decoded(own_lake, k) for zone in RUN_ZONES for k in own_lake.list_keys(f"{zone}/")]
+    everything = [decoded(k, own_lake.get_bytes(k)) for zone in RUN_ZONES for k in own_lake.list_keys(f"{zone}/")]
     assert not [t for t in everything if "ZONES-GONE" in t or gone in t or text in t]
     # the others' rows are kept as they were, a neutralised formula included
     assert own_lake.get_bytes(rejects_key("20260801T000000Z-zones1", 1)).decode().splitlines() == [
