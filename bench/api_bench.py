@@ -265,7 +265,7 @@ def measure(size: int, real: pa.Table, base: Settings, args: argparse.Namespace,
             "api_cache_dir": work / "api-cache",
         }
     )
-    lake = Lake(make_s3(bench), bench.s3_bucket)
+    lake = Lake(make_s3(bench, "operator"), bench.s3_bucket)
     lake.delete(lake.list_keys("curated/"))
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-bench{size // 1_000_000}m"
     curated = work / f"curated-{size}.parquet"

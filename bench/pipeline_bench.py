@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     with private_stack() as settings:
         configure_logging(settings, quiet=True)
-        c = clients.init(settings)
+        c = clients.init_operator(settings)
         try:
             create_source(settings)
             pids = classify_pids(settings)

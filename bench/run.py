@@ -38,6 +38,7 @@ BENCHMARKS = [
         "(the worst search, readiness, a page of 100 jobs, an oversize body); memory, load time",
         "bench.api_bench",
     ),
+    ("Run requests: from POST /jobs's request to its extraction on the broker", "bench.run_requests_bench"),
     (
         "Right to erasure: `reviews gdpr erase` against kept curated versions of 1M reviews, a buyer no version holds "
         "and buyers of a handful of reviews, before and after reading the buyer column first",

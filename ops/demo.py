@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.summary())
 
     _step("running the pipeline: extract -> (archive || transform) -> classify -> publish")
-    c = clients.init(settings)
+    c = clients.init_operator(settings)
     params = {"limit": args.limit} if args.limit else {}
     try:
         run_id = start_run(c.history, send, "cli", params)

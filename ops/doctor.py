@@ -323,7 +323,7 @@ def format_rules(rules: list[Rule]) -> str:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     settings = get_settings()
-    c = clients.init(settings)
+    c = clients.init_operator(settings)
     with httpx.Client(timeout=HTTP_TIMEOUT_S) as http:
         rules = evaluate(settings, c, http)
     print(format_rules(rules))

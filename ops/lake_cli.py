@@ -14,7 +14,7 @@ from shared.settings import get_settings
 def cmd_lake(args: argparse.Namespace) -> int:
     if args.action == "expire":
         return cmd_expire(args)
-    c = clients.init(get_settings())
+    c = clients.init_operator(get_settings())
     scope = f"run={args.run}" if args.run else "every run"
     print(f"bucket {c.lake.bucket}, {scope}")
     for zone in ZONES:
@@ -35,7 +35,7 @@ def cmd_lake(args: argparse.Namespace) -> int:
 
 def cmd_expire(args: argparse.Namespace) -> int:
     settings = get_settings()
-    c = clients.init(settings)
+    c = clients.init_operator(settings)
     days = settings.lake_retention_days
     if args.dry_run:
         expiry = retention.expire(c.lake, c.history, days, dry_run=True)
@@ -55,7 +55,7 @@ def cmd_expire(args: argparse.Namespace) -> int:
 
 def cmd_curated(args: argparse.Namespace) -> int:
     settings = get_settings()
-    c = clients.init(settings)
+    c = clients.init_operator(settings)
     if args.action == "list":
         for v in list_versions(c.lake):
             print(f"{'*' if v.latest else ' '} {v.version}  {v.size_bytes:>12,} bytes  {v.key}")
@@ -73,7 +73,7 @@ def cmd_curated(args: argparse.Namespace) -> int:
 
 def cmd_gdpr(args: argparse.Namespace) -> int:
     settings = get_settings()
-    c = clients.init(settings)
+    c = clients.init_operator(settings)
     report = erase_buyer(settings, c.history, c.lake, args.buyer)
     if report.served is not None:
         announce(c.redis, report.served)

@@ -14,7 +14,7 @@ from shared.tasks import send
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    c = clients.init(get_settings())
+    c = clients.init_operator(get_settings())
     stage = Stage(args.stage) if args.stage else None
     try:
         retried = retry_run(c.history, send, args.run_id, "cli", stage, args.batch)

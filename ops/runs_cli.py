@@ -222,7 +222,7 @@ def cmd_history_init(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    c = clients.init(get_settings())
+    c = clients.init_operator(get_settings())
     params = {k: v for k, v in (("limit", args.limit), ("batch_size", args.batch_size)) if v is not None}
     if args.full:
         params["full"] = True
@@ -240,7 +240,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    c = clients.init(get_settings())
+    c = clients.init_operator(get_settings())
     if args.run_id:
         run = c.history.get_run(args.run_id)
         if run is None:

@@ -1,7 +1,8 @@
 """Clients made once per process, behind a getter that fails loudly.
 
-Workers call ``init`` from Celery's ``worker_init`` signal, the CLI at start-up;
-code receives ``get()``'s clients instead of building its own.
+Workers call ``init_stage`` from Celery's ``worker_init`` signal (their stage's S3 identity, the
+workers' role in the run history), the operator's commands ``init_operator`` at start-up; code
+receives ``get()``'s clients instead of building its own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from shared.celery_app import create_celery
 from shared.history import History
 from shared.lake import Lake
 from shared.settings import S3Identity, Settings
+from shared.stages import Stage
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,9 @@ def _aws(service: str, settings: Settings, identity: S3Identity, config: Config)
     return boto3.client(service, **_connection(settings, identity, config))
 
 
-def make_s3(settings: Settings, identity: S3Identity = "pipeline", config: Config = DEFAULT_S3_CONFIG):
-    """A boto3 S3 client as the pipeline (read/write), the API (read the serving files and the pointer)
-    or the administrator."""
+def make_s3(settings: Settings, identity: S3Identity, config: Config = DEFAULT_S3_CONFIG):
+    """A boto3 S3 client as one of the lake's identities: a stage's (its zones), the operator's (every zone), the
+    API's (read the serving files and the pointer) or the administrator's."""
     return _aws("s3", settings, identity, config)
 
 
@@ -71,22 +73,34 @@ def make_iam(settings: Settings):
 _current: Clients | None = None
 
 
-def init(settings: Settings, celery: Celery | None = None) -> Clients:
+def init(settings: Settings, s3: S3Identity, metadata_dsn: str, celery: Celery | None = None) -> Clients:
+    """The process's clients: the lake as ``s3``, the run history as the role ``metadata_dsn`` names."""
     global _current
     if _current is None:
         _current = Clients(
             settings=settings,
-            lake=Lake(make_s3(settings), settings.s3_bucket),
-            history=History(settings.metadata_dsn),
+            lake=Lake(make_s3(settings, s3), settings.s3_bucket),
+            history=History(metadata_dsn),
             redis=redis.Redis.from_url(settings.redis_url),
             celery=celery or create_celery(settings),
         )
     return _current
 
 
+def init_stage(settings: Settings, stage: Stage, celery: Celery | None = None) -> Clients:
+    """A worker's clients: its stage's S3 identity, the workers' role in the run history."""
+    return init(settings, stage.value, settings.worker_metadata_dsn, celery)
+
+
+def init_operator(settings: Settings) -> Clients:
+    """The operator's commands' clients: every zone of the lake, the run history as its owner (an erasure request is
+    added only there)."""
+    return init(settings, "operator", settings.metadata_dsn)
+
+
 def get() -> Clients:
     if _current is None:
-        raise RuntimeError("clients are not initialised: call shared.clients.init(settings) at process start")
+        raise RuntimeError("clients are not initialised: call shared.clients.init_stage or init_operator at start")
     return _current
 
 

@@ -3,7 +3,7 @@ and which stage's output each batch reads.
 
 extract -> archive + transform -> classify -> publish. The sweep (lost messages) and an operator's
 retry (failed batches) both re-announce work from this one map. Light on imports on purpose: the
-API uses it, and must not load the pipeline's drivers.
+API imports it through shared.recovery, and must not load the pipeline's drivers.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ INPUT = {Stage.ARCHIVE: Stage.EXTRACT, Stage.TRANSFORM: Stage.EXTRACT, Stage.CLA
 # A stage -> the batch stages that read its output.
 DOWNSTREAM = {stage: tuple(s for s, source in INPUT.items() if source is stage) for stage in Stage}
 
-# How a caller hands a message to the broker: its own Celery app (the API) or the pipeline's (shared.tasks.send).
+# How a caller hands a message to the broker: the pipeline's Celery app (shared.tasks.send), or a test's outbox.
 Send = Callable[[str, BatchRef], None]
 
 
@@ -50,7 +50,8 @@ def sender(celery: Celery) -> Send:
 
 
 def start_run(history: History, send: Send, trigger: str, params: dict) -> str:
-    """Create a run and announce its extraction: the one way every trigger starts a run (beat, CLI, API)."""
+    """Create a run and announce its extraction: how beat and the CLI start a run. The API, which has no broker,
+    requests one instead; shared/run_requests.py announces its extraction."""
     run_id = history.create_run(trigger, params)
     send(Stage.EXTRACT.task, BatchRef(run_id, 0, ""))
     return run_id

@@ -62,6 +62,10 @@ def known_key(run_id: str) -> str:
     return f"{KNOWN_PREFIX}{run_id}.u64"
 
 
+class DeleteRefused(Exception):
+    """S3 refused to delete some of the objects a multi-object delete named."""
+
+
 @dataclass(frozen=True)
 class CuratedVersion:
     """What the "latest" pointer says: the API serves ``key``."""
@@ -206,7 +210,13 @@ class Lake:
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
             chunk = keys[start : start + 1000]
-            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in chunk]})
+            response = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in chunk]})
+            # A multi-object delete answers 200 and refuses key by key: a refused key must not pass for deleted.
+            if errors := response.get("Errors"):
+                first = errors[0]
+                raise DeleteRefused(
+                    f"{len(errors)} of {len(chunk)} objects not deleted: {first['Code']} on {first['Key']}"
+                )
 
     # --- the curated "latest" pointer ----------------------------------------------------------
 

@@ -6,7 +6,8 @@ between, Redis restarted without the message). Every stage is idempotent, so re-
 whose next step never ran is always safe.
 
 **An operator's retry** of a failed run (``reviews retry``, ``POST /jobs/{id}/retry``), as Airflow's
-"clear".
+"clear". The CLI announces at once; the API, which has no broker, leaves a request the extract worker
+claims and announces the same way (``shared/run_requests.py``).
 
 The run's failed batches (a permanent error, automatic retries used up, or dead-lettered after
 deliveries that kept dying) are cleared and announced again; what reads their output follows
@@ -125,19 +126,45 @@ def retry_run(
     stage: Stage | None = None,
     batch: int | None = None,
 ) -> Retried:
-    """Clear what ``choose_batches`` picks, announce it again, and claim publish when nothing is left."""
+    """An operator's retry (``reviews retry``): clear what ``choose_batches`` picks, and announce it again."""
+    cleared, to_send = _reopen(history, run_id, trigger, stage, batch, request=False)
+    for task, ref, _ in to_send:
+        send(task, ref)
+    return Retried(run_id, cleared, [name for _, _, name in to_send])
+
+
+def request_retry(history: History, run_id: str, stage: Stage | None = None, batch: int | None = None) -> Retried:
+    """The API's retry, which has no broker: the run reopened with a request the extract worker claims and
+    announces (shared/run_requests.py). ``announced`` says what it will announce."""
+    cleared, to_send = _reopen(history, run_id, "api", stage, batch, request=True)
+    return Retried(run_id, cleared, [name for _, _, name in to_send])
+
+
+def _reopen(
+    history: History, run_id: str, trigger: str, stage: Stage | None, batch: int | None, request: bool
+) -> tuple[list[dict], list[tuple[str, BatchRef, str]]]:
+    """The batches cleared, and what announces them; read before anything is sent, so publish claimed means
+    claimed by the reopening."""
     try:
         cleared = history.reopen_run(
-            run_id, trigger, lambda run, later, rows: choose_batches(run, later, rows, stage, batch)
+            run_id, trigger, lambda run, later, rows: choose_batches(run, later, rows, stage, batch), request
         )
     except RunAlreadyActive as exc:
         raise RetryRefused(
             f"another run for {exc.logical_date} is queued or running: retry {run_id} once it has ended"
         ) from None
+    publish = history.get_run(run_id)["publish_requested_at"] is not None
+    return cleared, announcements(history, run_id, cleared, publish)
+
+
+def announcements(history: History, run_id: str, cleared: list[dict], publish: bool) -> list[tuple[str, BatchRef, str]]:
+    """What a retry announces, as (task, reference, name): each cleared batch whose input is there (what reads a
+    cleared batch's output follows it through the usual chain), and publish when the reopening claimed it (only
+    the publish step had failed)."""
     done = [b for b in history.batches(run_id) if b["status"] == "succeeded"]
     outputs = {(b["stage"], b["batch_no"]): b["output_key"] for b in done}
-    announced = []
-    for row in cleared:
+    found = []
+    for row in sorted(cleared, key=lambda b: (list(Stage).index(Stage(b["stage"])), b["batch_no"])):
         s, n = Stage(row["stage"]), row["batch_no"]
         if s is Stage.EXTRACT:  # the extraction resumes after its last recorded batch
             ref = BatchRef(run_id, 0, "")
@@ -145,9 +172,7 @@ def retry_run(
             ref = BatchRef(run_id, n, outputs[(INPUT[s].value, n)])
         else:
             continue
-        send(s.task, ref)
-        announced.append(_name(s.value, n))
-    if history.claim_publish(run_id):  # only the publish step had failed: every batch is classified
-        send(Stage.PUBLISH.task, BatchRef(run_id, 0, ""))
-        announced.append("publish")
-    return Retried(run_id, cleared, announced)
+        found.append((s.task, ref, _name(s.value, n)))
+    if publish:
+        found.append((Stage.PUBLISH.task, BatchRef(run_id, 0, ""), "publish"))
+    return found

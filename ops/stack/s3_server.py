@@ -5,7 +5,7 @@ moto authenticates and authorizes requests against its IAM users' policies once
 first request on an unsigned request, an unknown key or a wrong secret is refused, and a known
 key may do only what its user's policies allow.
 
-moto's IAM API only draws random access keys. So the launcher registers the three users
+moto's IAM API only draws random access keys. So the launcher registers the lake's users
 in-process, before it serves, with the keys the settings name: the settings stay the one source
 of configuration, as in production, where MinIO's users are made from the same variables
 (docker-compose.yml, ``minio-init``). The grants go through the IAM API as the administrator
@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args
 
 from shared.clients import make_iam, make_s3
 from shared.settings import S3Identity, Settings, get_settings
 
-USERS: dict[S3Identity, str] = {"admin": "lake-admin", "pipeline": "lake-pipeline", "api": "lake-api"}
+USERS: dict[S3Identity, str] = {identity: f"lake-{identity}" for identity in get_args(S3Identity)}
+# Those granted deploy/<identity>-s3-policy.json: every identity but the administrator.
+GRANTED: tuple[S3Identity, ...] = tuple(identity for identity in USERS if identity != "admin")
 
-# The administrator creates buckets and grants the other two; no project process runs as it.
+# The administrator creates buckets and grants the others; no project process runs as it.
 ADMIN_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Sid": "Administer", "Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}],
@@ -39,19 +42,20 @@ DEPLOYED_BUCKET = "review-lake"  # the bucket deploy/'s policies name
 def lake_policy(identity: S3Identity, bucket: str) -> dict:
     """The policy production grants ``identity`` (deploy/<identity>-s3-policy.json), for ``bucket``.
 
-        The pipeline's reads and writes objects of the lake bucket, nothing else, in one statement on
-        both the bucket and its objects: moto checks a multi-object delete as s3:DeleteObject on the
-        bucket itself (AWS and MinIO ignore an object action on a bucket). The API's reads the serving
-        files and the pointer only: never the curated Parquet, which holds buyer pseudonyms; its
-    ListBucket, limited to the same keys, makes a missing key answer 404 rather than 403 (AWS,
-    MinIO), so the API tells an empty lake from a refusal.
+    A stage's reads the zones it reads and writes the zones it writes, nothing else; the operator's every zone
+    (erasure rewrites them all). The API's reads the serving files and the pointer only: never the curated Parquet,
+    which holds buyer pseudonyms. Each ListBucket, limited to the prefixes the identity reads, makes a missing key
+    answer 404 rather than 403 (AWS, MinIO), so a reader tells a missing object from a refusal. The identities that
+    delete (publish: pruning curated versions and the daily expiry; the operator) also have s3:DeleteObject on the
+    bucket itself: moto checks a multi-object delete so, then the keys against the bucket's policy only, never
+    the user's (AWS and MinIO check each key, and ignore an object action on a bucket).
     """
     text = (DEPLOY / f"{identity}-s3-policy.json").read_text()
     return json.loads(text.replace(f"arn:aws:s3:::{DEPLOYED_BUCKET}", f"arn:aws:s3:::{bucket}"))
 
 
 def grant_lake(settings: Settings) -> None:
-    """As the administrator: create ``settings.s3_bucket`` if needed, and grant the pipeline and
+    """As the administrator: create ``settings.s3_bucket`` if needed, and grant each stage, the operator and
     the API their access to it (a policy per bucket, rewritten each time: idempotent)."""
     bucket = settings.s3_bucket
     s3 = make_s3(settings, "admin")
@@ -60,7 +64,7 @@ def grant_lake(settings: Settings) -> None:
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
     iam = make_iam(settings)
-    for identity in ("pipeline", "api"):
+    for identity in GRANTED:
         iam.put_user_policy(
             UserName=USERS[identity],
             PolicyName=f"lake-{bucket}",
@@ -69,7 +73,7 @@ def grant_lake(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """Register the three users with the settings' keys, turn enforcement on, serve until SIGTERM."""
+    """Register the lake's users with the settings' keys, turn enforcement on, serve until SIGTERM."""
     import moto.settings
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.iam.models import iam_backends

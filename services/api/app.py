@@ -1,9 +1,10 @@
 """The API service: ``create_app()`` builds it; uvicorn runs it with ``--factory``.
 
-The lifespan owns every client (S3 with the API's read-only credentials, Redis,
-the run-history pool, a Celery app for sending) and the task that keeps the
-served curated version fresh, mapped from the host's cache folder (one per bucket).
-The API has no MongoDB credentials at all.
+The lifespan owns every client (S3 with the API's read-only credentials, Redis as
+the API's own user, the run-history pool) and the task that keeps the served curated
+version fresh, mapped from the host's cache folder (one per bucket).
+The API has no MongoDB credentials and no broker: it asks for runs through the run
+history (shared/run_requests.py), and its Redis user cannot enqueue (shared/redis_acl.py).
 It also serves the storefront mockup (``/shop``), a static page that calls the API.
 """
 
@@ -24,11 +25,11 @@ from services.api.routes import health, jobs, metrics, products, reviews
 from services.api.serving.cache import ServingCache
 from services.api.serving.holder import IndexHolder
 from services.api.shop import install_storefront
-from shared.celery_app import create_celery
 from shared.clients import make_async_s3
 from shared.history import History
 from shared.lake import CURATED_CHANNEL
 from shared.logs import configure_logging
+from shared.redis_acl import API_REDIS_OPTIONS
 from shared.settings import API_SECRETS, Settings, get_settings
 
 S3_CONFIG = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 2})
@@ -39,10 +40,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with make_async_s3(settings, "api", S3_CONFIG) as s3:
         app.state.s3 = s3
-        app.state.redis = redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=5)
+        app.state.redis = redis.asyncio.Redis.from_url(settings.api_redis_url, socket_timeout=5, **API_REDIS_OPTIONS)
         app.state.probe = health.DependencyProbe(app.state.redis, s3, settings.s3_bucket)
         app.state.history = History(settings.api_metadata_dsn)
-        app.state.celery = create_celery(settings)
         cache = ServingCache(settings.api_cache_path / settings.s3_bucket, settings.api_cache_versions)
         holder = app.state.holder = IndexHolder(s3, settings.s3_bucket, cache)
         await holder.refresh()  # serve at once when a version exists; not fatal when S3 is down
@@ -59,7 +59,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     await task
             await app.state.redis.aclose()
             app.state.history.close()
-            app.state.celery.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

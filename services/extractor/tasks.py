@@ -1,13 +1,16 @@
-"""Extract tasks: start a run (beat's daily trigger), and extract it batch by batch."""
+"""Extract tasks: start a run (beat's daily trigger), and extract it batch by batch; the extract worker also
+sends the runs the API requests (shared/run_requests.py)."""
 
 from __future__ import annotations
 
 import structlog
+from celery import signals
 
 from services.extractor.run import extract_run
 from shared import clients
 from shared.flow import BatchRef, start_run
 from shared.history.runs import RunAlreadyActive
+from shared.run_requests import RequestListener
 from shared.settings import get_settings
 from shared.stages import START_TASK, Stage
 from shared.tasks import publish_if_complete, retries_within, send, stage_task
@@ -32,3 +35,19 @@ def run(self, ref: dict) -> int:
     rows = extract_run(clients.get(), run_id, send)
     publish_if_complete(run_id)  # every batch may be classified already; an unchanged source has none
     return rows
+
+
+_listener: RequestListener | None = None
+
+
+@signals.worker_ready.connect
+def _claim_run_requests(**_) -> None:
+    global _listener
+    c = clients.get()
+    _listener = RequestListener(c.settings.worker_metadata_dsn, c.history, send).start()
+
+
+@signals.worker_shutting_down.connect  # before worker_shutdown closes the clients it sends with
+def _stop_claiming(**_) -> None:
+    if _listener is not None:
+        _listener.stop()

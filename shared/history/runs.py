@@ -39,14 +39,26 @@ def new_run_id(now: datetime | None = None) -> str:
 
 class Runs(Store):
     def create_run(self, trigger: str, params: dict | None = None, logical_date: date | None = None) -> str:
+        """A queued run; its trigger then announces its extraction (shared.flow.start_run)."""
+        return self._insert_run(
+            "INSERT INTO run (run_id, logical_date, trigger, params) "
+            "VALUES (%(run)s, %(date)s, %(trigger)s, %(params)s)",
+            trigger,
+            params,
+            logical_date,
+        )
+
+    def request_run(self, params: dict | None = None, logical_date: date | None = None) -> str:
+        """The API's run: queued with a request the extract worker claims (shared/run_requests.py)."""
+        return self._insert_run("SELECT request_run(%(run)s, %(date)s, %(params)s)", "api", params, logical_date)
+
+    def _insert_run(self, statement: str, trigger: str, params: dict | None, logical_date: date | None) -> str:
         logical_date = logical_date or datetime.now(UTC).date()
         run_id = new_run_id()
+        values = {"run": run_id, "date": logical_date, "trigger": trigger, "params": psycopg2.extras.Json(params or {})}
         try:
             with self._cursor() as cur:
-                cur.execute(
-                    "INSERT INTO run (run_id, logical_date, trigger, params) VALUES (%s, %s, %s, %s)",
-                    (run_id, logical_date, trigger, psycopg2.extras.Json(params or {})),
-                )
+                cur.execute(statement, values)
         except psycopg2.errors.UniqueViolation:
             raise self._already_active(logical_date) from None
         return run_id
@@ -177,7 +189,11 @@ class Runs(Store):
     # --- an operator's retry of a failed run ------------------------------------------------------
 
     def reopen_run(
-        self, run_id: str, trigger: str, choose: Callable[[dict, dict | None, list[dict]], list[tuple[Stage, int]]]
+        self,
+        run_id: str,
+        trigger: str,
+        choose: Callable[[dict, dict | None, list[dict]], list[tuple[Stage, int]]],
+        request: bool = False,
     ) -> list[dict]:
         """Put a failed run back to running with the batches ``choose`` picks cleared, in one transaction.
 
@@ -185,7 +201,8 @@ class Runs(Store):
         created after it that is active or succeeded, or None) and raises to refuse; ``RunAlreadyActive`` when
         another run of the same logical date is active.
         Each cleared batch is logged in ``batch_retry`` as it was, then deleted: its stage then does it
-        afresh, with a fresh attempt budget. Returns the cleared rows.
+        afresh, with a fresh attempt budget. Publish is claimed when only it had failed. ``request`` (the API,
+        as trigger "api"): with a request the extract worker claims to announce them. Returns the cleared rows.
         """
         try:
             with self._cursor() as cur:
@@ -202,14 +219,35 @@ class Runs(Store):
                 later = cur.fetchone()
                 cur.execute("SELECT * FROM batch WHERE run_id = %s ORDER BY stage, batch_no", (run_id,))
                 keys = choose(run, later, cur.fetchall())
-                cur.execute(
-                    "SELECT * FROM reopen_failed_run(%s, %s, %s, %s)",
-                    (run_id, trigger, [stage.value for stage, _ in keys], [n for _, n in keys]),
-                )
+                stages, numbers = [stage.value for stage, _ in keys], [n for _, n in keys]
+                if request:
+                    cur.execute("SELECT * FROM request_retry(%s, %s, %s)", (run_id, stages, numbers))
+                else:
+                    cur.execute("SELECT * FROM reopen_failed_run(%s, %s, %s, %s)", (run_id, trigger, stages, numbers))
                 cleared = cur.fetchall()
         except psycopg2.errors.UniqueViolation:  # run_one_active_per_date
             raise self._already_active(run["logical_date"]) from None
         return sorted(cleared, key=lambda b: (list(Stage).index(Stage(b["stage"])), b["batch_no"]))
+
+    def claim_request(self, handle: Callable[[dict], None]) -> dict | None:
+        """Hand the oldest unclaimed run request to ``handle`` and mark it claimed, in one transaction; None when
+        there is none. A request another caller holds is skipped (SKIP LOCKED): each is claimed once. ``handle``
+        runs before the claim commits: when it raises, the request stays for the next call."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT * FROM run_request WHERE claimed_at IS NULL ORDER BY request_id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            )
+            request = cur.fetchone()
+            if request is not None:
+                handle(request)
+                cur.execute("UPDATE run_request SET claimed_at = now() WHERE request_id = %s", (request["request_id"],))
+        return request
+
+    def retried_at(self, run_id: str, at: datetime) -> list[dict]:
+        """The batches one retry cleared: its ``batch_retry`` rows, all stamped with its transaction's time."""
+        with self._cursor() as cur:
+            cur.execute("SELECT * FROM batch_retry WHERE run_id = %s AND retried_at = %s", (run_id, at))
+            return cur.fetchall()
 
     def retries(self, run_id: str) -> list[dict]:
         """What operators cleared for a re-run in this run, oldest first."""

@@ -95,12 +95,23 @@ MIGRATIONS = (
     "ALTER TABLE run ADD COLUMN IF NOT EXISTS changes jsonb",
     # Extract: with cursor, the resume point.
     "ALTER TABLE batch ADD COLUMN IF NOT EXISTS cursor_ts timestamptz",
+    # Runs the API asked for: it has no broker. Written only by request_run and request_retry (FUNCTIONS), with
+    # the run they create or reopen; the extract worker claims each once and sends what it names
+    # (shared/run_requests.py). A retry's cleared batches are its batch_retry rows of requested_at.
+    """CREATE TABLE IF NOT EXISTS run_request (
+        request_id    bigserial PRIMARY KEY,
+        run_id        text NOT NULL REFERENCES run ON DELETE CASCADE,
+        kind          text NOT NULL CHECK (kind IN ('start', 'retry')),
+        requested_at  timestamptz NOT NULL DEFAULT now(),
+        claimed_at    timestamptz
+    )""",
+    "CREATE INDEX IF NOT EXISTS run_request_unclaimed ON run_request (request_id) WHERE claimed_at IS NULL",
 )
 
 
-# The writes an operator's retry and the completion barrier make, as functions that run as the owner: a role
-# allowed to call them (the API's) can reopen only a failed run that no later run superseded, and claim publish
-# only when every batch is classified, never write those rows itself. Replaced at each init, after the migrations.
+# The writes an operator's retry, the completion barrier and the API's requests make, as functions that run as the
+# owner: a role allowed to call them (the API's) can add only a queued run with its request, reopen only a failed
+# run that no later run superseded, never write those rows itself. Replaced at each init, after the migrations.
 FUNCTIONS = """
 -- Row locks belong to the caller's transaction: the run and its batches stay as read until it ends.
 CREATE OR REPLACE FUNCTION lock_run_for_retry(p_run text) RETURNS void
@@ -136,6 +147,8 @@ BEGIN
     -- The barrier claims publish anew; the run's time is counted again from here (batch_retry).
     UPDATE run SET status = 'running', finished_at = NULL, error = NULL, publish_requested_at = NULL
     WHERE run_id = p_run;
+    -- Only the publish step had failed (every batch is classified): the retry announces it (shared/recovery.py).
+    PERFORM claim_publish(p_run);
 END $$;
 
 CREATE OR REPLACE FUNCTION claim_publish(p_run text) RETURNS boolean
@@ -148,25 +161,62 @@ BEGIN
                                AND stage = 'classify' AND status = 'succeeded');
     RETURN FOUND;
 END $$;
+
+-- The API's requests (run_request): a queued run with its start request (POST /jobs), a failed run reopened with
+-- its retry request (POST /jobs/{id}/retry). NOTIFY wakes the extract worker's claimer when they commit.
+CREATE OR REPLACE FUNCTION request_run(p_run text, p_date date, p_params jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    INSERT INTO run (run_id, logical_date, trigger, params) VALUES (p_run, p_date, 'api', p_params);
+    INSERT INTO run_request (run_id, kind) VALUES (p_run, 'start');
+    PERFORM pg_notify('run_request', p_run);
+END $$;
+
+CREATE OR REPLACE FUNCTION request_retry(p_run text, p_stages text[], p_batches integer[])
+RETURNS SETOF batch LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM reopen_failed_run(p_run, 'api', p_stages, p_batches);
+    INSERT INTO run_request (run_id, kind) VALUES (p_run, 'retry');
+    PERFORM pg_notify('run_request', p_run);
+END $$;
 """
 
 # What the API's role may do, granted afresh at each init (REVOKE ALL drops its column grants too). It reads the
 # history but never the erasure requests (deleting one would bring an erased buyer back at the next publish).
 # A function may be called by anyone unless revoked from PUBLIC.
 API_GRANTS = """
-REVOKE ALL ON run, batch, batch_retry, erasure FROM {api};
+REVOKE ALL ON run, batch, batch_retry, erasure, run_request FROM {api};
 GRANT SELECT ON run, batch, batch_retry TO {api};
--- POST /jobs (History.create_run): a queued run with its parameters, nothing of its outcome.
-GRANT INSERT (run_id, logical_date, trigger, params) ON run TO {api};
--- POST /jobs/{{id}}/retry (History.reopen_run, claim_publish).
-REVOKE ALL ON FUNCTION lock_run_for_retry, reopen_failed_run, claim_publish FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION lock_run_for_retry, reopen_failed_run, claim_publish TO {api};
+-- POST /jobs (History.request_run) and POST /jobs/{{id}}/retry (History.reopen_run): through the functions only,
+-- so that every request it makes names a run it has just created or reopened.
+REVOKE ALL ON FUNCTION lock_run_for_retry, reopen_failed_run, claim_publish, request_run, request_retry FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_run_for_retry, request_run, request_retry TO {api};
+"""
+
+# What the workers' role may do, granted afresh at each init: the rows each stage writes, never the schema, never a
+# change to an erasure request (deleting one would bring an erased buyer back at the next publish; adding one is the
+# operator's `gdpr erase`, as the owner). The completion barrier goes through claim_publish, as the API's retry does.
+WORKER_GRANTS = """
+REVOKE ALL ON run, batch, batch_retry, erasure, run_request FROM {worker};
+-- extract, archive and transform leave erased buyers out; the sweep and the run gauges read retries.
+GRANT SELECT ON run, batch, batch_retry, erasure TO {worker};
+-- beat's daily trigger (extract.start): a queued run.
+GRANT INSERT (run_id, logical_date, trigger, params) ON run TO {worker};
+-- a run's start, plan, extraction and end; not publish_requested_at (claim_publish) nor what the trigger set.
+GRANT UPDATE (status, started_at, finished_at, mode, mode_reason, base_version, watermark_from, watermark_from_id,
+              watermark_cap, extracted_batches, source_rows, watermark_to, watermark_to_id, curated_key,
+              curated_rows, model_fingerprint, changes, error) ON run TO {worker};
+-- each stage's batch rows; DELETE: extraction drops its retry placeholder (History.set_extracted).
+GRANT INSERT, UPDATE, DELETE ON batch TO {worker};
+GRANT EXECUTE ON FUNCTION claim_publish TO {worker};
+-- the extract worker claims the API's run requests (shared/run_requests.py): FOR UPDATE needs the column's UPDATE.
+GRANT SELECT, UPDATE (claimed_at) ON run_request TO {worker};
 """
 
 
 def init_metadata_db(settings: Settings) -> None:
-    """Create the metadata database, its owner's and the API's roles and its tables, migrate them and grant the
-    API its part; idempotent."""
+    """Create the metadata database, its owner's, the API's and the workers' roles and its tables, migrate them and
+    grant the API and the workers their parts; idempotent."""
     admin = psycopg2.connect(settings.postgres_admin_dsn)
     admin.autocommit = True
     try:
@@ -174,6 +224,7 @@ def init_metadata_db(settings: Settings) -> None:
             for user, password in (
                 (settings.metadata_user, settings.metadata_password),
                 (settings.api_metadata_user, settings.api_metadata_password),
+                (settings.worker_metadata_user, settings.worker_metadata_password),
             ):
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
                 verb = "ALTER" if cur.fetchone() else "CREATE"
@@ -198,5 +249,6 @@ def init_metadata_db(settings: Settings) -> None:
                 cur.execute(migration)
             cur.execute(FUNCTIONS)
             cur.execute(sql.SQL(API_GRANTS).format(api=sql.Identifier(settings.api_metadata_user)))
+            cur.execute(sql.SQL(WORKER_GRANTS).format(worker=sql.Identifier(settings.worker_metadata_user)))
     finally:
         conn.close()

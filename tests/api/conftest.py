@@ -55,7 +55,7 @@ class Publisher:
     """Publishes curated versions the way the publish stage does: real code, real S3, real Redis."""
 
     def __init__(self, settings: Settings):
-        self.lake = Lake(make_s3(settings), settings.s3_bucket)
+        self.lake = Lake(make_s3(settings, "operator"), settings.s3_bucket)
         self.redis = redis.Redis.from_url(settings.redis_url)
 
     def publish(self, run_id: str, batches: list[list[dict]], **kwargs):

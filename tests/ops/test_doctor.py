@@ -105,7 +105,7 @@ def system(servers: Settings) -> Iterator[System]:
     # the doctor's memory, and the lake's last measure: each test starts afresh
     client.delete(doctor.HEALTH_CHECKS_KEY, doctor.LATENCY_KEY, retention.MEASURE_KEY)
     try:
-        yield System(settings, history, Lake(make_s3(settings), settings.s3_bucket), client)
+        yield System(settings, history, Lake(make_s3(settings, "operator"), settings.s3_bucket), client)
     finally:
         history.close()
         client.close()

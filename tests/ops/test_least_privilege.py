@@ -1,4 +1,4 @@
-"""Least privilege, proven by refusals on the real servers: Redis, MongoDB users, S3 identities, secrets.
+"""Least privilege, proven by refusals on the real servers: Redis users, MongoDB users, S3 identities, secrets.
 
 (The PostgreSQL read-only role is proven in tests/ops/test_source.py.)
 """
@@ -11,9 +11,10 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import psycopg2
 import pymongo
 import pytest
@@ -25,15 +26,30 @@ from pydantic import SecretStr
 from pymongo.errors import OperationFailure
 
 from ops.stack.process import free_port
-from ops.stack.s3_server import DEPLOYED_BUCKET, grant_lake, lake_policy
+from ops.stack.s3_server import DEPLOYED_BUCKET, GRANTED, grant_lake, lake_policy
+from shared.celery_app import BEAT_HEARTBEAT_KEY, CLASSIFIER_FINGERPRINT_KEY
 from shared.clients import make_iam, make_s3
 from shared.history import History
 from shared.history.runs import RunAlreadyActive
 from shared.history.schema import init_metadata_db
-from shared.lake import LATEST_KEY, CuratedVersion, Lake, cleaned_key, curated_key, known_key, raw_key
+from shared.lake import (
+    CURATED_CHANNEL,
+    LATEST_KEY,
+    CuratedVersion,
+    Lake,
+    cleaned_key,
+    curated_key,
+    known_key,
+    raw_key,
+    rejects_key,
+    scored_key,
+)
+from shared.plan import Plan
+from shared.redis_acl import API_REDIS_OPTIONS
 from shared.serving_format import NAMES, SERVING_PREFIX, serving_key
 from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
+from tests.api.conftest import Publisher, ServerThread, wait_until_served
 from tests.factories import publish_batches, scored_row
 from tests.pipeline.runs import failed_run
 
@@ -65,6 +81,82 @@ def test_redis_refuses_a_client_without_its_password_or_with_a_wrong_one(servers
             client.set("stranger", "1")
     with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as client:
         assert client.ping() and client.get("stranger") is None
+
+
+# What the API's Redis user must not do: a task onto a worker's queue (workers would run it with their write
+# credentials), a script, any key, an announcement of its own, the server's configuration and users.
+API_REDIS_REFUSED = [
+    ("LPUSH", Stage.EXTRACT.queue, "{}"),
+    ("RPUSH", Stage.PUBLISH.queue, "{}"),
+    ("EVAL", "return redis.call('lpush', KEYS[1], '{}')", "1", Stage.EXTRACT.queue),
+    ("EVALSHA", "0" * 40, "0"),
+    ("SET", CLASSIFIER_FINGERPRINT_KEY, "forged"),
+    ("GET", BEAT_HEARTBEAT_KEY),
+    ("DEL", "unacked"),
+    ("KEYS", "*"),
+    ("FLUSHALL",),
+    ("PUBLISH", CURATED_CHANNEL, "{}"),
+    ("CONFIG", "SET", "requirepass", "taken-over"),
+    ("ACL", "SETUSER", "reviews_api", "+@all"),
+]
+
+
+def api_redis(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.api_redis_url, socket_timeout=5, **API_REDIS_OPTIONS)
+
+
+@pytest.mark.parametrize("command", API_REDIS_REFUSED, ids=lambda command: command[0])
+def test_the_api_redis_user_cannot_enqueue_run_a_script_or_touch_a_key(servers: Settings, command):
+    with api_redis(servers) as api:
+        assert api.ping()
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            api.execute_command(*command)
+
+
+def test_the_api_redis_user_hears_the_curated_announcements_and_no_other_channel(servers: Settings):
+    with api_redis(servers) as api, redis.Redis.from_url(servers.redis_url, socket_timeout=5) as broker:
+        pubsub = api.pubsub()
+        pubsub.subscribe(CURATED_CHANNEL)
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        broker.publish(CURATED_CHANNEL, "hello")
+        assert pubsub.get_message(timeout=5)["data"] == b"hello"
+        for subscribe, channel in (("subscribe", "celeryev"), ("psubscribe", "*")):
+            other = api.pubsub()
+            getattr(other, subscribe)(channel)
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                other.get_message(timeout=5)
+            other.close()
+        pubsub.close()
+
+
+def test_the_api_serves_reloads_and_takes_jobs_without_the_brokers_password(servers: Settings, history_db: Settings):
+    # given the API with its own Redis user only, polling S3 once an hour: only an announcement reloads it
+    api = history_db.model_copy(
+        update={
+            "s3_bucket": "least-privilege-api-redis",
+            "api_port": free_port(),
+            "api_reload_check_s": 3600.0,
+            "redis_password": SecretStr(""),
+        }
+    )
+    grant_lake(api)
+    publisher = Publisher(history_db.model_copy(update={"s3_bucket": api.s3_bucket}))  # the broker's user
+    first = publisher.publish("20260302T000000Z-lpred1", [[scored_row(1, "P", 0.5)]])
+    with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as broker:
+        broker.acl_log_reset()
+    with ServerThread(api) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        wait_until_served(client, first.version)
+        # when a new version is published and announced
+        second = publisher.publish("20260302T000001Z-lpred2", [[scored_row(2, "P", 0.7)]])
+        # then the announcement reaches it, readiness answers, and it still takes a job
+        wait_until_served(client, second.version)
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["redis"] is True
+        token = {"Authorization": f"Bearer {api.api_token.get_secret_value()}"}
+        assert client.post("/jobs", headers=token, json={"limit": 5}).status_code == 202
+    # and Redis refused it nothing: it only ever ran what its user allows
+    with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as broker:
+        assert [e for e in broker.acl_log() if e["username"] == api.api_redis_user] == []
 
 
 # --- MongoDB --------------------------------------------------------------------------------------
@@ -126,11 +218,11 @@ print(json.dumps({"status": ready.status_code, "version": ready.json()["version"
 
 def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(servers: Settings):
     # given a lake with a curated version, and the API's settings stripped of every MongoDB
-    # credential, of the pipeline's and the administrator's S3 secrets and of the run history's owner, MongoDB's
-    # port dead
+    # credential, of the pipeline's and the administrator's S3 secrets, of the run history's owner and of the
+    # broker's password, MongoDB's port dead
     lake_settings = servers.model_copy(update={"s3_bucket": "least-privilege-api"})
     grant_lake(lake_settings)
-    lake = Lake(make_s3(lake_settings), lake_settings.s3_bucket)
+    lake = Lake(make_s3(lake_settings, "operator"), lake_settings.s3_bucket)
     run_id = "20260301T000000Z-lpapi1"
     version = publish_batches(lake, run_id, [[scored_row(1, "P", 0.5)]], keep=1).version
     api = lake_settings.model_copy(
@@ -140,9 +232,11 @@ def test_the_api_serves_with_no_mongodb_credential_and_no_pipeline_secret(server
             "mongo_admin_user": "",
             "mongo_admin_password": SecretStr(""),
             "mongo_port": free_port(),
-            "s3_secret_access_key": SecretStr(""),
+            **{f"{identity}_s3_secret_access_key": SecretStr("") for identity in GRANTED if identity != "api"},
             "s3_admin_secret_access_key": SecretStr(""),
             "metadata_password": SecretStr(""),
+            "worker_metadata_password": SecretStr(""),
+            "redis_password": SecretStr(""),
         }
     )
     # when the API starts in a process of its own
@@ -181,19 +275,26 @@ def api_role(history_db: Settings) -> Iterator[History]:
     history.close()
 
 
-def test_the_api_role_reads_runs_and_adds_a_queued_run(api_role: History, owner: History):
-    run_id = api_role.create_run("api", {"limit": 5}, date(2001, 1, 1))
+def requests(settings: Settings, run_id: str) -> list[str]:
+    with psycopg2.connect(settings.metadata_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT kind FROM run_request WHERE run_id = %s ORDER BY request_id", (run_id,))
+        return [kind for (kind,) in cur.fetchall()]
+
+
+def test_the_api_role_reads_runs_and_requests_a_queued_run(api_role: History, owner: History, history_db: Settings):
+    run_id = api_role.request_run({"limit": 5}, date(2001, 1, 1))
     assert api_role.get_run(run_id)["status"] == "queued" and api_role.list_runs(100)[0]["run_id"] == run_id
     with pytest.raises(RunAlreadyActive):  # the active run's id is read back
-        api_role.create_run("api", {}, date(2001, 1, 1))
-    assert owner.get_run(run_id)["params"] == {"limit": 5}
+        api_role.request_run({}, date(2001, 1, 1))
+    run = owner.get_run(run_id)
+    assert (run["trigger"], run["params"]) == ("api", {"limit": 5}) and requests(history_db, run_id) == ["start"]
 
 
-def test_the_api_role_reopens_a_failed_run(api_role: History, owner: History):
+def test_the_api_role_reopens_a_failed_run_with_a_request(api_role: History, owner: History, history_db: Settings):
     run_id = failed_run(owner, date(2001, 1, 2))
-    cleared = api_role.reopen_run(run_id, "api", lambda run, later, batches: [(Stage.TRANSFORM, 2)])
+    cleared = api_role.reopen_run(run_id, "api", lambda run, later, batches: [(Stage.TRANSFORM, 2)], request=True)
     assert [(b["stage"], b["batch_no"]) for b in cleared] == [("transform", 2)]
-    assert owner.get_run(run_id)["status"] == "running"
+    assert owner.get_run(run_id)["status"] == "running" and requests(history_db, run_id) == ["retry"]
     assert [(r["stage"], r["status"]) for r in api_role.retries(run_id)] == [("transform", "dead")]
 
 
@@ -203,7 +304,8 @@ def test_the_api_role_reopens_nothing_but_a_failed_run(api_role: History, owner:
     owner.start_run(running)
     with psycopg2.connect(history_db.api_metadata_dsn) as conn, conn.cursor() as cur:
         with pytest.raises(psycopg2.errors.RaiseException, match="is not failed"):
-            cur.execute("SELECT * FROM reopen_failed_run(%s, 'api', ARRAY['extract'], ARRAY[0])", (running,))
+            cur.execute("SELECT * FROM request_retry(%s, ARRAY['extract'], ARRAY[0])", (running,))
+    assert requests(history_db, running) == []
 
 
 @pytest.mark.parametrize(
@@ -221,6 +323,15 @@ def test_the_api_role_reopens_nothing_but_a_failed_run(api_role: History, owner:
         "INSERT INTO batch_retry (run_id, stage, batch_no, trigger, status, attempts, retries) "
         "VALUES ('forged', 'extract', 0, 'api', 'dead', 0, 0)",
         "INSERT INTO run (run_id, logical_date, trigger, status) VALUES ('forged', '2001-02-01', 'api', 'succeeded')",
+        # a run or a request of its own making: only through request_run, which pairs them
+        "INSERT INTO run (run_id, logical_date, trigger, params) VALUES ('forged', '2001-02-02', 'api', '{}')",
+        "INSERT INTO run_request (run_id, kind) VALUES ('forged', 'start')",
+        "SELECT * FROM run_request",
+        "UPDATE run_request SET claimed_at = NULL",
+        "DELETE FROM run_request",
+        # the owner's functions the API no longer calls: a retry without its request, the completion barrier
+        "SELECT * FROM reopen_failed_run('forged', 'api', ARRAY['extract'], ARRAY[0])",
+        "SELECT claim_publish('forged')",
         "INSERT INTO batch (run_id, stage, batch_no, status) VALUES ('forged', 'extract', 0, 'succeeded')",
         "DELETE FROM run",
         "DELETE FROM batch_retry",
@@ -236,44 +347,183 @@ def test_the_api_role_is_refused_everything_else(history_db: Settings, statement
             cur.execute(statement)
 
 
+@pytest.fixture(scope="module")
+def worker_role(history_db: Settings) -> Iterator[History]:
+    history = History(history_db.worker_metadata_dsn)
+    yield history
+    history.close()
+
+
+def test_the_worker_role_runs_a_run_from_start_to_end(worker_role: History, owner: History):
+    # beat's trigger, extraction, each stage's batch, the completion barrier, the end: all as the workers' role
+    run_id = worker_role.create_run("beat", {}, date(2001, 3, 1))
+    worker_role.start_run(run_id)
+    assert worker_role.set_plan(run_id, Plan("full", "first run")).mode == "full"
+    worker_role.cap_watermark(run_id, datetime(2001, 3, 1, tzinfo=UTC))
+    worker_role.retry_batch(run_id, Stage.EXTRACT, 0, "source down")  # the extraction's retry placeholder
+    for stage in (Stage.EXTRACT, Stage.ARCHIVE, Stage.TRANSFORM, Stage.CLASSIFY):
+        worker_role.begin_batch(run_id, stage, 1, 3, "in", "worker")
+        worker_role.finish_batch(run_id, stage, 1, rows_in=1, rows_out=1, output_key="out")
+    assert worker_role.set_extracted(run_id, 1, 1) == 1
+    assert worker_role.claim_publish(run_id)
+    worker_role.finish_run(run_id, curated_key(run_id), 1)
+    assert owner.get_run(run_id)["status"] == "succeeded"
+    # a batch that dies fails its run; the sweep and the gauges read the history
+    failing = worker_role.create_run("beat", {}, date(2001, 3, 2))
+    worker_role.kill_batch(failing, Stage.TRANSFORM, 1, "bad data")
+    worker_role.fail_run(failing, "transform batch 1 failed")
+    stalled = {run["run_id"] for run in worker_role.stalled_runs(1)}  # other tests' runs may be stalled
+    assert not stalled & {run_id, failing} and worker_role.run_counts()["failed"] >= 1
+    # erasure requests: the operator adds them as the owner, the workers read them
+    owner.add_erasure("least-privilege-pseudonym")
+    assert "least-privilege-pseudonym" in worker_role.erased_pseudonyms()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM erasure",
+        "INSERT INTO erasure (buyer_pseudonym) VALUES ('x')",
+        "UPDATE erasure SET requested_at = now()",
+        "TRUNCATE erasure",
+        "TRUNCATE batch",
+        "UPDATE run SET publish_requested_at = now()",
+        "UPDATE run SET trigger = 'api'",
+        "DELETE FROM run",
+        "INSERT INTO batch_retry (run_id, stage, batch_no, trigger, status, attempts, retries) "
+        "VALUES ('forged', 'extract', 0, 'cli', 'dead', 0, 0)",
+        "DELETE FROM batch_retry",
+        "SELECT * FROM reopen_failed_run('forged', 'cli', ARRAY['extract'], ARRAY[0])",
+        "DROP TABLE erasure",
+        "ALTER TABLE run DROP COLUMN error",
+        "ALTER TABLE erasure OWNER TO pipeline_worker",
+        "CREATE TABLE intruder (a int)",
+        "CREATE INDEX intruder ON batch (worker)",
+    ],
+)
+def test_the_worker_role_is_refused_everything_else(history_db: Settings, statement: str):
+    with psycopg2.connect(history_db.worker_metadata_dsn) as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute(statement)
+
+
 # --- S3 --------------------------------------------------------------------------------------------
 
 
-def test_the_pipeline_reads_writes_lists_and_deletes_in_the_lake(servers: Settings):
-    s3, bucket, key = make_s3(servers), servers.s3_bucket, "scored/run=least-privilege/batch=00001.parquet"
-    s3.put_object(Bucket=bucket, Key=key, Body=b"x")
-    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"x"
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]] == [key]
-    assert s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key}]}).get("Errors", []) == []
-
-
-def test_the_pipeline_has_no_other_bucket_and_cannot_make_one(servers: Settings):
-    admin, pipeline, elsewhere = make_s3(servers, "admin"), make_s3(servers), "least-privilege-elsewhere"
+@pytest.mark.parametrize("identity", GRANTED)
+def test_no_identity_has_another_bucket_or_can_make_one(servers: Settings, identity):
+    admin, s3, elsewhere = make_s3(servers, "admin"), make_s3(servers, identity), "least-privilege-elsewhere"
     admin.create_bucket(Bucket=elsewhere)
-    admin.put_object(Bucket=elsewhere, Key="k", Body=b"x")
-    assert s3_error(lambda: pipeline.get_object(Bucket=elsewhere, Key="k")) == "AccessDenied"
-    assert s3_error(lambda: pipeline.put_object(Bucket=elsewhere, Key="k", Body=b"")) == "AccessDenied"
-    assert s3_error(lambda: pipeline.create_bucket(Bucket="least-privilege-mine")) == "AccessDenied"
-    assert s3_error(lambda: pipeline.list_buckets()) == "AccessDenied"
+    admin.put_object(Bucket=elsewhere, Key="raw/k", Body=b"x")
+    assert s3_error(lambda: s3.get_object(Bucket=elsewhere, Key="raw/k")) == "AccessDenied"
+    assert s3_error(lambda: s3.put_object(Bucket=elsewhere, Key="raw/k", Body=b"")) == "AccessDenied"
+    assert s3_error(lambda: s3.create_bucket(Bucket="least-privilege-mine")) == "AccessDenied"
+    assert s3_error(lambda: s3.list_buckets()) == "AccessDenied"
 
 
 @pytest.fixture(scope="module")
 def zones(own_lake: Lake) -> dict[str, str]:
-    """A version published in the module's own bucket, a raw and a cleaned batch beside it: a key of each kind."""
+    """A version published in the module's own bucket, a batch of each run zone beside it: a key of each kind."""
     run_id = "20260301T000000Z-lpzone"
     version = publish_batches(own_lake, run_id, [[scored_row(1, "P", 0.5)]], keep=1).version
-    own_lake.put_bytes(raw_key(run_id, 1), b"raw")
-    own_lake.put_bytes(cleaned_key(run_id, 1), b"cleaned")
     keys = {
         "serving": serving_key(version.version, NAMES[0]),
         "pointer": LATEST_KEY,
         "curated": curated_key(run_id),
         "known": known_key(run_id),
         "raw": raw_key(run_id, 1),
+        "rejects": rejects_key(run_id, 1),
         "cleaned": cleaned_key(run_id, 1),
+        "scored": scored_key(run_id, 1),
     }
+    for zone in RUN_ZONES:
+        own_lake.put_bytes(keys[zone], zone.encode())
     assert all(own_lake.exists(key) for key in keys.values())
     return keys
+
+
+# What each identity's code reads, writes and deletes, zone by zone (the kinds of key of ``zones``): its policy
+# allows exactly these. The extractor reads the pointer and checks the version it names (an incremental run's
+# base); the classifier reads the base version's known keys; publish reads the raw batches' ids, prunes curated
+# versions and deletes expired run zones (beat's daily expiry runs on its worker).
+CURATED = {"serving", "pointer", "curated", "known"}
+RUN_ZONES = ("raw", "rejects", "cleaned", "scored")
+EVERY_ZONE = CURATED | set(RUN_ZONES)
+READS = {
+    "extract": {"pointer", "curated"},
+    "archive": {"raw"},
+    "transform": {"raw"},
+    "classify": {"cleaned", "known"},
+    "publish": {"raw", "scored", *CURATED},
+    "operator": EVERY_ZONE,
+    "api": {"serving", "pointer"},
+}
+WRITES = {
+    "extract": {"raw"},
+    "archive": set(),
+    "transform": {"cleaned", "rejects"},
+    "classify": {"scored"},
+    "publish": CURATED,
+    "operator": EVERY_ZONE,
+    "api": set(),
+}
+DELETES = {identity: EVERY_ZONE if identity in ("publish", "operator") else set() for identity in GRANTED}
+
+
+def allowed(call) -> bool:
+    """Whether S3 let ``call`` through: True when it did, False on a refusal; anything else fails the test."""
+    try:
+        call()
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "AccessDenied", exc
+        return False
+    return True
+
+
+def probe(key: str, identity: str) -> str:
+    """A key beside ``key``, in the same zone, that no other test reads."""
+    return f"{key}.probe-{identity}"
+
+
+@pytest.mark.parametrize("identity", GRANTED)
+def test_each_identity_reads_exactly_its_zones(servers: Settings, own_lake: Lake, zones, identity):
+    s3 = make_s3(servers, identity)
+    read = {
+        zone for zone, key in zones.items() if allowed(lambda key=key: s3.get_object(Bucket=own_lake.bucket, Key=key))
+    }
+    assert read == READS[identity]
+
+
+@pytest.mark.parametrize("identity", GRANTED)
+def test_each_identity_writes_exactly_its_zones(servers: Settings, own_lake: Lake, zones, identity):
+    s3, probes = make_s3(servers, identity), {zone: probe(key, identity) for zone, key in zones.items()}
+    try:
+        written = {
+            zone
+            for zone, key in probes.items()
+            if allowed(lambda key=key: s3.put_object(Bucket=own_lake.bucket, Key=key, Body=b"probe"))
+        }
+        assert written == WRITES[identity]
+        assert {zone for zone, key in probes.items() if own_lake.exists(key)} == written  # a refusal wrote nothing
+    finally:
+        own_lake.delete(list(probes.values()))
+
+
+@pytest.mark.parametrize("identity", GRANTED)
+def test_each_identity_deletes_exactly_where_it_may(servers: Settings, own_lake: Lake, zones, identity):
+    s3, probes = make_s3(servers, identity), {zone: probe(key, identity) for zone, key in zones.items()}
+    for key in probes.values():
+        own_lake.put_bytes(key, b"probe")
+    try:
+        deleted = {
+            zone
+            for zone, key in probes.items()
+            if allowed(lambda key=key: s3.delete_object(Bucket=own_lake.bucket, Key=key))
+        }
+        assert deleted == DELETES[identity]
+        assert {zone for zone, key in probes.items() if not own_lake.exists(key)} == deleted
+    finally:
+        own_lake.delete(list(probes.values()))
 
 
 def test_the_api_reads_the_serving_files_and_the_pointer(servers: Settings, own_lake: Lake, zones):
@@ -306,28 +556,28 @@ def test_the_api_writes_and_deletes_nothing(servers: Settings, own_lake: Lake, z
 @pytest.mark.parametrize(
     ("forged", "code"),
     [
-        ({"s3_access_key_id": "nobody"}, "InvalidAccessKeyId"),
-        ({"s3_secret_access_key": SecretStr("not-the-secret")}, "SignatureDoesNotMatch"),
+        ({"operator_s3_access_key_id": "nobody"}, "InvalidAccessKeyId"),
+        ({"operator_s3_secret_access_key": SecretStr("not-the-secret")}, "SignatureDoesNotMatch"),
     ],
 )
 def test_s3_refuses_unknown_keys_and_wrong_secrets(servers: Settings, own_lake: Lake, zones, forged, code):
-    s3 = make_s3(servers.model_copy(update=forged))
+    s3 = make_s3(servers.model_copy(update=forged), "operator")
     assert s3_error(lambda: s3.get_object(Bucket=own_lake.bucket, Key=zones["pointer"])) == code
 
 
 def test_s3_refuses_unsigned_requests(servers: Settings, own_lake: Lake, zones):
-    anonymous = make_s3(servers, config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}))
+    anonymous = make_s3(servers, "operator", config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}))
     bucket = own_lake.bucket
     read = s3_refusal(lambda: anonymous.get_object(Bucket=bucket, Key=zones["pointer"]))
     assert read.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     # moto's IAM check fails on the missing Authorization header (a 500, not a 403): refused all the same
     write = s3_refusal(lambda: anonymous.put_object(Bucket=bucket, Key="raw/anonymous", Body=b"x"))
     assert write.response["ResponseMetadata"]["HTTPStatusCode"] >= 400
-    assert s3_error(lambda: make_s3(servers).head_object(Bucket=bucket, Key="raw/anonymous")) == "404"
+    assert s3_error(lambda: make_s3(servers, "operator").head_object(Bucket=bucket, Key="raw/anonymous")) == "404"
 
 
-@pytest.mark.parametrize("identity", ["pipeline", "api"])
-def test_neither_the_pipeline_nor_the_api_can_grant_itself_more(servers: Settings, identity):
+@pytest.mark.parametrize("identity", GRANTED)
+def test_no_identity_can_grant_itself_more(servers: Settings, identity):
     key_id, secret = servers.s3_credentials(identity)
     # its own keys, in the administrator's place
     iam = make_iam(
@@ -335,16 +585,19 @@ def test_neither_the_pipeline_nor_the_api_can_grant_itself_more(servers: Setting
     )
     with pytest.raises(ClientError) as refused:
         iam.put_user_policy(
-            UserName="lake-api", PolicyName="more", PolicyDocument=json.dumps(lake_policy("pipeline", "*"))
+            UserName="lake-api", PolicyName="more", PolicyDocument=json.dumps(lake_policy("operator", "*"))
         )
     assert refused.value.response["Error"]["Code"] == "AccessDenied"
 
 
 def test_the_local_stack_grants_production_documents_for_its_own_bucket():
-    policies = {identity: lake_policy(identity, "elsewhere") for identity in ("pipeline", "api")}
+    policies = {identity: lake_policy(identity, "elsewhere") for identity in GRANTED}
     assert DEPLOYED_BUCKET not in json.dumps(policies)
-    assert policies["pipeline"] == json.loads(
-        (ROOT / "deploy" / "pipeline-s3-policy.json").read_text().replace(DEPLOYED_BUCKET, "elsewhere")
+    for identity in GRANTED:
+        deployed = (ROOT / "deploy" / f"{identity}-s3-policy.json").read_text()
+        assert policies[identity] == json.loads(deployed.replace(DEPLOYED_BUCKET, "elsewhere"))
+    assert sorted(path.name for path in (ROOT / "deploy").glob("*-s3-policy.json")) == sorted(
+        f"{identity}-s3-policy.json" for identity in GRANTED
     )
     # the API may read exactly the keys its code reads: the serving files and the pointer
     (read,) = [s for s in policies["api"]["Statement"] if s["Action"] == ["s3:GetObject"]]

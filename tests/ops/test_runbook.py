@@ -104,7 +104,7 @@ def failed_run(settings, earlier_run: str) -> str:
     """A run whose only batch the transform could not read (its raw file missing), then put back:
     what `reviews retry` is for. The file is a copy of an earlier run's first batch."""
     history, celery = History(settings.metadata_dsn), create_celery(settings)
-    lake = Lake(make_s3(settings), settings.s3_bucket)
+    lake = Lake(make_s3(settings, "operator"), settings.s3_bucket)
     try:
         run_id = history.create_run("cli", {"full": True})
         history.start_run(run_id)

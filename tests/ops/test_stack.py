@@ -160,7 +160,8 @@ def test_no_secret_in_a_command_line_or_in_a_file_others_may_read(full_stack: St
     # What holds a command line or the Redis password: this user's alone.
     private = [*(full_stack.ctx.root / "run").glob("*.pid"), full_stack.ctx.root / "redis.conf"]
     assert {oct(path.stat().st_mode & 0o777) for path in private} == {"0o600"}
-    assert f"requirepass {secrets['redis_password']}" in (full_stack.ctx.root / "redis.conf").read_text()
+    config = (full_stack.ctx.root / "redis.conf").read_text()
+    assert f"requirepass {secrets['redis_password']}" in config and f">{secrets['api_redis_password']}\n" in config
 
 
 def listening_addresses(port: int) -> set[str]:

@@ -16,11 +16,14 @@ from prometheus_client.core import CollectorRegistry
 from services.publisher.run_gauges import gauges
 from shared import retention
 from shared.clients import make_s3
+from shared.history import History
 from shared.history.runs import new_run_id
 from shared.lake import (
     LATEST_KEY,
     RUN_ZONES,
     CuratedVersion,
+    DeleteRefused,
+    Lake,
     cleaned_key,
     curated_key,
     live_ids_key,
@@ -129,6 +132,21 @@ def test_the_expiry_measures_the_lake_for_the_publish_workers_gauges(lake, histo
     assert registry.get_sample_value("pipeline_lake_bytes", {"zone": "raw"}) == 300
     oldest = registry.get_sample_value("pipeline_lake_oldest_run_timestamp_seconds")
     assert oldest == retention.run_started(RECENT).timestamp()  # the old run is gone
+
+
+def test_the_publish_worker_expires_as_its_own_identity_and_the_workers_role(lake, history, servers):
+    # beat's daily expiry runs on the publish worker: its S3 identity may delete the run zones, the workers' role
+    # reads whether a run is still active; another stage's identity is refused, and says so
+    old, recent = put_run(lake, OLD), put_run(lake, RECENT)
+    worker = History(servers.worker_metadata_dsn)
+    try:
+        with pytest.raises(DeleteRefused, match="AccessDenied"):
+            retention.expire(Lake(make_s3(servers, "transform"), lake.bucket), worker, DAYS)
+        assert everything(lake) == old | recent
+        expiry = retention.expire_and_measure(Lake(make_s3(servers, "publish"), lake.bucket), worker, FakeRedis(), DAYS)
+    finally:
+        worker.close()
+    assert sum(expiry.objects().values()) == len(old) and everything(lake) == recent
 
 
 def test_the_operator_command_shows_per_zone_what_it_removes(lake, history, servers):

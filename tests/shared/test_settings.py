@@ -16,7 +16,8 @@ from ops.cli import main as reviews
 from services.api.app import create_app
 from shared.celery_app import create_celery
 from shared.settings import API_SECRETS, BEAT_SECRETS, STAGE_SECRETS, Settings, UnsafeSecrets, get_settings
-from shared.tasks import require_stage_secrets
+from shared.stages import Stage
+from shared.tasks import require_stage_secrets, worker_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = [name for name, field in Settings.model_fields.items() if isinstance(field.default, SecretStr)]
@@ -53,21 +54,21 @@ def test_unset_environment_means_production_rules(monkeypatch):
 def test_only_an_explicit_local_environment_accepts_the_placeholders(production):
     assert Settings(environment="local").api_token.get_secret_value() == "local-api-token"
     message = refusal()
-    for name in ("API_TOKEN", "PSEUDONYM_KEY", "METADATA_PASSWORD", "MONGO_PASSWORD", "S3_ACCESS_KEY_ID"):
+    for name in ("API_TOKEN", "PSEUDONYM_KEY", "METADATA_PASSWORD", "MONGO_PASSWORD", "EXTRACT_S3_ACCESS_KEY_ID"):
         assert f"{name}: the published local- placeholder" in message
 
 
 def test_every_unsafe_secret_is_named_at_once_with_its_reason_and_never_its_value(production, monkeypatch):
     monkeypatch.setenv("API_TOKEN", "x" * 31)
     monkeypatch.setenv("METADATA_PASSWORD", "ChangeMe")
-    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "minioadmin")
+    monkeypatch.setenv("PUBLISH_S3_SECRET_ACCESS_KEY", "minioadmin")
     monkeypatch.setenv("FLOWER_PASSWORD", "fifteen-chars-x")
-    unsafe = {"api_token", "metadata_password", "s3_secret_access_key", "flower_password", "pseudonym_key"}
+    unsafe = {"api_token", "metadata_password", "publish_s3_secret_access_key", "flower_password", "pseudonym_key"}
     message = refusal(**{name: value for name, value in SAFE.items() if name not in unsafe})
     lines = message.splitlines()[1:-1]
     assert lines == [
         "  METADATA_PASSWORD: a well-known weak value",
-        "  S3_SECRET_ACCESS_KEY: a well-known weak value",
+        "  PUBLISH_S3_SECRET_ACCESS_KEY: a well-known weak value",
         "  PSEUDONYM_KEY: the published local- placeholder",
         "  API_TOKEN: shorter than 32 characters",
         "  FLOWER_PASSWORD: shorter than 16 characters",
@@ -80,7 +81,14 @@ def test_an_empty_secret_is_one_this_process_is_not_given_unless_it_uses_it(prod
     # docker-compose.yml keeps a secret from a service by setting it empty: the API holds no MongoDB password,
     # nor the run history owner's (it has a role of its own).
     withheld = Settings(
-        **{**SAFE, "mongo_password": "", "pseudonym_key": "", "s3_secret_access_key": "", "metadata_password": ""}
+        **{
+            **SAFE,
+            "mongo_password": "",
+            "pseudonym_key": "",
+            "publish_s3_secret_access_key": "",
+            "metadata_password": "",
+            "worker_metadata_password": "",
+        }
     )
     withheld.require_secrets(API_SECRETS)
     without_token = Settings(**{**SAFE, "api_token": "", "api_metadata_password": ""})
@@ -104,6 +112,12 @@ def test_each_worker_starts_with_its_stages_secrets_alone_and_refuses_without_on
         for name in used:
             with pytest.raises(UnsafeSecrets, match=f"{name.upper()}: empty, and this process uses it"):
                 require_stage_secrets(Settings(**given_only(set(used) - {name})), [stage.queue])
+
+
+def test_a_worker_serves_one_stage_whose_s3_identity_it_holds():
+    assert worker_stage(["classify"]) is Stage.CLASSIFY
+    with pytest.raises(ValueError, match="a worker serves one stage's queue"):
+        worker_stage(["extract", "publish"])  # it would need two identities
 
 
 def test_beat_starts_with_the_brokers_password_alone(production):

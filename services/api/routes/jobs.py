@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query
 
 from services.api.deps import HistoryDep, TokenDep
 from services.api.errors import Conflict, NotFound, public_error
@@ -18,10 +18,9 @@ from services.api.models import (
     RetryRequest,
     StageStatus,
 )
-from shared.flow import Send, sender, start_run
 from shared.history import History
 from shared.history.runs import RunAlreadyActive, RunNotFound
-from shared.recovery import RetryRefused, retry_run
+from shared.recovery import RetryRefused, request_retry
 from shared.stages import Stage
 
 router = APIRouter(tags=["jobs"])
@@ -31,11 +30,6 @@ BODY_REFUSED = {
     400: {"model": ErrorBody, "description": "The body could not be read as JSON"},
     413: {"model": ErrorBody, "description": "The body is over API_MAX_BODY_BYTES"},
 }
-
-
-def _sender(request: Request) -> Send:
-    """Messages through the API's own Celery app (it never loads the pipeline's clients)."""
-    return sender(request.app.state.celery)
 
 
 def jobs_of(history: History, runs: list[dict]) -> list[Job]:
@@ -92,11 +86,14 @@ def _job(run: dict, summary: dict[str, dict]) -> Job:
     dependencies=[TokenDep],
     responses={**BODY_REFUSED, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
-async def create_job(request: Request, history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
-    """Enqueue a pipeline run (the same run task as the CLI and the daily schedule)."""
+async def create_job(history: HistoryDep, job: Annotated[JobRequest | None, Body()] = None):
+    """Queue a pipeline run (the same run task as the CLI and the daily schedule), which starts within seconds.
+
+    The API has no broker: the run is requested in the run history and the extract worker sends it
+    (shared/run_requests.py)."""
     params = (job or JobRequest()).model_dump(exclude_defaults=True)
     try:
-        run_id = await anyio.to_thread.run_sync(start_run, history, _sender(request), "api", params)
+        run_id = await anyio.to_thread.run_sync(history.request_run, params)
     except RunAlreadyActive as exc:
         raise Conflict(f"{exc}: follow it at /jobs/{exc.run_id}") from None
     return JobAccepted(job_id=run_id, status="queued")
@@ -140,7 +137,6 @@ async def list_jobs(history: HistoryDep, limit: Annotated[int, Query(ge=1, le=10
     },
 )
 async def retry_job(
-    request: Request,
     history: HistoryDep,
     job_id: Annotated[str, Path(max_length=64)],
     retry: Annotated[RetryRequest | None, Body()] = None,
@@ -151,7 +147,7 @@ async def retry_job(
     retry = retry or RetryRequest()
 
     def run():
-        return retry_run(history, _sender(request), job_id, "api", retry.stage and Stage(retry.stage), retry.batch)
+        return request_retry(history, job_id, retry.stage and Stage(retry.stage), retry.batch)
 
     try:
         retried = await anyio.to_thread.run_sync(run)
