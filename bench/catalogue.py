@@ -9,9 +9,11 @@ and the classifier's fingerprint: `make bench` scores them once per machine.
 A catalogue of N reviews repeats those scored reviews: each copy of a real product is a product of
 its own, with a new ASIN-like id (a scramble of its number, so copies of one product lie far apart in
 id order, as unrelated products do, and the files compress no better than real ones) and all of the
-product's reviews under new review ids (k x 10^8 + the id, for copy k). So the catalogue has the real
-products' size distribution (1 to 878 reviews, median 9), the real texts and titles, and N / 24k times
-as many products. Publish's own code computes the relevance and the order, range by range, and writes
+product's reviews under new review ids (k x 10^8 + the id, for copy k), and each buyer of copy k is a
+buyer of its own, pseudonymised as the transform would pseudonymise an id ``<pseudonym>#k`` (what
+`bench/erasure_bench.py` erases). So the catalogue has the real products' size distribution (1 to 878
+reviews, median 9) and buyers' (a handful of reviews each), the real texts and titles, and N / 24k
+times as many products and buyers. Publish's own code computes the relevance and the order, range by range, and writes
 the curated Parquet: memory holds one range, whatever N.
 """
 
@@ -39,6 +41,7 @@ from services.extractor.extract import connect_source, read_pages
 from services.publisher.publish import curated_range
 from services.transformer.transform import transform
 from shared.curated import RANGE_ROWS
+from shared.pseudonym import pseudonym
 from shared.relevance import relevance
 from shared.schemas import CURATED, SCORED
 from shared.settings import Settings
@@ -102,7 +105,12 @@ def _new_product_ids(count: int) -> np.ndarray:
     return np.array([base36(int(n)) for n in numbers])
 
 
-def _copies(real: pa.Table, rows: int) -> Iterator[pa.Table]:
+def copy_buyer(buyer_pseudonym: str, copy: int) -> str:
+    """The buyer id of a real buyer's copy ``copy``: the catalogue holds its pseudonym."""
+    return f"{buyer_pseudonym}#{copy}"
+
+
+def _copies(real: pa.Table, rows: int, key: bytes) -> Iterator[pa.Table]:
     """Scored rows of whole synthetic products, in product-id order, ``rows`` in all (the last product cut)."""
     real = real.sort_by([("product_id", "ascending")])
     ids = real.column("product_id").to_numpy(zero_copy_only=False)
@@ -130,6 +138,12 @@ def _copies(real: pa.Table, rows: int) -> Iterator[pa.Table]:
         part = part.set_column(
             part.schema.get_field_index("product_id"), "product_id", pa.array(np.repeat(new_ids[picked], n))
         )
+        buyers = zip(part.column("buyer_pseudonym").to_pylist(), np.repeat(copy[picked], n).tolist(), strict=True)
+        part = part.set_column(
+            part.schema.get_field_index("buyer_pseudonym"),
+            "buyer_pseudonym",
+            pa.array([pseudonym(copy_buyer(b, k), key) for b, k in buyers], pa.string()),
+        )
         yield part
 
 
@@ -137,5 +151,5 @@ def write_catalogue(real: pa.Table, rows: int, path: Path, settings: Settings) -
     """A curated Parquet of ``rows`` reviews at ``path``, as publish writes one."""
     score = partial(relevance, settings=settings, as_of=datetime.now(UTC))
     with pq.ParquetWriter(path, CURATED, compression="zstd") as writer:
-        for scored in _copies(real, rows):
+        for scored in _copies(real, rows, settings.pseudonym_key.get_secret_value().encode()):
             writer.write_table(curated_range(scored, score), row_group_size=RANGE_ROWS)

@@ -43,6 +43,11 @@ BENCHMARKS = [
         "The operator's console on a large run history: its routes, and the run page of 4,001 and 20,001 grid cells",
         "bench.console_bench",
     ),
+    (
+        "Right to erasure: `reviews gdpr erase` against kept curated versions of 1M reviews, a buyer no version holds "
+        "and buyers of a handful of reviews, before and after reading the buyer column first",
+        "bench.erasure_bench",
+    ),
 ]
 
 

@@ -91,6 +91,43 @@ class ObjectHead:
     metadata: dict[str, str]  # what the writer put on the object's head (put_file's ``metadata``)
 
 
+class RangedObject(io.RawIOBase):
+    """An object read by ranged GETs, as a seekable file: a Parquet reader given it fetches the footer and the
+    column chunks it reads, never the whole object. ``bytes_read`` counts what came over the wire."""
+
+    def __init__(self, s3, bucket: str, key: str):
+        self._s3, self._bucket, self._key = s3, bucket, key
+        self._size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        self._position = 0
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        start = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = start + offset
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        wanted = min(len(buffer), self._size - self._position)
+        if wanted <= 0:
+            return 0
+        last = self._position + wanted - 1
+        body = self._s3.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{last}")
+        data = body["Body"].read()
+        buffer[: len(data)] = data
+        self._position += len(data)
+        self.bytes_read += len(data)
+        return len(data)
+
+
 class Lake:
     """One bucket, through a boto3 S3 client made once per process and handed in."""
 
@@ -128,6 +165,10 @@ class Lake:
     def get_table(self, key: str, schema: pa.Schema | None = None, columns: list[str] | None = None) -> pa.Table:
         table = pq.read_table(io.BytesIO(self.get_bytes(key)), columns=columns)
         return table.select(schema.names).cast(schema) if schema is not None else table
+
+    def ranged(self, key: str) -> RangedObject:
+        """The object as a seekable file read by ranged GETs (what a reader of a few columns wants)."""
+        return RangedObject(self.s3, self.bucket, key)
 
     def put_file(
         self,

@@ -10,6 +10,9 @@ source, which another system may write.
 - Free text (titles, review text, names, brands) keeps tab, newline and carriage return; other control
   characters and unpaired surrogates are stripped: old files hold a few (SUB in reviewer names, ETX in
   a review), the review is genuine, and PostgreSQL cannot store NUL.
+- A rejected id is shown, never written as it came: its control characters and surrogates as escapes
+  (``\\x00``, ``\\ud800``, backslashes doubled so an escape cannot be forged), so a rejects file holds no
+  raw control character a terminal or spreadsheet would act on, and an operator reads what was wrong.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ MAX_ID_CHARS = 64
 MAX_CATEGORY_CHARS = 200
 
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_ESCAPED = re.compile(r"[\\\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _STRIPPED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # OWASP's CSV injection guidance: a spreadsheet runs a cell starting with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -52,6 +56,16 @@ CATEGORY = Limit("category", MAX_CATEGORY_CHARS)
 
 def free_text(value: str) -> str:
     return _STRIPPED.sub("", value)
+
+
+def _escape(found: re.Match) -> str:
+    code = ord(found.group())
+    return "\\\\" if code == ord("\\") else f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(value: str) -> str:
+    """An id as a rejects file shows it: unchanged unless it holds a forbidden character, then escaped."""
+    return _ESCAPED.sub(_escape, value) if _FORBIDDEN.search(value) else value
 
 
 def csv_cell(value: str) -> str:

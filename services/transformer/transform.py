@@ -22,7 +22,7 @@ import pyarrow as pa
 from shared.lake import Lake, cleaned_key, rejects_key
 from shared.pseudonym import pseudonym
 from shared.schemas import CLEANED, RAW
-from shared.untrusted import BUYER_ID, CATEGORY, PRODUCT_ID, Limit, csv_cell
+from shared.untrusted import BUYER_ID, CATEGORY, PRODUCT_ID, Limit, csv_cell, shown
 
 EARLIEST_REVIEW = pd.Timestamp("1995-01-01", tz="UTC")  # Amazon's first customer reviews
 _TAG = re.compile(r"<[^>]{0,2000}>")
@@ -74,8 +74,10 @@ def _reasons(df: pd.DataFrame, now: pd.Timestamp) -> pd.Series:
 
 
 def rejects_csv(rejects: pd.DataFrame) -> bytes:
-    """The rejects as CSV, every text cell neutralised so a spreadsheet shows it rather than runs it."""
-    safe = rejects.map(lambda value: csv_cell(value) if isinstance(value, str) else value)
+    """The rejects as CSV, every text cell neutralised so a spreadsheet shows it rather than runs it, and the
+    product id (the one id a reject shows: the buyer's is a pseudonym) escaped when it holds a control character."""
+    safe = rejects.assign(product_id=rejects["product_id"].map(shown, na_action="ignore"))
+    safe = safe.map(lambda value: csv_cell(value) if isinstance(value, str) else value)
     return safe.to_csv(index=False).encode()
 
 

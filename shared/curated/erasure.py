@@ -6,6 +6,21 @@ reviews. So an erasure rewrites each kept curated file that holds any, row group
 (memory holds one), rebuilds its serving files, and moves "latest" to the rewritten served version:
 its row count changes, which is what makes the API load it again (services/api/serving/cache.py).
 
+What it costs. Whether a version holds the buyers is answered from its ``buyer_pseudonym`` column
+alone, read by ranged GETs (Parquet's column projection: the footer, then that column's chunks),
+about 3 % of the file at 1M reviews, without a download, a decode of the rest, or a write: a buyer
+no version holds costs that read per version, and only the versions that hold them are rewritten
+(BENCHMARKS.md, "Right to erasure", measured at 1M). Chosen over:
+- row-group statistics: rows are ordered by product and pseudonyms are keyed hashes, so every row
+  group's min and max span nearly the whole range and rule nothing out;
+- a Parquet bloom filter: pyarrow writes them but does not read them, so the check would mean
+  parsing their Thrift headers and hashing with xxHash64 by hand;
+- a buyer -> row group index beside each version: one more object to keep in step with every
+  version, and it would itself hold every pseudonym and need erasing too.
+A version that holds them is rewritten whole, with its serving files: a Parquet file cannot be
+patched in place (a row group's new size moves every later offset its footer records), and the
+serving files' products, batches and offsets follow from every range.
+
 A run publishing at that very moment read the erasure table before the request: its version may
 still hold the buyer until the next run, or until the command, which is idempotent, is run again.
 The run zones (raw/, cleaned/, scored/, rejects/) are not rewritten here.
@@ -42,6 +57,15 @@ class Rewritten:
     size_bytes: int
 
 
+def holds_any(lake: Lake, version: str, erased: frozenset[str]) -> bool:
+    """Whether ``version`` holds a review of the ``erased`` buyers, from its ``buyer_pseudonym`` column only."""
+    if not erased:
+        return False
+    with lake.ranged(curated_key(version)) as obj:
+        buyers = pq.ParquetFile(obj).read(columns=["buyer_pseudonym"])
+    return bool(erased_rows(buyers, erased).any())
+
+
 def rewrite_version(lake: Lake, version: str, erased: frozenset[str], reviews_kept: int) -> Rewritten | None:
     """The curated file of ``version`` and its serving files without the ``erased`` buyers' reviews;
     None when it holds none (nothing is written)."""
@@ -72,7 +96,8 @@ def forget_in_curated(
 ) -> tuple[list[Rewritten], CuratedVersion | None]:
     """Rewrite every kept version holding the ``erased`` buyers' reviews. Returns what was rewritten,
     and the new "latest" pointer when the served version was (to announce), else None."""
-    rewritten = [r for v in lake.curated_versions() if (r := rewrite_version(lake, v, erased, reviews_kept))]
+    holding = [v for v in lake.curated_versions() if holds_any(lake, v, erased)]
+    rewritten = [r for v in holding if (r := rewrite_version(lake, v, erased, reviews_kept))]
     served = lake.latest()
     changed = next((r for r in rewritten if served and r.version == served.version), None)
     if served is None or changed is None:

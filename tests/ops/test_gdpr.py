@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import getpass
-import io
 import json
 from datetime import UTC, datetime
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pymongo
 import pytest
 import redis
@@ -23,6 +21,7 @@ from shared.lake import RUN_ZONES, cleaned_key, curated_key, live_ids_key, raw_k
 from shared.pseudonym import pseudonym
 from shared.schemas import RAW
 from tests.factories import open_serving, publish_batches, scored_row
+from tests.pipeline.traces import decoded
 
 
 def test_erase_deletes_the_archive_and_keeps_the_buyer_out_of_later_files(servers, own_lake):
@@ -84,7 +83,9 @@ def served_ids(lake, version, folder) -> list[int]:
     return [r["review_id"] for r in body["reviews"]]
 
 
-def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_serves_them(servers, own_lake, tmp_path):
+def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_serves_them(
+    servers, own_lake, tmp_path, monkeypatch
+):
     init_metadata_db(servers)
     history = History(servers.metadata_dsn)
     gone = pseudonym("ERASE-KEPT", servers.pseudonym_key.get_secret_value().encode())
@@ -99,6 +100,9 @@ def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_s
     older = publish_batches(own_lake, "20260701T000001Z-gdpr11", theirs).version
     served = publish_batches(own_lake, "20260701T000002Z-gdpr12", theirs).version
     untouched = own_lake.s3.head_object(Bucket=own_lake.bucket, Key=curated_key(without.version))["ETag"]
+    downloaded = []
+    download = own_lake.get_file
+    monkeypatch.setattr(own_lake, "get_file", lambda key, path: (downloaded.append(key), download(key, path)))
 
     report = erase_buyer(servers, history, own_lake, "ERASE-KEPT")
 
@@ -107,6 +111,8 @@ def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_s
         (served.version, 2, 1),
     }
     assert own_lake.s3.head_object(Bucket=own_lake.bucket, Key=curated_key(without.version))["ETag"] == untouched
+    # a version without them is not even downloaded: its buyer column alone, read by ranges, said so
+    assert sorted(downloaded) == [curated_key(older.version), curated_key(served.version)]
     for version in (older, served):
         assert own_lake.get_table(curated_key(version.version)).column("review_id").to_pylist() == [12]
     # the served version's pointer names the rewritten file (its rows changed: the API loads it again)
@@ -119,14 +125,6 @@ def test_erase_rewrites_every_kept_version_that_holds_the_buyer_so_no_rollback_s
     again = erase_buyer(servers, history, own_lake, "ERASE-KEPT")
     assert again.versions_rewritten == [] and again.served is None
     history.close()
-
-
-def decoded(lake, key: str) -> str:
-    """What an object says, as text: Parquet decoded (its bytes are compressed), CSV as it is."""
-    data = lake.get_bytes(key)
-    if key.endswith(".parquet"):
-        return json.dumps(pq.read_table(io.BytesIO(data)).to_pylist(), default=str)
-    return data.decode()
 
 
 def test_erase_rewrites_every_run_zone_object_holding_the_buyer_and_reports_zone_by_zone(servers, own_lake):
@@ -158,7 +156,7 @@ def test_erase_rewrites_every_run_zone_object_holding_the_buyer_and_reports_zone
         ("scored", 2, 2),
     ]
     assert [z.objects_read >= n for z, n in zip(report.run_zones, (6, 2, 2, 2), strict=True)] == [True] * 4
-    everything = [decoded(own_lake, k) for zone in RUN_ZONES for k in own_lake.list_keys(f"{zone}/")]
+    everything = [decoded(k, own_lake.get_bytes(k)) for zone in RUN_ZONES for k in own_lake.list_keys(f"{zone}/")]
     assert not [t for t in everything if "ZONES-GONE" in t or gone in t or text in t]
     # the others' rows are kept as they were, a neutralised formula included
     assert own_lake.get_bytes(rejects_key("20260801T000000Z-zones1", 1)).decode().splitlines() == [

@@ -7,6 +7,8 @@ source as a shop would: an edit, a new review, a deletion, a buyer's erasure.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import psycopg2
@@ -17,12 +19,15 @@ from ops.runs_cli import format_report, watch
 from ops.source.loader import load_paths
 from ops.source.schema import create_source
 from ops.stack.manager import Stack
+from services.api.serving.cache import ServingCache
+from services.transformer.transform import clean_text
 from shared.flow import start_run
 from shared.plan import plan_of, watermark_of
 from shared.pseudonym import of_erased_buyers, pseudonym
 from shared.settings import Settings
 from shared.stages import Stage
 from shared.tasks import send
+from tests.pipeline import traces
 from tests.pipeline.runs import RUN_TIMEOUT_S, component, run_to_end, wait_for
 
 SOURCE_FILE = "amazon-2018/Appliances_5.json.gz"  # 205 unique reviews: a full run takes seconds
@@ -208,3 +213,89 @@ def test_a_full_run_asked_for_reads_everything_again(pipeline, lake, small_sourc
     assert erased
     for raw in lake.list_keys(f"raw/run={run['run_id']}/batch="):
         assert not of_erased_buyers(lake.get_table(raw).column("buyer_id"), erased, key).any()
+
+
+def text_needles(buyer: str, sources: list[Settings], wanted: int = 3) -> list[str]:
+    """Passages of the buyer's review texts that no other review of any source holds, as the lake's zones keep
+    them (cleaned: raw and cleaned text share them), free of what JSON would escape."""
+    conn = owner(sources[0])
+    with conn.cursor() as cur:
+        cur.execute("SELECT text FROM review WHERE buyer_id = %s AND text IS NOT NULL ORDER BY review_id", (buyer,))
+        texts = [t for (t,) in cur.fetchall()]
+    conn.close()
+    needles = []
+    for text in texts:
+        cleaned = clean_text(text)
+        passage = next(
+            (p for i in range(0, max(1, len(cleaned) - 40), 7) if (p := cleaned[i : i + 40]) in text),
+            None,
+        )
+        if passage is None or len(passage) < 40 or '"' in passage or "\\" in passage:
+            continue
+        held_elsewhere = 0
+        for source in sources:
+            conn = owner(source)
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM review WHERE buyer_id <> %s AND strpos(text, %s) > 0", (buyer, passage)
+                )
+                held_elsewhere += cur.fetchone()[0]
+            conn.close()
+        if not held_elsewhere:
+            needles.append(passage)
+        if len(needles) == wanted:
+            break
+    assert needles, f"no passage of {buyer}'s texts is theirs alone"
+    return needles
+
+
+def everywhere(pipeline, lake, settings: Settings) -> dict[str, str]:
+    """Every place of the stack that could hold a buyer's traces, read back as text (tests/pipeline/traces.py)."""
+    return {
+        **traces.lake_objects(lake),
+        **traces.archive_documents(settings),
+        **traces.files(settings.api_cache_path, "*"),
+        **traces.files(settings.state_path, "*.log"),
+        **traces.redis_values(settings),
+    }
+
+
+def test_an_erased_buyer_is_in_no_object_document_cache_file_log_line_or_redis_value(
+    pipeline, lake, servers, small_source
+):
+    # given a buyer not yet forgotten, whose reviews every run of the module read: the lake's zones, the archive
+    # and the served version hold them
+    key = small_source.pseudonym_key.get_secret_value().encode()
+    erased = pipeline.history.erased_pseudonyms()
+    conn = owner(small_source)
+    with conn.cursor() as cur:
+        cur.execute("SELECT buyer_id FROM review GROUP BY buyer_id ORDER BY count(*) DESC, buyer_id LIMIT 10")
+        buyer = next(b for (b,) in cur.fetchall() if pseudonym(b, key) not in erased)
+    conn.close()
+    needles = [buyer, pseudonym(buyer, key), *text_needles(buyer, [small_source, servers])]
+    before = traces.holding(everywhere(pipeline, lake, small_source), needles)
+    assert {n for found in before.values() for n in found} == set(needles), before
+    assert any(where.startswith("archive") for where in before), before
+    assert any("/curated/serving/" in where for where in before), before
+    served = lake.latest()
+
+    # when the operator runs `reviews gdpr erase --buyer B`
+    erase = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "gdpr", "erase", "--buyer", buyer],
+        env=small_source.child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert erase.returncode == 0, erase.stderr
+    for zone in ("raw", "rejects", "cleaned", "scored"):
+        assert f"\n{zone}/: " in erase.stdout, erase.stdout
+    assert f"curated version {served.version}: " in erase.stdout, erase.stdout
+
+    # then once the API serves the rewritten version (same keys, fewer rows), nothing anywhere holds them
+    rewritten = lake.latest()
+    assert rewritten.version == served.version and rewritten.rows < served.rows
+    cache = ServingCache(small_source.api_cache_path / small_source.s3_bucket, small_source.api_cache_versions)
+    wait_for(lambda: cache.folder(rewritten).is_dir(), 60, "the API's copy of the rewritten version")
+    after = traces.holding(everywhere(pipeline, lake, small_source), needles)
+    assert after == {}, after

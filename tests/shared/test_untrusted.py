@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.untrusted import CATEGORY, MAX_ID_CHARS, PRODUCT_ID, csv_cell, free_text
+from shared.untrusted import CATEGORY, MAX_ID_CHARS, PRODUCT_ID, csv_cell, free_text, shown
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,18 @@ def test_a_cell_that_a_spreadsheet_would_run_is_quoted(start):
 @pytest.mark.parametrize("value", ["Great sound", "", " =not first", "5 stars"])
 def test_other_cells_are_unchanged(value):
     assert csv_cell(value) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "as_shown"),
+    [
+        ("B000TEST", "B000TEST"),
+        ("B0\\X", "B0\\X"),  # a backslash alone is an ordinary character
+        ("B0\x00", "B0\\x00"),
+        ("B0\tX\n", "B0\\x09X\\x0a"),
+        ("B0\x85\ud800", "B0\\x85\\ud800"),
+        ("B0\\x00\x00", "B0\\\\x00\\x00"),  # with a control character, backslashes doubled: no forged escape
+    ],
+)
+def test_an_id_is_shown_with_its_control_characters_escaped(value, as_shown):
+    assert shown(value) == as_shown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -137,3 +138,14 @@ def test_rejects_csv_cells_cannot_run_as_formulas():
         ("'" + formula, "'-1 star", "0"),
         ("'@SUM(A1)", "Nice", "9"),
     ]
+
+
+def test_a_rejected_id_with_control_characters_is_shown_escaped_in_the_rejects_file():
+    # given ids a terminal or spreadsheet would act on (NUL, escape, a bell, a line break) and one with a backslash
+    result = run([raw_row(1, product_id="B0\x00\x1b[2J\x07\nX"), raw_row(2, product_id="=B0\\\x85")])
+    data = rejects_csv(result.rejects).decode()
+    # then the file holds none of them raw (its own line ends aside), and each id reads as what came
+    assert not re.search(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]", data)
+    rows = list(csv.DictReader(io.StringIO(data)))
+    assert [r["product_id"] for r in rows] == ["B0\\x00\\x1b[2J\\x07\\x0aX", "'=B0\\\\\\x85"]
+    assert [r["reason"] for r in rows] == [f"product id holds U+{c}, a control character" for c in ("0000", "0085")]
