@@ -1,4 +1,4 @@
-"""The API's Redis user: what it may run, written into redis.conf by the local stack and by docker-compose.yml.
+"""Redis's users and what each may run, written into redis.conf by the local stack and by docker-compose.yml.
 
 The API uses Redis for two things only (services/api): PING for readiness and SUBSCRIBE to the publisher's
 announcement of a new curated version (SELECT: its URL names a database). No key pattern, so no command can
