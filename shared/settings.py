@@ -80,7 +80,12 @@ BEAT_SECRETS = ("redis_password",)  # beat only sends tasks by name: it opens no
 FLOWER_SECRETS = ("redis_password", "flower_password")
 # Secrets written into another program's configuration, and the characters it would misread: redis.conf
 # splits a line at whitespace and reads quotes and backslashes; Flower splits FLOWER_BASIC_AUTH at commas.
-MISREAD_CHARACTERS = {"redis_password": "\"'\\", "api_redis_password": "\"'\\", "flower_password": ","}
+MISREAD_CHARACTERS = {
+    "redis_password": "\"'\\",
+    "api_redis_password": "\"'\\",
+    "redis_admin_password": "\"'\\",
+    "flower_password": ",",
+}
 
 # The lake's identities: one a stage (its worker's), the operator's, the API's, and the administrator who grants them.
 S3Identity = Literal["extract", "archive", "transform", "classify", "publish", "operator", "api", "admin"]
@@ -106,12 +111,16 @@ class Settings(BaseSettings):
     redis_host: str = "127.0.0.1"
     redis_port: int = 16379
     redis_db: int = 0
-    # requirepass, the broker's: workers, beat, Flower and the operator's commands give it.
+    # The broker's (the default user, shared/redis_acl.py: no dangerous command): workers, beat, Flower and the
+    # operator's commands give it.
     redis_password: SecretStr = SecretStr("local-redis")
     # The API's own Redis user (shared/redis_acl.py): PING and the curated announcements, no key, no command that
     # could put a task on the broker. It asks for runs through the run history instead (shared/run_requests.py).
     api_redis_user: str = "reviews_api"
     api_redis_password: SecretStr = SecretStr("local-api-redis")
+    # Redis's administrator (users, configuration): no service holds it; a person, and the tests, read ACLs with it.
+    redis_admin_user: str = "reviews_admin"
+    redis_admin_password: SecretStr = SecretStr("local-redis-admin")
 
     # --- PostgreSQL: the source (read-only for the pipeline) and the metadata DB ---------
     postgres_host: str = "127.0.0.1"
@@ -342,6 +351,12 @@ class Settings(BaseSettings):
     def api_redis_url(self) -> str:
         """The API's own Redis user (``redis_url`` is the broker's)."""
         auth = f"{quote(self.api_redis_user, safe='')}:{quote(self.api_redis_password.get_secret_value(), safe='')}"
+        return f"redis://{auth}@{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+    @property
+    def redis_admin_url(self) -> str:
+        """Redis's administrator (``redis_url`` is the broker's, which may not change users or configuration)."""
+        auth = f"{quote(self.redis_admin_user, safe='')}:{quote(self.redis_admin_password.get_secret_value(), safe='')}"
         return f"redis://{auth}@{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
     def _pg_dsn(self, user: str, password: SecretStr, db: str, host: str = "", port: int = 0) -> str:

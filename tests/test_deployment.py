@@ -10,7 +10,7 @@ import yaml
 from pydantic import SecretStr
 
 from ops.stack.s3_server import GRANTED
-from shared.redis_acl import API_RULES
+from shared.redis_acl import ADMIN_RULES, API_RULES, BROKER_RULES
 from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, OPERATOR_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
 
@@ -138,14 +138,17 @@ def test_env_example_lists_every_setting():
 def test_redis_requires_its_password_kept_off_every_command_line():
     redis = SERVICES["redis"]
     script = "\n".join(redis["command"])
-    # requirepass from a file in memory only the redis user reads, then the image's own entrypoint
-    assert "printf 'requirepass %s\\n' \"$$REDIS_PASSWORD\" > /run/redis/redis.conf" in script
-    # the API's own user, with the rules the local stack writes (shared/redis_acl.py), in the same file
-    api_user = (
-        f'printf \'user %s {API_RULES} >%s\\n\' "$$API_REDIS_USER" "$$API_REDIS_PASSWORD" >> /run/redis/redis.conf'
-    )
-    assert api_user in script and "API_REDIS_PASSWORD" in script.split("unset ", 1)[1].split("\n", 1)[0]
-    assert redis["environment"]["API_REDIS_PASSWORD"] == "${API_REDIS_PASSWORD:?set API_REDIS_PASSWORD}"
+    # the broker's (default) user from a file in memory only the redis user reads, then the image's own entrypoint
+    broker = f"printf 'user default resetpass {BROKER_RULES} >%s\\n' \"$$REDIS_PASSWORD\" > /run/redis/redis.conf"
+    assert broker in script and "requirepass" not in script
+    # the API's and the administrator's users, with the rules the local stack writes (shared/redis_acl.py)
+    for rules, user, password in (
+        (API_RULES, "API_REDIS_USER", "API_REDIS_PASSWORD"),
+        (ADMIN_RULES, "REDIS_ADMIN_USER", "REDIS_ADMIN_PASSWORD"),
+    ):
+        line = f'printf \'user %s {rules} >%s\\n\' "$${user}" "$${password}" >> /run/redis/redis.conf'
+        assert line in script and password in script.split("unset ", 1)[1].split("\n", 1)[0]
+        assert redis["environment"][password] == f"${{{password}:?set {password}}}"
     assert "/run/redis" in redis["tmpfs"] and "docker-entrypoint.sh redis-server /run/redis/redis.conf" in script
     assert "--requirepass" not in script
     assert (
@@ -159,6 +162,7 @@ def test_redis_requires_its_password_kept_off_every_command_line():
         assert given == ("${REDIS_PASSWORD:?set REDIS_PASSWORD}" if service in broker_clients else ""), service
         api_password = SERVICES[service]["environment"]["API_REDIS_PASSWORD"]
         assert api_password == ("${API_REDIS_PASSWORD:?set API_REDIS_PASSWORD}" if service == "api" else ""), service
+        assert SERVICES[service]["environment"]["REDIS_ADMIN_PASSWORD"] == "", service  # no service administers
 
 
 def test_flower_on_the_hosts_loopback_with_its_password_in_its_environment():

@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from ops.stack.process import PidFile, PidRecord, spawn, terminate, write_private
-from shared.redis_acl import api_user_line
+from shared.redis_acl import user_lines
 from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
 
@@ -136,11 +136,8 @@ class Redis(Spawned):
             "save": '""',
             "appendonly": "yes",
             "appendfsync": "everysec",
-            # Settings refuse a password with whitespace, quotes or backslashes: written as it is.
-            "requirepass": s.redis_password.get_secret_value(),
         }
-        lines = [f"{key} {value}" for key, value in config.items()]
-        lines.append(api_user_line(s.api_redis_user, s.api_redis_password.get_secret_value()))
+        lines = [*(f"{key} {value}" for key, value in config.items()), *user_lines(s)]
         path = ctx.root / "redis.conf"
         write_private(path, "".join(f"{line}\n" for line in lines))
         return path

@@ -46,7 +46,7 @@ from shared.lake import (
     scored_key,
 )
 from shared.plan import Plan
-from shared.redis_acl import API_REDIS_OPTIONS
+from shared.redis_acl import API_REDIS_OPTIONS, HANDSHAKE_REFUSAL
 from shared.serving_format import NAMES, SERVING_PREFIX, serving_key
 from shared.settings import API_SECRETS, BEAT_SECRETS, FLOWER_SECRETS, STAGE_SECRETS, Settings
 from shared.stages import Stage
@@ -114,6 +114,48 @@ def test_the_api_redis_user_cannot_enqueue_run_a_script_or_touch_a_key(servers: 
             api.execute_command(*command)
 
 
+# What the broker's user (workers, beat, Flower, the operator) must not do, none of which Celery runs: wipe the
+# queues and results, reconfigure or stop the server, change users, load code, copy data out, read every key name.
+BROKER_REDIS_REFUSED = [
+    ("FLUSHALL",),
+    ("FLUSHDB",),
+    ("CONFIG", "SET", "dir", "/tmp"),
+    ("CONFIG", "GET", "*"),
+    ("ACL", "SETUSER", "default", "+@all"),
+    ("ACL", "LIST"),
+    ("DEBUG", "SLEEP", "0"),
+    ("SHUTDOWN", "NOSAVE"),
+    ("MODULE", "LIST"),
+    ("REPLICAOF", "NO", "ONE"),
+    ("MIGRATE", "127.0.0.1", "1", "key", "0", "10"),
+    ("RESTORE", "restored", "0", "payload"),
+    ("SAVE",),
+    ("BGREWRITEAOF",),
+    ("KEYS", "*"),
+    ("CLIENT", "KILL", "TYPE", "normal"),
+    ("SWAPDB", "0", "1"),
+]
+
+
+@pytest.mark.parametrize("command", BROKER_REDIS_REFUSED, ids=lambda command: " ".join(command[:2]))
+def test_the_broker_redis_user_cannot_wipe_reconfigure_or_stop_redis(servers: Settings, command):
+    with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as broker:
+        assert broker.ping()
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            broker.execute_command(*command)
+        assert broker.ping()  # still served: nothing ran
+
+
+def test_the_brokers_only_refusal_on_connecting_is_redis_pys_resp3_handshake(servers: Settings):
+    # what broker_refusals leaves out: a RESP3 connection's CLIENT MAINT_NOTIFICATIONS, which RESP2 never asks
+    with redis.Redis.from_url(servers.redis_admin_url, socket_timeout=5) as admin:
+        for protocol, refused in ((3, [HANDSHAKE_REFUSAL]), (2, [])):
+            admin.acl_log_reset()
+            with redis.Redis.from_url(servers.redis_url, socket_timeout=5, protocol=protocol) as broker:
+                assert broker.ping()
+            assert [e["object"] for e in admin.acl_log() if e["username"] == "default"] == refused
+
+
 def test_the_api_redis_user_hears_the_curated_announcements_and_no_other_channel(servers: Settings):
     with api_redis(servers) as api, redis.Redis.from_url(servers.redis_url, socket_timeout=5) as broker:
         pubsub = api.pubsub()
@@ -143,8 +185,8 @@ def test_the_api_serves_reloads_and_takes_jobs_without_the_brokers_password(serv
     grant_lake(api)
     publisher = Publisher(history_db.model_copy(update={"s3_bucket": api.s3_bucket}))  # the broker's user
     first = publisher.publish("20260302T000000Z-lpred1", [[scored_row(1, "P", 0.5)]])
-    with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as broker:
-        broker.acl_log_reset()
+    with redis.Redis.from_url(servers.redis_admin_url, socket_timeout=5) as admin:
+        admin.acl_log_reset()
     with ServerThread(api) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         wait_until_served(client, first.version)
         # when a new version is published and announced
@@ -156,8 +198,8 @@ def test_the_api_serves_reloads_and_takes_jobs_without_the_brokers_password(serv
         token = {"Authorization": f"Bearer {api.api_token.get_secret_value()}"}
         assert client.post("/jobs", headers=token, json={"limit": 5}).status_code == 202
     # and Redis refused it nothing: it only ever ran what its user allows
-    with redis.Redis.from_url(servers.redis_url, socket_timeout=5) as broker:
-        assert [e for e in broker.acl_log() if e["username"] == api.api_redis_user] == []
+    with redis.Redis.from_url(servers.redis_admin_url, socket_timeout=5) as admin:
+        assert [e for e in admin.acl_log() if e["username"] == api.api_redis_user] == []
 
 
 # --- MongoDB --------------------------------------------------------------------------------------

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from pydantic import SecretStr
 
 from ops.stack.manager import Stack, StackError, make_state_dir, stack_settings
 from ops.stack.process import PidFile
+from shared.redis_acl import broker_refusals
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -161,7 +163,9 @@ def test_no_secret_in_a_command_line_or_in_a_file_others_may_read(full_stack: St
     private = [*(full_stack.ctx.root / "run").glob("*.pid"), full_stack.ctx.root / "redis.conf"]
     assert {oct(path.stat().st_mode & 0o777) for path in private} == {"0o600"}
     config = (full_stack.ctx.root / "redis.conf").read_text()
-    assert f"requirepass {secrets['redis_password']}" in config and f">{secrets['api_redis_password']}\n" in config
+    assert all(
+        f">{secrets[name]}\n" in config for name in ("redis_password", "api_redis_password", "redis_admin_password")
+    )
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -185,6 +189,18 @@ def test_flower_listens_on_loopback_and_asks_for_the_password_from_its_environme
     assert wrong.status_code == 401
     auth = (settings.flower_user, settings.flower_password.get_secret_value())
     assert httpx.get(url, auth=auth, timeout=10).status_code == 200
+
+
+def test_workers_beat_and_flower_run_with_the_brokers_narrowed_redis_user(full_stack: Stack):
+    settings = full_stack.ctx.settings
+    # Flower asks every worker over the pidbox fanout (a broadcast, their replies) and reads their events
+    auth = (settings.flower_user, settings.flower_password.get_secret_value())
+    workers = httpx.get(f"http://127.0.0.1:{settings.flower_port}/api/workers?refresh=1", auth=auth, timeout=30)
+    assert workers.status_code == 200 and len(workers.json()) >= 5
+    next(c for c in full_stack.components if c.name == "beat").ping(full_stack.ctx)  # a fresh heartbeat
+    # and Redis refused the broker's user nothing since it started: each runs only what shared/redis_acl.py allows
+    with redis.Redis.from_url(settings.redis_admin_url, socket_timeout=5) as admin:
+        assert broker_refusals(admin) == []
 
 
 def test_down_stops_every_process_it_started_and_nothing_else(full_stack: Stack):

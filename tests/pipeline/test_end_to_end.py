@@ -13,17 +13,21 @@ import signal
 
 import pandas as pd
 import pymongo
+import redis
 
 from ops.runs_cli import format_report, watch
 from ops.stack.manager import Stack
 from shared.flow import start_run
 from shared.lake import CURATED_CHANNEL
+from shared.redis_acl import broker_refusals
 from shared.stages import Stage
 from shared.tasks import BatchRef, send
 from tests.pipeline.runs import RUN_TIMEOUT_S, archived, extracted_ids, run_to_end, wait_for
 
 
 def test_a_run_publishes_every_valid_review_once_and_archives_every_extracted_one(pipeline, lake, servers):
+    with redis.Redis.from_url(servers.redis_admin_url, socket_timeout=5) as admin:
+        admin.acl_log_reset()
     announcements = pipeline.redis.pubsub()
     announcements.subscribe(CURATED_CHANNEL)
 
@@ -64,6 +68,9 @@ def test_a_run_publishes_every_valid_review_once_and_archives_every_extracted_on
     with pymongo.MongoClient(servers.mongo_url) as client:
         doc = client[servers.mongo_db][servers.mongo_collection].find_one({"_id": ids[0]})
     assert doc["run_id"] == again["run_id"] and doc["buyer_id"]
+    # every stage ran with the broker's narrowed user (shared/redis_acl.py): Redis refused it nothing
+    with redis.Redis.from_url(servers.redis_admin_url, socket_timeout=5) as admin:
+        assert broker_refusals(admin) == []
 
 
 def test_two_classifier_workers_split_a_runs_batches(pipeline, servers):
