@@ -71,6 +71,24 @@ CREATE TABLE IF NOT EXISTS batch_retry (
     last_error   text
 );
 CREATE INDEX IF NOT EXISTS batch_retry_run ON batch_retry (run_id, retried_at);
+
+-- Deliveries whose worker died mid-batch (its lease ran out, shared/leases.py): who held the batch, when the
+-- pipeline noticed, and which worker took the batch over.
+CREATE TABLE IF NOT EXISTS batch_lost (
+    run_id          text NOT NULL REFERENCES run ON DELETE CASCADE,
+    stage           text NOT NULL,
+    batch_no        integer NOT NULL,
+    attempt         integer NOT NULL,       -- the delivery that died (batch.attempts when it began)
+    worker          text,
+    worker_pid      integer,
+    started_at      timestamptz,
+    lease_until     timestamptz,            -- its last renewal ran out then: the worker was gone
+    noticed_at      timestamptz NOT NULL DEFAULT now(),  -- the lease check re-announced it, or a delivery took it
+    taken_over_at   timestamptz,
+    taken_over_by   text,
+    taken_over_pid  integer,
+    PRIMARY KEY (run_id, stage, batch_no, attempt)
+);
 """
 
 # Columns added after SCHEMA's tables first shipped, oldest first. CREATE TABLE IF NOT EXISTS leaves a table
@@ -95,6 +113,14 @@ MIGRATIONS = (
     "ALTER TABLE run ADD COLUMN IF NOT EXISTS changes jsonb",
     # Extract: with cursor, the resume point.
     "ALTER TABLE batch ADD COLUMN IF NOT EXISTS cursor_ts timestamptz",
+    # Leases (shared/leases.py): the holder's process, and until when its last renewal holds the batch.
+    "ALTER TABLE batch ADD COLUMN IF NOT EXISTS worker_pid integer",
+    "ALTER TABLE batch ADD COLUMN IF NOT EXISTS lease_until timestamptz",
+    # lost: the holder died mid-batch; re-announced, waiting for a worker.
+    "ALTER TABLE batch DROP CONSTRAINT IF EXISTS batch_status_check, ADD CONSTRAINT batch_status_check "
+    "CHECK (status IN ('running', 'succeeded', 'retrying', 'dead', 'lost'))",
+    # The lease check, every LEASE_CHECK_EVERY_S, reads only the batches being worked on.
+    "CREATE INDEX IF NOT EXISTS batch_leased ON batch (lease_until) WHERE status = 'running'",
 )
 
 
@@ -154,8 +180,8 @@ END $$;
 # history but never the erasure requests (deleting one would bring an erased buyer back at the next publish).
 # A function may be called by anyone unless revoked from PUBLIC.
 API_GRANTS = """
-REVOKE ALL ON run, batch, batch_retry, erasure FROM {api};
-GRANT SELECT ON run, batch, batch_retry TO {api};
+REVOKE ALL ON run, batch, batch_retry, batch_lost, erasure FROM {api};
+GRANT SELECT ON run, batch, batch_retry, batch_lost TO {api};
 -- POST /jobs (History.create_run): a queued run with its parameters, nothing of its outcome.
 GRANT INSERT (run_id, logical_date, trigger, params) ON run TO {api};
 -- POST /jobs/{{id}}/retry (History.reopen_run, claim_publish).

@@ -108,7 +108,12 @@ def test_each_worker_starts_with_its_stages_secrets_alone_and_refuses_without_on
 
 def test_beat_starts_with_the_brokers_password_alone(production):
     app = create_celery(Settings(**given_only(BEAT_SECRETS)))
-    assert set(app.conf.beat_schedule) == {"daily-run", "sweep-stalled-runs", "expire-run-zones"}
+    assert set(app.conf.beat_schedule) == {
+        "daily-run",
+        "sweep-stalled-runs",
+        "reclaim-lost-batches",
+        "expire-run-zones",
+    }
     assert SAFE["redis_password"] in app.conf.broker_url
 
 
