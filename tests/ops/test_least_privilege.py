@@ -184,6 +184,7 @@ def api_role(history_db: Settings) -> Iterator[History]:
 def test_the_api_role_reads_runs_and_adds_a_queued_run(api_role: History, owner: History):
     run_id = api_role.create_run("api", {"limit": 5}, date(2001, 1, 1))
     assert api_role.get_run(run_id)["status"] == "queued" and api_role.list_runs(100)[0]["run_id"] == run_id
+    assert api_role.lost_batches([run_id]) == []  # GET /jobs/{id} reads who died mid-batch
     with pytest.raises(RunAlreadyActive):  # the active run's id is read back
         api_role.create_run("api", {}, date(2001, 1, 1))
     assert owner.get_run(run_id)["params"] == {"limit": 5}
@@ -224,6 +225,8 @@ def test_the_api_role_reopens_nothing_but_a_failed_run(api_role: History, owner:
         "INSERT INTO batch (run_id, stage, batch_no, status) VALUES ('forged', 'extract', 0, 'succeeded')",
         "DELETE FROM run",
         "DELETE FROM batch_retry",
+        "UPDATE batch_lost SET taken_over_by = 'forged'",
+        "DELETE FROM batch_lost",
         "TRUNCATE batch",
         "DROP TABLE erasure",
         "ALTER TABLE run DROP COLUMN error",
