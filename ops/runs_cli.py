@@ -36,6 +36,7 @@ class StageProgress:
     rejects: int
     retrying: int
     dead: int
+    lost: int  # its worker died mid-batch: announced again, waiting for a worker
     started: bool
     finished: bool
     # The stage's own time: its first batch's start to its last batch's end, or to now while it works.
@@ -45,6 +46,7 @@ class StageProgress:
         return (
             f"{self.done}/{'?' if self.total is None else self.total} batches, rows {self.rows:,}, "
             f"rejects {self.rejects:,}, retrying {self.retrying}, dead {self.dead}"
+            + (f", lost {self.lost}" if self.lost else "")
         )
 
     def line(self) -> str:
@@ -66,7 +68,7 @@ def stage_progress(run: dict, summary: dict[str, dict], now: datetime) -> list[S
         s = summary.get(stage.value, {})
         total = 1 if stage is Stage.PUBLISH else extracted
         done, dead = s.get("succeeded", 0), s.get("dead", 0)
-        idle = not s.get("running", 0) and not s.get("retrying", 0)
+        idle = not any(s.get(k, 0) for k in ("running", "retrying", "lost"))
         finished = run_done or (total is not None and idle and done + dead >= total)
         first, last = s.get("first_started"), s.get("last_finished")
         end = (last or first) if finished else now
@@ -79,6 +81,7 @@ def stage_progress(run: dict, summary: dict[str, dict], now: datetime) -> list[S
                 s.get("rejects", 0),
                 s.get("retrying", 0),
                 dead,
+                s.get("lost", 0),
                 started=first is not None,
                 finished=finished and first is not None,
                 elapsed_s=max((end - first).total_seconds(), 0.0) if first else 0.0,
@@ -165,8 +168,9 @@ def watch(
         display.close()
 
 
-def format_report(run: dict, summary: dict[str, dict]) -> str:
-    """The run's outcome and its per-stage time split, as the run history recorded them."""
+def format_report(run: dict, summary: dict[str, dict], lost: list[dict] = ()) -> str:
+    """The run's outcome and its per-stage time split, as the run history recorded them; ``lost``: the
+    deliveries whose worker died mid-batch (``History.lost_batches``)."""
     lines = [f"run {run['run_id']}: {run['status']}"]
     if run["error"]:
         lines.append(f"  error: {run['error']}")
@@ -186,14 +190,36 @@ def format_report(run: dict, summary: dict[str, dict]) -> str:
             lines.append(f"  {stage.value:<10}{'-':>8}")
             continue
         span = (s["last_finished"] - s["first_started"]).total_seconds() if s["last_finished"] else 0.0
-        state = ", ".join(f"{s[k]} {k}" for k in ("running", "retrying", "dead") if s[k]) or "done"
+        state = ", ".join(f"{s[k]} {k}" for k in ("running", "retrying", "dead", "lost") if s[k]) or "done"
         lines.append(
             f"  {stage.value:<10}{s['succeeded']:>8}{s['rows_in']:>9}{s['rows_out']:>9}{s['rejects']:>8}"
             f"{s['attempts']:>9}{s['busy_s']:>9.1f}{span:>8.1f}  {state}"
         )
         if s["last_error"]:
             lines.append(f"      last error: {s['last_error'][:200]}")
+    if lost:
+        lines.append("  workers lost mid-batch:")
+        lines.extend(f"    {_lost_line(b)}" for b in lost)
     return "\n".join(lines)
+
+
+def _holder(worker: str | None, pid: int | None) -> str:
+    return f"{worker or '?'}" + (f" pid {pid}" if pid else "")
+
+
+def _lost_line(b: dict) -> str:
+    """One delivery whose worker died: who held the batch, when its lease ran out, who took it over."""
+    expired = f"lease ran out {b['lease_until']:%H:%M:%S}" if b["lease_until"] else "no lease"
+    then = (
+        f"taken over by {_holder(b['taken_over_by'], b['taken_over_pid'])} at {b['taken_over_at']:%H:%M:%S}"
+        if b["taken_over_at"]
+        else "waiting for a worker"
+    )
+    return (
+        f"{Stage(b['stage']).batch_name(b['batch_no'])} (attempt {b['attempt']}): "
+        f"{_holder(b['worker'], b['worker_pid'])} died, {expired}; "
+        f"noticed {b['noticed_at']:%H:%M:%S}, {then}"
+    )
 
 
 def _watermark(value: Watermark | None) -> str:
@@ -236,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.no_wait:
         return 0
     run = watch(c.history, run_id, args.timeout)
-    print(format_report(run, c.history.stage_summary(run_id)))
+    print(format_report(run, c.history.stage_summary(run_id), c.history.lost_batches([run_id])))
     return 0 if run["status"] == "succeeded" else 1
 
 
@@ -247,7 +273,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if run is None:
             print(f"no run {args.run_id}")
             return 1
-        print(format_report(run, c.history.stage_summary(args.run_id)))
+        print(format_report(run, c.history.stage_summary(args.run_id), c.history.lost_batches([args.run_id])))
         return 0
     for run in c.history.list_runs(args.limit):
         created: datetime = run["created_at"]

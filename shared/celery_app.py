@@ -15,7 +15,7 @@ from kombu import Queue as KombuQueue
 
 from shared.logs import configure_logging
 from shared.settings import get_settings
-from shared.stages import EXPIRE_TASK, START_TASK, SWEEP_TASK, Stage
+from shared.stages import EXPIRE_TASK, RECLAIM_TASK, START_TASK, SWEEP_TASK, Stage
 
 # A beat tick refreshes this key; ``reviews stack status`` reads it as beat's "ping".
 BEAT_HEARTBEAT_KEY = "reviews:beat:heartbeat"
@@ -56,6 +56,13 @@ def create_celery(settings=None) -> Celery:
                 "kwargs": {"trigger": "beat"},
             },
             "sweep-stalled-runs": {"task": SWEEP_TASK, "schedule": float(settings.sweep_every_s)},
+            # A check still queued when the next is sent (the publish worker busy publishing) is dropped:
+            # one is enough.
+            "reclaim-lost-batches": {
+                "task": RECLAIM_TASK,
+                "schedule": settings.lease_check_every_s,
+                "options": {"expires": settings.lease_check_every_s},
+            },
             # Daily retention of the run zones (shared.retention), half a day from the daily run: the
             # publish worker is idle then, and the measure it takes shows the lake between two runs.
             "expire-run-zones": {

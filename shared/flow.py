@@ -32,7 +32,8 @@ class BatchRef:
 
 
 # A batch whose task may still be on its way: the sweep re-announces it if its message was lost, a retry waits.
-IN_FLIGHT = ("running", "retrying")
+# lost: its worker died mid-batch, and the lease check announced it again (shared.leases).
+IN_FLIGHT = ("running", "retrying", "lost")
 # A batch stage -> the stage whose output (the same batch number) it reads.
 INPUT = {Stage.ARCHIVE: Stage.EXTRACT, Stage.TRANSFORM: Stage.EXTRACT, Stage.CLASSIFY: Stage.TRANSFORM}
 # A stage -> the batch stages that read its output.

@@ -1,4 +1,8 @@
-"""Recovery: the two ways a run that stopped is set moving again, from one map of the flow.
+"""Recovery: the ways a run that stopped is set moving again, from one map of the flow.
+
+**The lease check** (beat, every ``LEASE_CHECK_EVERY_S``) announces again each batch whose worker died
+mid-batch: its lease ran out (``shared.leases``). A worker killed mid-batch costs ``LEASE_S`` +
+``LEASE_CHECK_EVERY_S`` at most before its batch is announced again, whatever the rest of the run does.
 
 **The sweep** (beat, every ``SWEEP_EVERY_S``) finds runs that stopped moving and re-announces what
 they wait for. Messages can be lost between a database commit and a broker send (a worker killed in
@@ -65,15 +69,31 @@ def sweep(history: History, send: Send, stalled_after_s: int) -> list[str]:
     return actions
 
 
+def reclaim(history: History, send: Send) -> list[str]:
+    """Mark the batches whose holder stopped renewing its lease ``lost`` and announce each again, to the task
+    that was working on it with the object it was reading; returns what it announced."""
+    actions = []
+    for b in history.lose_expired_leases():
+        stage = Stage(b["stage"])
+        send(stage.task, BatchRef(b["run_id"], b["batch_no"], b["input_key"] or ""))
+        actions.append(f"{b['run_id']}: {stage.batch_name(b['batch_no'])}")
+        log.warning(
+            "lease_ran_out",
+            run_id=b["run_id"],
+            stage=stage.value,
+            batch=b["batch_no"],
+            worker=b["worker"],
+            pid=b["worker_pid"],
+            lease_until=b["lease_until"].isoformat(),
+        )
+    return actions
+
+
 @dataclass(frozen=True)
 class Retried:
     run_id: str
     cleared: list[dict]  # the batch rows as they were before the retry
     announced: list[str]  # what was sent, for a person
-
-
-def _name(stage: str, n: int) -> str:
-    return stage if n == 0 and Stage(stage).run_level else f"{stage} batch {n}"
 
 
 def choose_batches(
@@ -98,7 +118,7 @@ def choose_batches(
             )
         row = rows.get((stage, batch))
         if row is None:
-            raise RetryRefused(f"run {run_id} has no {_name(stage.value, batch)}")
+            raise RetryRefused(f"run {run_id} has no {stage.batch_name(batch)}")
         chosen = [(stage, batch)]
     else:
         chosen = [
@@ -107,13 +127,16 @@ def choose_batches(
             if b["status"] == "dead" and (stage is None or key[0] is stage) and (batch is None or key[1] == batch)
         ]
         if not chosen:
-            dead = ", ".join(_name(b["stage"], b["batch_no"]) for b in batches if b["status"] == "dead") or "none"
+            dead = (
+                ", ".join(Stage(b["stage"]).batch_name(b["batch_no"]) for b in batches if b["status"] == "dead")
+                or "none"
+            )
             raise RetryRefused(f"run {run_id} has no failed batch to retry there (failed batches: {dead})")
     for s, n in list(chosen):  # what reads a re-run batch's output is re-run after it
         chosen.extend((d, n) for d in DOWNSTREAM[s] if (d, n) in rows and (d, n) not in chosen)
     if (Stage.PUBLISH, 0) in rows and (Stage.PUBLISH, 0) not in chosen:  # publish follows everything
         chosen.append((Stage.PUBLISH, 0))
-    busy = [_name(s.value, n) for s, n in chosen if rows[(s, n)]["status"] in IN_FLIGHT]
+    busy = [s.batch_name(n) for s, n in chosen if rows[(s, n)]["status"] in IN_FLIGHT]
     if busy:
         raise RetryRefused(f"run {run_id} still has work in flight ({', '.join(busy)}): retry once it has stopped")
     return chosen
@@ -173,7 +196,7 @@ def announcements(history: History, run_id: str, cleared: list[dict], publish: b
             ref = BatchRef(run_id, n, outputs[(INPUT[s].value, n)])
         else:
             continue
-        found.append((s.task, ref, _name(s.value, n)))
+        found.append((s.task, ref, s.batch_name(n)))
     if publish:
         found.append((Stage.PUBLISH.task, BatchRef(run_id, 0, ""), "publish"))
     return found

@@ -198,6 +198,11 @@ class Settings(BaseSettings):
     source_retry_for_s: int = Field(default=600, ge=0)
     stalled_after_s: int = Field(default=900, ge=1, description="a run with no batch activity this long is swept")
     sweep_every_s: int = Field(default=300, ge=1)
+    # A worker holds the batch it works on for LEASE_S and renews the lease every third of it (shared/leases.py);
+    # beat checks for leases that ran out every LEASE_CHECK_EVERY_S and announces their batches again. A worker
+    # killed mid-batch: its batch is announced again within LEASE_S + LEASE_CHECK_EVERY_S (README, "Recovery").
+    lease_s: float = Field(default=15.0, ge=1, description="a batch's holder is taken for dead after this")
+    lease_check_every_s: float = Field(default=5.0, gt=0, description="beat looks for leases that ran out")
     daily_run_hour: int = Field(default=2, ge=0, le=23)
     daily_run_minute: int = Field(default=0, ge=0, le=59)
     pseudonym_key: SecretStr = SecretStr("local-pseudonym-key")

@@ -31,6 +31,10 @@ class Stage(StrEnum):
         """The task that does the stage's work."""
         return self.task_named("run" if self.run_level else "batch")
 
+    def batch_name(self, n: int) -> str:
+        """One of its batches as a person reads it: "classify batch 3", or "publish" for a run-level stage's."""
+        return self.value if n == 0 and self.run_level else f"{self.value} batch {n}"
+
     def task_named(self, what: str) -> str:
         return f"{self.value}.{what}"
 
@@ -52,5 +56,7 @@ _SERVICE = {
 START_TASK = Stage.EXTRACT.task_named("start")
 # Beat's repair of stalled runs (shared.recovery); on the publish worker, light and always up at a run's end.
 SWEEP_TASK = Stage.PUBLISH.task_named("sweep")
+# Beat's lease check (shared.recovery.reclaim), every few seconds, beside the sweep.
+RECLAIM_TASK = Stage.PUBLISH.task_named("reclaim")
 # Beat's daily retention of the run zones (shared.retention), on the publish worker beside the sweep.
 EXPIRE_TASK = Stage.PUBLISH.task_named("expire")

@@ -1,4 +1,4 @@
-"""What every stage's Celery task shares: batch references, retries, failure bookkeeping.
+"""What every stage's Celery task shares: batch references, leases, retries, failure bookkeeping.
 
 A task unpacks a ``BatchRef``, calls its stage's plain function through
 ``StageTask.run_batch`` and announces the next stage as its last line, so a
@@ -10,6 +10,7 @@ and the worker's metrics.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -21,11 +22,14 @@ import pymongo.errors
 import redis.exceptions
 import structlog
 from celery import Task, signals
+from celery.exceptions import Ignore
 
 from shared import clients, worker_metrics
 from shared.celery_app import app
 from shared.flow import BatchRef, sender
 from shared.history import History
+from shared.history.batches import BatchStart
+from shared.leases import Renewal
 from shared.plan import Watermark
 from shared.settings import STAGE_SECRETS, Settings, get_settings
 from shared.stages import Stage
@@ -96,6 +100,25 @@ class StageTask(Task):
 
     def run_batch(self, ref: BatchRef, work: Callable[[], BatchOutcome]) -> BatchOutcome:
         """Do ``work`` for one batch once; a redelivery of finished work returns its outcome."""
+        with self.holding(ref) as start:
+            if start.already_done:
+                done = next(
+                    b for b in clients.get().history.batches(ref.run_id, self.stage) if b["batch_no"] == ref.batch
+                )
+                log.info("batch_already_done", status=done["status"])
+                return BatchOutcome(done["rows_in"] or 0, done["rows_out"] or 0, done["output_key"] or "")
+            outcome = work()
+        record_batch(clients.get().history, self.stage, ref.run_id, ref.batch, outcome)
+        return outcome
+
+    @contextmanager
+    def holding(self, ref: BatchRef) -> Iterator[BatchStart]:
+        """Hold ``ref``'s batch under a lease renewed while the block works (``shared.leases``).
+
+        A delivery of a batch that a live worker holds ends here, acknowledged and doing nothing (Celery's
+        ``Ignore``): that worker announces what follows, and should it die, the lease check announces the
+        batch again. The lease is released when the block raises (its retry or failure is recorded next).
+        """
         c = clients.get()
         start = c.history.begin_batch(
             ref.run_id,
@@ -104,14 +127,24 @@ class StageTask(Task):
             c.settings.max_batch_attempts,
             input_key=ref.key,
             worker=self.request.hostname,
+            pid=os.getpid(),
+            lease_s=c.settings.lease_s,
         )
+        if start.held:
+            log.info("batch_held_elsewhere", holder=start.held)
+            raise Ignore()
         if start.already_done:
-            done = next(b for b in c.history.batches(ref.run_id, self.stage) if b["batch_no"] == ref.batch)
-            log.info("batch_already_done", status=done["status"])
-            return BatchOutcome(done["rows_in"] or 0, done["rows_out"] or 0, done["output_key"] or "")
-        outcome = work()
-        record_batch(c.history, self.stage, ref.run_id, ref.batch, outcome)
-        return outcome
+            yield start
+            return
+        renewal = Renewal(c.history, self.stage, ref.run_id, ref.batch, start.attempts, c.settings.lease_s).start()
+        try:
+            yield start
+        except BaseException:
+            renewal.stop()
+            with _bookkeeping("release_lease"):
+                c.history.release_lease(ref.run_id, self.stage, ref.batch, start.attempts)
+            raise
+        renewal.stop()
 
     @staticmethod
     def _ref(args: tuple, kwargs: dict) -> BatchRef | None:

@@ -102,6 +102,7 @@ class StageStatus(BaseModel):
     running: int
     retrying: int
     dead: int
+    lost: int = Field(description="batches whose worker died mid-batch: announced again, waiting for a worker")
     rows_in: int
     rows_out: int
     rejects: int
@@ -110,6 +111,22 @@ class StageStatus(BaseModel):
     last_error: str | None = Field(
         description="where it failed and the exception's class; the full text is in the run history"
     )
+
+
+class LostBatch(BaseModel):
+    """A delivery whose worker died mid-batch: its lease ran out, and the batch was handed to another worker."""
+
+    stage: str
+    batch: int
+    attempt: int = Field(description="the delivery that died (1 for the batch's first)")
+    worker: str | None = Field(description="the worker that held the batch")
+    worker_pid: int | None
+    started_at: datetime | None = Field(description="when that delivery began the batch")
+    lease_until: datetime | None = Field(description="its last renewal ran out then: the worker was gone")
+    noticed_at: datetime = Field(description="when the lease check announced the batch again, or a delivery took it")
+    taken_over_at: datetime | None = Field(description="when another delivery began the batch; null: waiting")
+    taken_over_by: str | None
+    taken_over_pid: int | None
 
 
 class Job(BaseModel):
@@ -138,6 +155,7 @@ class Job(BaseModel):
         "again with product and text unchanged, whose model outputs were carried over"
     )
     stages: dict[str, StageStatus]
+    lost: list[LostBatch] = Field(description="deliveries whose worker died mid-batch, and who took the batch over")
 
 
 class JobList(BaseModel):

@@ -32,7 +32,12 @@ def start(self, trigger: str = "beat", params: dict | None = None) -> str:
 @stage_task(Stage.EXTRACT, max_retries=retries_within(get_settings().source_retry_for_s))
 def run(self, ref: dict) -> int:
     run_id = BatchRef(**ref).run_id
-    rows = extract_run(clients.get(), run_id, send)
+    c = clients.get()
+    with self.holding(BatchRef(run_id, 0, "")) as start:  # the extraction is held as batch 0
+        if start.already_done:  # dead-lettered: its worker kept dying
+            return 0
+        rows = extract_run(c, run_id, send)
+    c.history.end_extraction_task(run_id)  # unless set_extracted did: the run ended first, or had nothing to read
     publish_if_complete(run_id)  # every batch may be classified already; an unchanged source has none
     return rows
 

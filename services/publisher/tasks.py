@@ -1,4 +1,5 @@
-"""Publish tasks: the run's last step, fired once by the completion barrier; and beat's sweep and expiry."""
+"""Publish tasks: the run's last step, fired once by the completion barrier; and beat's sweep, lease check and
+expiry."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from shared.celery_app import app
 from shared.curated.versions import UnknownVersion, operator_rollback
 from shared.history.audit import Actor
 from shared.run_requests import ROLLBACK_KINDS, RequestListener, claim_kinds
-from shared.stages import EXPIRE_TASK, SWEEP_TASK, Stage
+from shared.stages import EXPIRE_TASK, RECLAIM_TASK, SWEEP_TASK, Stage
 from shared.tasks import BatchRef, send, stage_task
 
 log = structlog.get_logger()
@@ -43,6 +44,12 @@ def sweep() -> list[str]:
     """Fired by beat: re-announce the work of runs that stopped moving."""
     c = clients.get()
     return recovery.sweep(c.history, send, c.settings.stalled_after_s)
+
+
+@app.task(name=RECLAIM_TASK, stage=Stage.PUBLISH)
+def reclaim() -> list[str]:
+    """Fired by beat every few seconds: announce again the batches whose worker died (their lease ran out)."""
+    return recovery.reclaim(clients.get().history, send)
 
 
 @app.task(name=EXPIRE_TASK, stage=Stage.PUBLISH)

@@ -113,8 +113,8 @@ class Runs(Store):
     def set_extracted(self, run_id: str, batches: int, rows: int, watermark: Watermark | None = None) -> int:
         """Extraction is complete: the barrier may count, and the next run reads after ``watermark``.
 
-        Returns how many times the extraction task was retried. Its retries were recorded as extract
-        batch 0 (the task, not a page); that row goes, or the run would show the stage retrying forever.
+        Returns how many times the extraction task was retried. The task is held, and its retries recorded, as
+        extract batch 0 (the task, not a page); that row goes, or the run would show the stage busy forever.
         """
         to = watermark or (None, None)
         with self._cursor() as cur:
@@ -123,12 +123,13 @@ class Runs(Store):
                 "WHERE run_id = %s",
                 (batches, rows, to[0], to[1], run_id),
             )
-            cur.execute(
-                "DELETE FROM batch WHERE run_id = %s AND stage = 'extract' AND batch_no = 0 AND status = 'retrying' "
-                "RETURNING retries",
-                (run_id,),
-            )
-            return sum(row["retries"] for row in cur.fetchall())
+            return _end_extraction_task(cur, run_id)
+
+    def end_extraction_task(self, run_id: str) -> int:
+        """The extraction task ended without completing the extraction (the run no longer running, an empty
+        source): its batch 0 goes, as ``set_extracted`` removes it; returns its retries."""
+        with self._cursor() as cur:
+            return _end_extraction_task(cur, run_id)
 
     def claim_publish(self, run_id: str) -> bool:
         """The completion barrier: True for exactly one caller, once every batch is classified.
@@ -171,14 +172,15 @@ class Runs(Store):
             )
 
     def stalled_runs(self, older_than_s: int) -> list[dict]:
-        """Running runs with no batch activity for ``older_than_s``: what the sweep repairs."""
+        """Running runs with no batch activity for ``older_than_s`` (a lease renewed counts): what the sweep repairs."""
         with self._cursor() as cur:
             cur.execute(
                 """
                 SELECT r.* FROM run r
                 WHERE r.status = 'running' AND r.started_at < now() - make_interval(secs => %(s)s)
                   AND NOT EXISTS (SELECT 1 FROM batch b WHERE b.run_id = r.run_id
-                                  AND greatest(b.started_at, b.finished_at) > now() - make_interval(secs => %(s)s))
+                                  AND greatest(b.started_at, b.finished_at, b.lease_until)
+                                      > now() - make_interval(secs => %(s)s))
                   AND NOT EXISTS (SELECT 1 FROM batch_retry t WHERE t.run_id = r.run_id
                                   AND t.retried_at > now() - make_interval(secs => %(s)s))
                 """,
@@ -266,3 +268,12 @@ class Runs(Store):
         with self._cursor() as cur:
             cur.execute("SELECT * FROM batch_retry WHERE run_id = %s ORDER BY retried_at, stage, batch_no", (run_id,))
             return cur.fetchall()
+
+
+def _end_extraction_task(cur, run_id: str) -> int:
+    cur.execute(
+        "DELETE FROM batch WHERE run_id = %s AND stage = 'extract' AND batch_no = 0 "
+        "AND status IN ('running', 'retrying') RETURNING retries",
+        (run_id,),
+    )
+    return sum(row["retries"] for row in cur.fetchall())

@@ -71,6 +71,24 @@ CREATE TABLE IF NOT EXISTS batch_retry (
     last_error   text
 );
 CREATE INDEX IF NOT EXISTS batch_retry_run ON batch_retry (run_id, retried_at);
+
+-- Deliveries whose worker died mid-batch (its lease ran out, shared/leases.py): who held the batch, when the
+-- pipeline noticed, and which worker took the batch over.
+CREATE TABLE IF NOT EXISTS batch_lost (
+    run_id          text NOT NULL REFERENCES run ON DELETE CASCADE,
+    stage           text NOT NULL,
+    batch_no        integer NOT NULL,
+    attempt         integer NOT NULL,       -- the delivery that died (batch.attempts when it began)
+    worker          text,
+    worker_pid      integer,
+    started_at      timestamptz,
+    lease_until     timestamptz,            -- its last renewal ran out then: the worker was gone
+    noticed_at      timestamptz NOT NULL DEFAULT now(),  -- the lease check re-announced it, or a delivery took it
+    taken_over_at   timestamptz,
+    taken_over_by   text,
+    taken_over_pid  integer,
+    PRIMARY KEY (run_id, stage, batch_no, attempt)
+);
 """
 
 # Columns added after SCHEMA's tables first shipped, oldest first. CREATE TABLE IF NOT EXISTS leaves a table
@@ -121,6 +139,14 @@ MIGRATIONS = (
         detail   jsonb NOT NULL DEFAULT '{}'
     )
     """,
+    # Leases (shared/leases.py): the holder's process, and until when its last renewal holds the batch.
+    "ALTER TABLE batch ADD COLUMN IF NOT EXISTS worker_pid integer",
+    "ALTER TABLE batch ADD COLUMN IF NOT EXISTS lease_until timestamptz",
+    # lost: the holder died mid-batch; re-announced, waiting for a worker.
+    "ALTER TABLE batch DROP CONSTRAINT IF EXISTS batch_status_check, ADD CONSTRAINT batch_status_check "
+    "CHECK (status IN ('running', 'succeeded', 'retrying', 'dead', 'lost'))",
+    # The lease check, every LEASE_CHECK_EVERY_S, reads only the batches being worked on.
+    "CREATE INDEX IF NOT EXISTS batch_leased ON batch (lease_until) WHERE status = 'running'",
 )
 
 
@@ -211,8 +237,8 @@ END $$;
 # history but never the erasure requests (deleting one would bring an erased buyer back at the next publish).
 # A function may be called by anyone unless revoked from PUBLIC.
 API_GRANTS = """
-REVOKE ALL ON run, batch, batch_retry, erasure, run_request, audit FROM {api};
-GRANT SELECT ON run, batch, batch_retry TO {api};
+REVOKE ALL ON run, batch, batch_retry, batch_lost, erasure, run_request, audit FROM {api};
+GRANT SELECT ON run, batch, batch_retry, batch_lost TO {api};
 -- The audit trail: the API records its operators' actions and shows them, and can change none.
 GRANT SELECT, INSERT ON audit TO {api};
 GRANT USAGE ON SEQUENCE audit_id_seq TO {api};
@@ -228,9 +254,11 @@ GRANT EXECUTE ON FUNCTION lock_run_for_retry, request_run, request_retry, reques
 # change to an erasure request (deleting one would bring an erased buyer back at the next publish; adding one is the
 # operator's `gdpr erase`, as the owner). The completion barrier goes through claim_publish, as the API's retry does.
 WORKER_GRANTS = """
-REVOKE ALL ON run, batch, batch_retry, erasure, run_request, audit FROM {worker};
+REVOKE ALL ON run, batch, batch_retry, batch_lost, erasure, run_request, audit FROM {worker};
 -- extract, archive and transform leave erased buyers out; the sweep and the run gauges read retries.
 GRANT SELECT ON run, batch, batch_retry, erasure TO {worker};
+-- leases: the lease check and a delivery taking over a dead holder's batch log it (shared/leases.py).
+GRANT SELECT, INSERT, UPDATE (taken_over_at, taken_over_by, taken_over_pid) ON batch_lost TO {worker};
 -- beat's daily trigger (extract.start): a queued run.
 GRANT INSERT (run_id, logical_date, trigger, params) ON run TO {worker};
 -- a run's start, plan, extraction and end; not publish_requested_at (claim_publish) nor what the trigger set.

@@ -327,6 +327,7 @@ def requests(settings: Settings, run_id: str) -> list[str]:
 def test_the_api_role_reads_runs_and_requests_a_queued_run(api_role: History, owner: History, history_db: Settings):
     run_id = api_role.request_run({"limit": 5}, date(2001, 1, 1))
     assert api_role.get_run(run_id)["status"] == "queued" and api_role.list_runs(100)[0]["run_id"] == run_id
+    assert api_role.lost_batches([run_id]) == []  # GET /jobs/{id} reads who died mid-batch
     with pytest.raises(RunAlreadyActive):  # the active run's id is read back
         api_role.request_run({}, date(2001, 1, 1))
     run = owner.get_run(run_id)
@@ -383,6 +384,8 @@ def test_the_api_role_records_and_reads_the_audit_trail_and_changes_none(api_rol
         "INSERT INTO batch (run_id, stage, batch_no, status) VALUES ('forged', 'extract', 0, 'succeeded')",
         "DELETE FROM run",
         "DELETE FROM batch_retry",
+        "UPDATE batch_lost SET taken_over_by = 'forged'",
+        "DELETE FROM batch_lost",
         "TRUNCATE batch",
         "DROP TABLE erasure",
         "ALTER TABLE run DROP COLUMN error",

@@ -122,7 +122,12 @@ def test_a_worker_serves_one_stage_whose_s3_identity_it_holds():
 
 def test_beat_starts_with_the_brokers_password_alone(production):
     app = create_celery(Settings(**given_only(BEAT_SECRETS)))
-    assert set(app.conf.beat_schedule) == {"daily-run", "sweep-stalled-runs", "expire-run-zones"}
+    assert set(app.conf.beat_schedule) == {
+        "daily-run",
+        "sweep-stalled-runs",
+        "reclaim-lost-batches",
+        "expire-run-zones",
+    }
     assert SAFE["redis_password"] in app.conf.broker_url
 
 

@@ -224,7 +224,7 @@ function grid(job, batches) {
     cell.title = text;
   };
   const cellGrid = el("div", {class: "grid", onmouseover: show, onfocusin: show, onclick: show}, ...rows);
-  const legend = el("p", {class: "legend"}, ...["queued", "running", "retrying", "dead", "succeeded"].map((s) => el("span", {}, el("span", {class: `swatch state-${s}`}), s)));
+  const legend = el("p", {class: "legend"}, ...["queued", "running", "retrying", "lost", "dead", "succeeded"].map((s) => el("span", {}, el("span", {class: `swatch state-${s}`}), s)));
   return el("section", {class: "panel"}, el("h2", {text: "Stages × batches"}), legend, cellGrid, details);
 }
 

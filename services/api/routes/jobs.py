@@ -14,6 +14,7 @@ from services.api.models import (
     JobList,
     JobRequest,
     JobRetried,
+    LostBatch,
     RetriedBatch,
     RetryRequest,
     StageStatus,
@@ -39,18 +40,30 @@ TOKEN_REFUSED = {
 
 
 def jobs_of(history: History, runs: list[dict]) -> list[Job]:
-    """The runs as jobs: two queries whatever their number (the runs', then every stage summary at once)."""
-    summaries = history.stage_summaries([run["run_id"] for run in runs])
-    return [_job(run, summaries.get(run["run_id"], {})) for run in runs]
+    """The runs as jobs: three queries whatever their number (the runs', then every stage summary at once,
+    then every lost delivery at once)."""
+    run_ids = [run["run_id"] for run in runs]
+    summaries = history.stage_summaries(run_ids)
+    lost: dict[str, list[LostBatch]] = {}
+    for b in history.lost_batches(run_ids):
+        lost.setdefault(b["run_id"], []).append(
+            LostBatch(
+                stage=b["stage"],
+                batch=b["batch_no"],
+                **{k: b[k] for k in LostBatch.model_fields if k not in ("stage", "batch")},
+            )
+        )
+    return [_job(run, summaries.get(run["run_id"], {}), lost.get(run["run_id"], [])) for run in runs]
 
 
-def _job(run: dict, summary: dict[str, dict]) -> Job:
+def _job(run: dict, summary: dict[str, dict], lost: list[LostBatch]) -> Job:
     stages = {
         name: StageStatus(
             succeeded=s["succeeded"],
             running=s["running"],
             retrying=s["retrying"],
             dead=s["dead"],
+            lost=s["lost"],
             rows_in=s["rows_in"],
             rows_out=s["rows_out"],
             rejects=s["rejects"],
@@ -82,6 +95,7 @@ def _job(run: dict, summary: dict[str, dict]) -> Job:
         watermark_to=run["watermark_to"],
         changes=run["changes"],
         stages=stages,
+        lost=lost,
     )
 
 
@@ -110,7 +124,8 @@ async def create_job(history: HistoryDep, operator: OperatorDep, job: Annotated[
     responses={**TOKEN_REFUSED, 404: {"model": ErrorBody}},
 )
 async def get_job(history: HistoryDep, job_id: Annotated[str, Path(max_length=64)]) -> Job:
-    """A run's status per stage: batches, rows, rejects, attempts, durations, errors."""
+    """A run's status per stage: batches, rows, rejects, attempts, durations, errors; and each batch whose
+    worker died mid-batch, with who held it and who took it over."""
 
     def load() -> Job | None:
         run = history.get_run(job_id)
