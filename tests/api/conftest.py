@@ -161,3 +161,9 @@ def hammering(url: str, expected: dict[str, str], keep_alive: Sequence[bool] = (
         stop.set()
         for t in threads:
             t.join()
+
+
+@pytest.fixture
+def auth(api_settings: Settings) -> dict[str, str]:
+    """The operator's token, which every run-history route asks for."""
+    return {"Authorization": f"Bearer {api_settings.api_token.get_secret_value()}"}

@@ -16,11 +16,6 @@ from tests.pipeline.runs import failed_run
 CONSOLE_READS = ["/audit", "/jobs/x/batches", "/jobs/x/logs", "/console/health"]
 
 
-@pytest.fixture
-def auth(api_settings) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_settings.api_token.get_secret_value()}"}
-
-
 @pytest.mark.parametrize("path", CONSOLE_READS)
 def test_every_console_read_needs_the_operator_token(client: httpx.Client, path: str):
     missing = client.get(path)
