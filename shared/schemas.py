@@ -80,7 +80,10 @@ MODEL_FIELDS = [
     # label or null when the sentence is about none (abstained); sentiment -1/0/1; confidence is the topic's
     # probability among the labels (services/classifier/mentions.py). In sentence order.
     ("mentions", MENTIONS),
-    ("topics", pa.list_(pa.string())),  # the mentions' distinct topics, most-discussed first (category is the first, if any)
+    (
+        "topics",
+        pa.list_(pa.string()),
+    ),  # the mentions' distinct topics, most-discussed first (category is the first, if any)
     ("content_hash", pa.string()),  # of the text the model read and the classifier's fingerprint
     ("model_fingerprint", pa.string()),  # the classifier that produced these outputs
 ]

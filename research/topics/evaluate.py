@@ -88,7 +88,9 @@ def topic_report(classifier: EmbeddingClassifier, sentences, pieces, threshold: 
     predicted = [labels[top[i]] for i in single]
     support = Counter(gold)
     measured = [label for label in labels if support[label] >= MIN_SUPPORT]
-    recall = {label: np.mean([p == g for p, g in zip(predicted, gold, strict=True) if g == label]) for label in measured}
+    recall = {
+        label: np.mean([p == g for p, g in zip(predicted, gold, strict=True) if g == label]) for label in measured
+    }
 
     def f1(label: str) -> float:
         tp = sum(p == g == label for p, g in zip(predicted, gold, strict=True))
@@ -98,15 +100,18 @@ def topic_report(classifier: EmbeddingClassifier, sentences, pieces, threshold: 
 
     abstained = similarity.max(axis=1) < threshold
     annotated = np.array([s.annotated for s in sentences])
+    right = np.array([p == g for p, g in zip(predicted, gold, strict=True)])
+    kept = ~abstained[single]
     lines = [
-        f"topic, top label, {len(single)} single-topic sentences: accuracy {np.mean([p == g for p, g in zip(predicted, gold, strict=True)]):.1%}; "
-        f"balanced over {len(measured)} labels with ≥ {MIN_SUPPORT} sentences {np.mean(list(recall.values())):.1%}; "
+        f"topic, top label, {len(single)} single-topic sentences: accuracy {right.mean():.1%}; balanced over "
+        f"{len(measured)} labels with ≥ {MIN_SUPPORT} sentences {np.mean(list(recall.values())):.1%}; "
         f"macro-F1 {np.mean([f1(label) for label in measured]):.3f}",
         "per label: " + ", ".join(f"{label} {recall[label]:.0%} (n={support[label]})" for label in measured),
-        "not measured (fewer sentences): " + ", ".join(f"{label} (n={support[label]})" for label in labels if label not in measured),
+        "not measured (fewer sentences): "
+        + ", ".join(f"{label} (n={support[label]})" for label in labels if label not in measured),
         f"abstain below {threshold}: rate {abstained.mean():.1%} of {len(sentences)} sentences; precision "
         f"{(~annotated[abstained]).mean():.1%} (abstained without an annotated opinion); "
-        f"single-topic sentences kept {1 - abstained[single].mean():.1%}, their topic right {np.mean([predicted[k] == gold[k] for k, i in enumerate(single) if not abstained[i]]):.1%}",
+        f"single-topic sentences kept {kept.mean():.1%}, their topic right {right[kept].mean():.1%}",
         "",
         table(measured, labels, Counter(zip(gold, predicted, strict=True))),
     ]
@@ -123,7 +128,8 @@ def sentiment_report(classifier: EmbeddingClassifier, sentences, pieces) -> list
     names = {-1: "negative", 0: "neutral", 1: "positive"}
     per_class = {k: (three[gold == k] == k).mean() for k in (-1, 0, 1)}
     return [
-        f"sentiment, positive vs negative ({polar.sum()} sentences with an opinion): {(binary[polar] == gold[polar]).mean():.1%}",
+        f"sentiment, positive vs negative ({polar.sum()} sentences with an opinion): "
+        f"{(binary[polar] == gold[polar]).mean():.1%}",
         f"three classes ({kept.sum()} sentences; no opinion is neutral): {(three[kept] == gold[kept]).mean():.1%}; "
         f"balanced {np.mean(list(per_class.values())):.1%} ("
         + ", ".join(f"{names[k]} {v:.0%}" for k, v in per_class.items())
@@ -139,9 +145,13 @@ def sentiment_report(classifier: EmbeddingClassifier, sentences, pieces) -> list
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m research.topics.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m research.topics.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", type=Path, required=True, help="the folder of CanonG3.txt, Nokia6610.txt, Nikon.txt, DVD.txt")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="the folder of CanonG3.txt, Nokia6610.txt, Nikon.txt, DVD.txt"
+    )
     args = parser.parse_args(argv)
     classifier = load_classifier(get_settings())
     if not isinstance(classifier, EmbeddingClassifier):
@@ -158,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         kept = [s for s, c in zip(test, covered, strict=True) if c]
         print(
             f"\n## {way}\n\nabstain threshold chosen on the development half: {chosen} (shipped: "
-            f"{classifier.abstain_below}); test half: {len(kept)} sentences read, {len(test) - len(kept)} past the truncation\n"
+            f"{classifier.abstain_below}); test half: {len(kept)} sentences read, "
+            f"{len(test) - len(kept)} past the truncation\n"
         )
         print("\n".join(topic_report(classifier, kept, pieces[covered], classifier.abstain_below)))
         print()

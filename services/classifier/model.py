@@ -171,7 +171,9 @@ class EmbeddingClassifier:
     def mentions(self, spans: list[list[tuple[int, int]]], pieces: np.ndarray, covered: np.ndarray) -> list[Analysis]:
         """Each text's analysis from its sentences' vectors (``Encoder.encode_spans``); a sentence past the
         truncation (not covered) is no mention: the model did not read it."""
-        reading = read_sentences(pieces[covered], self.label_vectors, self._temperature, self.abstain_below, self.sentiment)
+        reading = read_sentences(
+            pieces[covered], self.label_vectors, self._temperature, self.abstain_below, self.sentiment
+        )
         kept, at, result = np.cumsum(covered) - covered, 0, []
         for text_spans in spans:
             flags = covered[at : at + len(text_spans)]

@@ -84,9 +84,7 @@ def model_outputs(
         topics[i] = analyses[k][1]
     probs, usefulness = outputs[:, :n_labels], outputs[:, n_labels]
     # The review's one topic: its most-discussed; the whole review's most similar label when no sentence has one.
-    top = [
-        classifier.labels.index(t[0]) if t else int(row.argmax()) for t, row in zip(topics, probs, strict=True)
-    ]
+    top = [classifier.labels.index(t[0]) if t else int(row.argmax()) for t, row in zip(topics, probs, strict=True)]
     return pd.DataFrame(
         {
             "category": [None if c else classifier.labels[i] for i, c in zip(top, carried, strict=True)],

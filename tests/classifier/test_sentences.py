@@ -17,7 +17,11 @@ def pieces(text: str) -> list[str]:
         # a line break the public file lost (a dropped <br>), decimals kept whole
         (
             "it subsequently died on me.Pros:-Has 2 USB ports, one (the top) is 2.1 amps. The bottom slot is 1.5 amps.",
-            ["it subsequently died on me.", "Pros:-Has 2 USB ports, one (the top) is 2.1 amps.", "The bottom slot is 1.5 amps."],
+            [
+                "it subsequently died on me.",
+                "Pros:-Has 2 USB ports, one (the top) is 2.1 amps.",
+                "The bottom slot is 1.5 amps.",
+            ],
         ),
         # an abbreviation, and a closing bracket after the end
         (
@@ -38,7 +42,10 @@ def pieces(text: str) -> list[str]:
             ["Bought on amazon.com for J. K. Rowling's No. 5 fan etc. and more etc.", "Then it broke"],
         ),
         # an entity the cleaning decoded, and lower-case sentences
-        ("my new AT&T; Galaxy SII case arrived fast. fits well", ["my new AT&T; Galaxy SII case arrived fast.", "fits well"]),
+        (
+            "my new AT&T; Galaxy SII case arrived fast. fits well",
+            ["my new AT&T; Galaxy SII case arrived fast.", "fits well"],
+        ),
         ("!!! 😀", []),
         ("", []),
     ],

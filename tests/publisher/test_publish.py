@@ -231,7 +231,13 @@ def test_product_ranges_cover_whole_products_in_order():
 def test_the_sentence_outputs_keep_their_contract_in_the_curated_zone():
     # what the publisher's summary, the API and the storefront read (shared/schemas.py)
     mention = pa.struct(
-        [("start", pa.int32()), ("end", pa.int32()), ("topic", pa.string()), ("sentiment", pa.int8()), ("confidence", pa.float32())]
+        [
+            ("start", pa.int32()),
+            ("end", pa.int32()),
+            ("topic", pa.string()),
+            ("sentiment", pa.int8()),
+            ("confidence", pa.float32()),
+        ]
     )
     for schema in (SCORED, CURATED):
         assert schema.field("mentions").type == pa.list_(mention)
