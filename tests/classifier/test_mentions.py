@@ -34,9 +34,7 @@ def test_a_sentence_past_the_truncation_is_no_mention(classifier):
 
 
 def test_a_review_s_topics_are_its_sentences_and_an_aside_abstains(classifier):
-    text = (
-        "The package arrived two weeks late and the box was crushed. I bought it on a Tuesday. It broke after a month."
-    )
+    text = "The package arrived two weeks late and the box was crushed. My cousin lives in Paris, where it rained all week. It broke after a month."
     mentions, topics = analyse(classifier, text)
     assert [m["topic"] for m in mentions] == ["delivery and packaging", None, "durability"]
     assert set(topics) == {"delivery and packaging", "durability"}
