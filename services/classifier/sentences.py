@@ -46,7 +46,7 @@ def _ends_here(text: str, start: int, end: int) -> bool:
     """Whether the terminator at text[start:end] ends a sentence (abbreviations and initials do not)."""
     if text[start] != "." or end - start > 1 and text[start + 1] == ".":
         return True  # !, ?, an ellipsis or an emoji
-    before = _LAST_WORD.search(text, 0, start)
+    before = _LAST_WORD.search(text, max(0, start - 32), start)  # a word is shorter: no scan of the text
     if before is None:
         return True
     word = before.group(1).lower().rstrip(".")

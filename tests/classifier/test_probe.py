@@ -36,3 +36,17 @@ def test_the_shipped_labels_use_the_shipped_sentiment_read_out_and_a_broken_one_
     labels.write_text(DEFAULT_LABELS.read_text().replace("sentiment: sentiment_probe.npz", "sentiment: bad.npz"))
     with pytest.raises(ModelLoadError, match="sentiment probe .*bad.npz"):
         load_classifier(Settings(labels_file=labels))
+
+
+def test_another_sentiment_read_out_is_another_classifier(tmp_path, settings):
+    shipped = SentimentProbe.load(DEFAULT_LABELS.with_name("sentiment_probe.npz"))
+    labels = tmp_path / "labels.yaml"
+    text = DEFAULT_LABELS.read_text().replace("sentiment: sentiment_probe.npz", "sentiment: s.npz")
+    labels.write_text(
+        text.replace("probe: usefulness_probe.npz", f"probe: {DEFAULT_LABELS.parent}/usefulness_probe.npz")
+    )
+    fingerprints = []
+    for bias in (shipped.bias, shipped.bias + 1):  # the same file, refitted
+        SentimentProbe(shipped.weights, bias).save(tmp_path / "s.npz")
+        fingerprints.append(load_classifier(settings.model_copy(update={"labels_file": labels})).fingerprint)
+    assert fingerprints[0] != fingerprints[1]  # its outputs differ: the next run is a full run
