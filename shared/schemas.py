@@ -77,13 +77,12 @@ MODEL_FIELDS = [
     ("rel_model", pa.float32()),  # the model's usefulness signal, in [0, 1]
     # One per sentence of the review's ``text`` column (not the title, which the model reads before it for
     # context): start/end are character offsets into ``text`` (Python str indices, end exclusive); topic is a
-    # label or null when the sentence is about none (abstained); sentiment -1/0/1; confidence is the topic's
-    # probability among the labels (services/classifier/mentions.py). In sentence order.
+    # label, or null when the sentence is about none (abstained); sentiment -1/0/1; confidence is the topic's
+    # probability among the labels (the best label's when abstained: services/classifier/mentions.py).
+    # In sentence order; a sentence past the model's truncation is none.
     ("mentions", MENTIONS),
-    (
-        "topics",
-        pa.list_(pa.string()),
-    ),  # the mentions' distinct topics, most-discussed first (category is the first, if any)
+    # The mentions' distinct topics, most-discussed first (category is the first, if any).
+    ("topics", pa.list_(pa.string())),
     ("content_hash", pa.string()),  # of the text the model read and the classifier's fingerprint
     ("model_fingerprint", pa.string()),  # the classifier that produced these outputs
 ]
