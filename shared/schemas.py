@@ -76,8 +76,9 @@ MODEL_FIELDS = [
     ("label_scores", pa.string()),  # JSON object label -> probability; labels are configuration
     ("rel_model", pa.float32()),  # the model's usefulness signal, in [0, 1]
     # One per sentence of the review's ``text`` column (not the title, which the model reads before it for
-    # context): start/end are offsets into ``text`` in Unicode code points, as Python indexes a str, end exclusive
-    # (JavaScript's UTF-16 indices differ after an emoji: slice Array.from(text)); topic is a label, or null when the sentence is about none (abstained); sentiment -1/0/1; confidence is the topic's
+    # context): start/end are offsets into ``text`` in Unicode code points, as Python indexes a str, end
+    # exclusive (JavaScript's UTF-16 indices differ after an emoji: slice Array.from(text)); topic is a label,
+    # or null when the sentence is about none (abstained); sentiment -1/0/1; confidence is the topic's
     # probability among the labels (the best label's when abstained: services/classifier/mentions.py).
     # In sentence order; a sentence past the model's truncation is none.
     ("mentions", MENTIONS),
