@@ -1,8 +1,9 @@
 """Classifier benchmark on real reviews: every backend's classify stage against torch fp32 reading the
 model's whole 256 tokens, in one run, with its quality against it; the stage against the best raw forward
-pass; MAX_TOKENS from 128 to 256.
+pass; MAX_TOKENS from 128 to 256; the sentences' cost (their mentions against the review's outputs alone,
+and pooled from the review's pass against encoding each sentence on its own).
 
-    .venv/bin/python -m bench.classifier_bench [--reviews 2000] [--repeats 3]
+    .venv/bin/python -m bench.classifier_bench [--reviews 2000] [--repeats 3] [--only sentences]
 
 Quality: the top label compares the label similarities (the softmax keeps their order). The stage
 is the classify stage's work on the pipeline's batches (``model_outputs`` on cleaned rows,
@@ -24,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from research.relevance.reviews import read_reviews
+from services.classifier import sentences
 from services.classifier.encoders import PUBLISHED_MAX_TOKENS, Encoder, load_encoder, resolve_backend, threads
-from services.classifier.model import EmbeddingClassifier, LabelConfig
-from services.classifier.scoring import model_outputs, review_texts
+from services.classifier.model import Analysis, EmbeddingClassifier, LabelConfig
+from services.classifier.scoring import model_outputs, review_spans, review_texts
 from shared.settings import get_settings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -67,6 +69,55 @@ def raw_seconds(encoder: Encoder, texts: list[str]) -> float:
     return time.perf_counter() - started
 
 
+class ReviewsOnly:
+    """The stage as it was before sentences: the review's outputs, no mention (the text is still split)."""
+
+    def __init__(self, classifier: EmbeddingClassifier):
+        self._classifier, self.labels, self.fingerprint = classifier, classifier.labels, classifier.fingerprint
+
+    def analyse(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[Analysis]]:
+        return self._classifier.infer(texts), [([], []) for _ in texts]
+
+
+class SentencesApart(ReviewsOnly):
+    """Each sentence encoded on its own, a forward pass of its own beside the review's."""
+
+    def analyse(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[Analysis]]:
+        pieces = self._classifier.encoder.encode([t[a:b] for t, s in zip(texts, spans, strict=True) for a, b in s])
+        covered = np.ones(len(pieces), dtype=bool)
+        return self._classifier.infer(texts), self._classifier.mentions(spans, pieces, covered)
+
+
+def sentence_cost(df: pd.DataFrame, c: EmbeddingClassifier, rows_per_batch: int, repeats: int) -> None:
+    """The stage with its sentences against the stage before them, in the same rounds."""
+    ways = {
+        "review outputs only (the stage before sentences)": ReviewsOnly(c),
+        "**+ mentions pooled from the review's forward pass** (shipped)": c,
+        "+ mentions from each sentence encoded on its own": SentencesApart(c),
+    }
+    texts, spans = review_spans(df)
+    bodies = [t if isinstance(t, str) else "" for t in df["text"]]
+    rates: dict[str, list[float]] = {way: [] for way in ways}
+    split_rates = []
+    for _ in range(repeats):
+        for way, classifier in ways.items():
+            rates[way].append(len(df) / stage_seconds(df, classifier, rows_per_batch))
+        started = time.perf_counter()
+        for body in bodies:
+            sentences.split(body)
+        split_rates.append(len(df) / (time.perf_counter() - started))
+    n_sentences = sum(len(s) for s in spans)
+    base = statistics.median(rates[next(iter(ways))])
+    print(
+        f"\nSentences ({c.encoder.name}, MAX_TOKENS {c.encoder.max_tokens}; {n_sentences:,} sentences in "
+        f"{len(df):,} reviews, {n_sentences / len(df):.1f} a review):\n\n"
+        "| classify stage | reviews/s | × the stage before sentences |\n|---|---|---|"
+    )
+    for way, r in rates.items():
+        print(f"| {way} | {fmt(r)} | {statistics.median(r) / base:.2f} |")
+    print(f"\nsplitting alone: {fmt(split_rates)} reviews/s (in every row above)")
+
+
 def fmt(rates: list[float]) -> str:
     return f"{statistics.median(rates):.1f} ({min(rates):.1f}–{max(rates):.1f})"
 
@@ -75,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reviews", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["sentences"], help="only the sentences' cost")
     args = parser.parse_args(argv)
     settings = get_settings()
     df = sample(args.reviews)
@@ -83,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def classifier(**update) -> EmbeddingClassifier:
         return EmbeddingClassifier(load_encoder(settings.model_copy(update=update)), config)
+
+    if args.only == "sentences":
+        shipped = classifier()
+        shipped.encoder.encode(texts)  # warm
+        sentence_cost(df, shipped, settings.batch_size, args.repeats)
+        return 0
 
     def quality(c: EmbeddingClassifier, reference: np.ndarray) -> tuple[float, float]:
         """Mean cosine to the reference embeddings, and how often the top label is the same."""
@@ -163,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         label = f"**{tokens}** (default)" if tokens == settings.max_tokens else str(tokens)
         print(f"| {label} | {fmt(speed[tokens])} | {cosine:.4f} | {agree:.1%} |")
     print("\nNDCG@5 of each (`python -m research.relevance.evaluate`): docs/relevance.md.")
+    sentence_cost(df, runs[served], settings.batch_size, args.repeats)
     return 0
 
 

@@ -56,6 +56,18 @@ CLEANED = pa.schema(
     ]
 )
 
+MENTIONS = pa.list_(
+    pa.struct(
+        [
+            ("start", pa.int32()),
+            ("end", pa.int32()),
+            ("topic", pa.string()),
+            ("sentiment", pa.int8()),
+            ("confidence", pa.float32()),
+        ]
+    )
+)
+
 # What the classify stage adds to a cleaned batch: the model's outputs, nothing that depends on
 # the day or on the other reviews of the product, so a later run can carry them forward as they are.
 MODEL_FIELDS = [
@@ -63,6 +75,15 @@ MODEL_FIELDS = [
     ("category_confidence", pa.float32()),
     ("label_scores", pa.string()),  # JSON object label -> probability; labels are configuration
     ("rel_model", pa.float32()),  # the model's usefulness signal, in [0, 1]
+    # One per sentence of the review's ``text`` column (not the title, which the model reads before it for
+    # context): start/end are offsets into ``text`` in Unicode code points, as Python indexes a str, end
+    # exclusive (JavaScript's UTF-16 indices differ after an emoji: slice Array.from(text)); topic is a label,
+    # or null when the sentence is about none (abstained); sentiment -1/0/1; confidence is the topic's
+    # probability among the labels (the best label's when abstained: services/classifier/mentions.py).
+    # In sentence order; a sentence past the model's truncation is none.
+    ("mentions", MENTIONS),
+    # The mentions' distinct topics, most-discussed first (category is the first, if any).
+    ("topics", pa.list_(pa.string())),
     ("content_hash", pa.string()),  # of the text the model read and the classifier's fingerprint
     ("model_fingerprint", pa.string()),  # the classifier that produced these outputs
 ]

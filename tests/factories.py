@@ -38,6 +38,8 @@ def scored_row(review_id: int, product_id: str, relevance: float, **overrides) -
         category_confidence=0.5,
         label_scores=json.dumps({"quality": 0.5}),
         rel_model=relevance,
+        mentions=[{"start": 0, "end": 1, "topic": "quality", "sentiment": 1, "confidence": 0.5}],
+        topics=["quality"],
         content_hash=f"hash-{review_id}",
         model_fingerprint="test-classifier",
     )

@@ -24,7 +24,7 @@ def modules_on_the_map(root: Path) -> list[str]:
     """What ARCHITECTURE.md must name: every top-level folder of code, every module of shared/, ops/ and
     research/, and every service (a package under services/)."""
     found = [f"{d.name}/" for d in sorted(root.iterdir()) if d.is_dir() and (d / "__init__.py").exists()]
-    for folder in ("shared", "ops", "research", "research/relevance"):
+    for folder in ("shared", "ops", "research", "research/relevance", "research/topics"):
         for path in sorted((root / folder).glob("*")):
             if path.name.startswith(("_", ".")):
                 continue

@@ -39,6 +39,7 @@ def read_reviews(paths: list[Path]) -> pd.DataFrame:
                     "product_id": r.product_id,
                     "title": clean_text(r.title),
                     "text": clean_text(r.text),
+                    "rating": r.rating,
                     "helpful_votes": r.helpful_votes,
                     "verified_purchase": r.verified_purchase,
                     "reviewed_at": r.reviewed_at,

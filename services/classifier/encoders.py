@@ -95,6 +95,43 @@ class Encoder:
             out[idx] = mean_pool(self.forward(batch), batch["attention_mask"])
         return out
 
+    def encode_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``encode(texts)`` and, from the same forward passes, a vector for each character span of each
+        text (flattened, text by text): the normalised mean of the tokens that start inside it, each read
+        in the context of the whole text. A span past the truncation has no token: its vector is zero and
+        its entry in the third array (covered) False."""
+        encoded = self._tokenizer(list(texts), truncation=True, max_length=self.max_tokens, return_offsets_mapping=True)
+        ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+        first = np.cumsum([0] + [len(s) for s in spans])
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        pieces = np.zeros((first[-1], self.dim), dtype=np.float32)
+        covered = np.zeros(first[-1], dtype=bool)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for begin in range(0, len(order), self._batch_size):
+            idx = order[begin : begin + self._batch_size]
+            batch = self._pad_batch([ids[i] for i in idx])
+            hidden = self.forward(batch)
+            out[idx] = mean_pool(hidden, batch["attention_mask"])
+            for row, i in enumerate(idx):
+                if not spans[i]:
+                    continue
+                # Each token to the span its first character falls in; special tokens have the empty
+                # offset (0, 0) and fall in none.
+                bounds, chars = np.asarray(spans[i]), np.asarray(offsets[i]).reshape(-1, 2)
+                starts = np.where(chars[:, 1] > chars[:, 0], chars[:, 0], -1)
+                which = np.searchsorted(bounds[:, 0], starts, side="right") - 1
+                inside = (starts >= 0) & (which >= 0) & (starts < bounds[which.clip(min=0), 1])
+                members = np.zeros((len(bounds), len(starts)), dtype=hidden.dtype)
+                members[which[inside], np.flatnonzero(inside)] = 1
+                sums = members @ hidden[row, : len(starts)]
+                counts = members.sum(axis=1)
+                pieces[first[i] : first[i + 1]] = sums / np.maximum(counts, 1)[:, None]
+                covered[first[i] : first[i + 1]] = counts > 0
+        pieces /= np.maximum(np.linalg.norm(pieces, axis=1, keepdims=True), 1e-12)
+        return out, pieces, covered
+
 
 class OnnxForward:
     def __init__(self, path: Path, n_threads: int):

@@ -22,7 +22,9 @@ from typing import Protocol
 import numpy as np
 import yaml
 
+from services.classifier import sentences
 from services.classifier.encoders import Encoder, configure_torch, load_encoder, threads
+from services.classifier.mentions import SentimentProbe, read_sentences, review_mentions
 from services.classifier.probe import Probe
 from services.classifier.weights import ModelLoadError
 from shared.settings import Settings
@@ -42,6 +44,9 @@ class LabelConfig:
     # A usefulness probe fitted to real helpful votes (services/classifier/probe.py), for the
     # embedding backend; without one, usefulness is zero-shot similarity to the sentences above.
     probe: Path | None = None
+    # A sentence whose most similar label is less similar than this is about none (services/classifier/mentions.py).
+    abstain_below: float = 0.0
+    sentiment: Path | None = None  # the sentiment read-out of a sentence's vector (mentions.SentimentProbe)
 
     @classmethod
     def load(cls, path: Path | None) -> LabelConfig:
@@ -54,6 +59,8 @@ class LabelConfig:
                 uninformative=list(data["usefulness"]["uninformative"]),
                 temperature=float(data.get("temperature", 0.05)),
                 probe=path.parent / data["usefulness"]["probe"] if data["usefulness"].get("probe") else None,
+                abstain_below=float(data["mentions"]["abstain_below"]),
+                sentiment=path.parent / data["mentions"]["sentiment"],
             )
         except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
             raise ModelLoadError(f"labels file {path} is unreadable or incomplete: {exc!r}") from exc
@@ -62,12 +69,20 @@ class LabelConfig:
         return hashlib.sha1(repr(self).encode()).hexdigest()[:12]
 
 
+# One review's analysis: its mentions (dicts of the scored schema's ``mentions`` struct, offsets in the text
+# the caller gave) and its topics, most-discussed first.
+Analysis = tuple[list[dict], list[str]]
+
+
 class Classifier(Protocol):
     labels: list[str]
     fingerprint: str  # changes with anything that changes the outputs: the cache key's salt
 
     def infer(self, texts: list[str]) -> np.ndarray:
         """(n, len(labels) + 1): label probabilities, then the usefulness signal."""
+
+    def analyse(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[Analysis]]:
+        """``infer(texts)`` and, for each text, the mentions of its sentences (``spans``, character offsets)."""
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -96,6 +111,15 @@ def _load_probe(path: Path | None) -> Probe | None:
         raise ModelLoadError(f"usefulness probe {path} is missing or unreadable: {exc!r}") from exc
 
 
+def _load_sentiment(path: Path | None) -> SentimentProbe:
+    try:
+        if path is None:
+            raise ValueError("labels file has no mentions.sentiment")
+        return SentimentProbe.load(path)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelLoadError(f"sentiment probe {path} is missing or unreadable: {exc!r}") from exc
+
+
 class EmbeddingClassifier:
     """Cosine similarity between a review's embedding and each label's descriptions.
 
@@ -108,10 +132,12 @@ class EmbeddingClassifier:
         self.encoder = encoder
         self._temperature = config.temperature
         self.labels = list(config.labels)
-        self._label_vectors = np.stack([encoder.encode(d).mean(axis=0) for d in config.labels.values()])
-        self._label_vectors /= np.linalg.norm(self._label_vectors, axis=1, keepdims=True)
+        self.label_vectors = np.stack([encoder.encode(d).mean(axis=0) for d in config.labels.values()])
+        self.label_vectors /= np.linalg.norm(self.label_vectors, axis=1, keepdims=True)
         self._informative = encoder.encode(config.informative).mean(axis=0)
         self._uninformative = encoder.encode(config.uninformative).mean(axis=0)
+        self.abstain_below = config.abstain_below
+        self.sentiment = _load_sentiment(config.sentiment)
         self._config_digest = config.digest()
         self._set_probe(_load_probe(config.probe))
 
@@ -119,10 +145,10 @@ class EmbeddingClassifier:
         self._probe = probe
         probe_digest = probe.digest() if probe else "zero-shot"
         # The model's content (not its folder), the backend and its quantisation recipe, the labels,
-        # the probe and the truncation: all that changes the outputs.
+        # the probes, the truncation and the sentence rule: all that changes the outputs.
         self.fingerprint = hashlib.sha1(
             f"emb|{self.encoder.digest}|{self.encoder.name}|{self._config_digest}|{probe_digest}|"
-            f"{self.encoder.max_tokens}".encode()
+            f"{self.encoder.max_tokens}|{self.sentiment.digest()}|sentences-{sentences.VERSION}".encode()
         ).hexdigest()[:16]
 
     def with_probe(self, probe: Probe) -> EmbeddingClassifier:
@@ -136,11 +162,31 @@ class EmbeddingClassifier:
             return np.zeros((0, len(self.labels) + 1), dtype=np.float32)
         return self.outputs(texts, self.encoder.encode(texts))
 
+    def analyse(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[Analysis]]:
+        if not texts:
+            return np.zeros((0, len(self.labels) + 1), dtype=np.float32), []
+        vectors, pieces, covered = self.encoder.encode_spans(texts, spans)
+        return self.outputs(texts, vectors), self.mentions(spans, pieces, covered)
+
+    def mentions(self, spans: list[list[tuple[int, int]]], pieces: np.ndarray, covered: np.ndarray) -> list[Analysis]:
+        """Each text's analysis from its sentences' vectors (``Encoder.encode_spans``); a sentence past the
+        truncation (not covered) is no mention: the model did not read it."""
+        reading = read_sentences(
+            pieces[covered], self.label_vectors, self._temperature, self.abstain_below, self.sentiment
+        )
+        kept, at, result = np.cumsum(covered) - covered, 0, []
+        for text_spans in spans:
+            flags = covered[at : at + len(text_spans)]
+            read = [span for span, f in zip(text_spans, flags, strict=True) if f]
+            result.append(review_mentions(read, reading, int(kept[at]) if len(text_spans) else 0, self.labels))
+            at += len(text_spans)
+        return result
+
     def outputs(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
         """``infer(texts)`` from the texts' embeddings, for a caller that keeps them."""
         n_labels = len(self.labels)
         result = np.zeros((len(texts), n_labels + 1), dtype=np.float32)
-        result[:, :n_labels] = _softmax(vectors @ self._label_vectors.T / self._temperature)
+        result[:, :n_labels] = _softmax(vectors @ self.label_vectors.T / self._temperature)
         if self._probe is not None:
             result[:, n_labels] = self._probe.usefulness(vectors)
         else:
@@ -189,6 +235,11 @@ class NliClassifier:
             for label, score in zip(out["labels"], out["scores"], strict=True):
                 scores[row, position[label]] = score
         return scores
+
+    def analyse(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[Analysis]]:
+        """The NLI backend reads whole reviews only: no sentence gets a topic (one pass per label per
+        sentence would cost several times the review's)."""
+        return self.infer(texts), [([], []) for _ in texts]
 
     def infer(self, texts: list[str]) -> np.ndarray:
         n_labels = len(self.labels)

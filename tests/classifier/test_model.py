@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.classifier.model import LabelConfig, ModelLoadError, load_classifier
+from services.classifier.model import DEFAULT_LABELS, LabelConfig, ModelLoadError, load_classifier
 from shared.settings import Settings
 
 
@@ -73,6 +73,7 @@ def test_labels_are_configuration(tmp_path, settings):
     custom.write_text(
         "labels:\n  sound: [The sound is great.]\n  price: [Cheap and good value.]\n"
         "usefulness:\n  informative: [A detailed review.]\n  uninformative: [Ok.]\n"
+        f"mentions:\n  abstain_below: 0.3\n  sentiment: {DEFAULT_LABELS.with_name('sentiment_probe.npz')}\n"
     )
     classifier = load_classifier(settings.model_copy(update={"labels_file": custom}))
     assert classifier.labels == ["sound", "price"]

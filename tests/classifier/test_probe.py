@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.classifier.mentions import SentimentProbe
 from services.classifier.model import DEFAULT_LABELS, LabelConfig, ModelLoadError, load_classifier
 from services.classifier.probe import Probe
 from shared.settings import Settings
@@ -18,6 +19,34 @@ def test_the_shipped_labels_use_the_shipped_probe():
 def test_a_broken_probe_fails_the_load_with_a_clear_message(tmp_path):
     (tmp_path / "probe.npz").write_bytes(b"not a probe")
     labels = tmp_path / "labels.yaml"
-    labels.write_text(DEFAULT_LABELS.read_text().replace("probe: usefulness_probe.npz", "probe: probe.npz"))
+    shipped_sentiment = f"sentiment: {DEFAULT_LABELS.with_name('sentiment_probe.npz')}"
+    text = DEFAULT_LABELS.read_text().replace("sentiment: sentiment_probe.npz", shipped_sentiment)
+    labels.write_text(text.replace("probe: usefulness_probe.npz", "probe: probe.npz"))
     with pytest.raises(ModelLoadError, match="usefulness probe .*probe.npz"):
         load_classifier(Settings(labels_file=labels))
+
+
+def test_the_shipped_labels_use_the_shipped_sentiment_read_out_and_a_broken_one_is_refused(tmp_path):
+    config = LabelConfig.load(None)
+    assert config.sentiment == DEFAULT_LABELS.with_name("sentiment_probe.npz")
+    probe = SentimentProbe.load(config.sentiment)
+    assert probe.weights.shape == (3, 384) and probe.bias.shape == (3,)
+    (tmp_path / "bad.npz").write_bytes(b"not a probe")
+    labels = tmp_path / "labels.yaml"
+    labels.write_text(DEFAULT_LABELS.read_text().replace("sentiment: sentiment_probe.npz", "sentiment: bad.npz"))
+    with pytest.raises(ModelLoadError, match="sentiment probe .*bad.npz"):
+        load_classifier(Settings(labels_file=labels))
+
+
+def test_another_sentiment_read_out_is_another_classifier(tmp_path, settings):
+    shipped = SentimentProbe.load(DEFAULT_LABELS.with_name("sentiment_probe.npz"))
+    labels = tmp_path / "labels.yaml"
+    text = DEFAULT_LABELS.read_text().replace("sentiment: sentiment_probe.npz", "sentiment: s.npz")
+    labels.write_text(
+        text.replace("probe: usefulness_probe.npz", f"probe: {DEFAULT_LABELS.parent}/usefulness_probe.npz")
+    )
+    fingerprints = []
+    for bias in (shipped.bias, shipped.bias + 1):  # the same file, refitted
+        SentimentProbe(shipped.weights, bias).save(tmp_path / "s.npz")
+        fingerprints.append(load_classifier(settings.model_copy(update={"labels_file": labels})).fingerprint)
+    assert fingerprints[0] != fingerprints[1]  # its outputs differ: the next run is a full run

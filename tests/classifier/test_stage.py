@@ -49,9 +49,11 @@ def test_reviews_whose_product_and_text_the_base_holds_are_not_read_again(own_la
     assert sorted(model.seen) == ["arrived late", "great sound, edited", "new"]  # edited, moved, new
     assert (rows, carried) == (4, 1)
     scored = {r["review_id"]: r for r in own_lake.get_table(key, SCORED).to_pylist()}
-    assert [scored[1][f] for f in ("category", "category_confidence", "label_scores", "rel_model")] == [None] * 4
+    outputs = ("category", "category_confidence", "label_scores", "rel_model", "mentions", "topics")
+    assert [scored[1][f] for f in outputs] == [None] * 6  # the sentences' outputs too: publish carries them
     assert scored[1]["content_hash"] == content_hash("it broke", "fake-v1") and scored[1]["helpful_votes"] == 3
     assert all(scored[i]["rel_model"] is not None and scored[i]["category"] == "b" for i in (2, 3, 4))
+    assert scored[2]["topics"] == ["b"] and [(m["start"], m["end"]) for m in scored[2]["mentions"]] == [(0, 19)]
 
 
 def test_a_full_run_or_a_base_without_keys_classifies_everything(own_lake):

@@ -22,7 +22,7 @@ from services.publisher.publish import (
 from shared import known
 from shared.lake import LATEST_KEY, curated_key, known_key
 from shared.relevance import relevance
-from shared.schemas import CURATED
+from shared.schemas import CURATED, SCORED
 from shared.settings import Settings
 from tests.factories import given_relevance, publish_batches, put_scored_batches, scored_row, scored_table
 
@@ -193,6 +193,7 @@ def test_a_review_read_again_unchanged_takes_its_outputs_from_the_base(own_lake,
     assert new[3]["helpful_votes"] == 12
     outputs = publish_module.CARRIED_FIELDS
     assert {c: new[3][c] for c in outputs} == {c: base_rows[3][c] for c in outputs}
+    assert {"mentions", "topics"} <= set(outputs) and new[3]["topics"] == ["quality"]  # the sentences' outputs too
     assert new[2]["rel_model"] == pytest.approx(0.1)
     assert result.changes.outputs_reused == 1 and result.changes.replaced == 2
 
@@ -225,3 +226,19 @@ def test_product_ranges_cover_whole_products_in_order():
         for b, d in product_ranges(iter(base), delta)
     ]
     assert ranges == [([1], [10]), ([2, 3, 4, 5], [11, 12]), ([6], [13])]
+
+
+def test_the_sentence_outputs_keep_their_contract_in_the_curated_zone():
+    # what the publisher's summary, the API and the storefront read (shared/schemas.py)
+    mention = pa.struct(
+        [
+            ("start", pa.int32()),
+            ("end", pa.int32()),
+            ("topic", pa.string()),
+            ("sentiment", pa.int8()),
+            ("confidence", pa.float32()),
+        ]
+    )
+    for schema in (SCORED, CURATED):
+        assert schema.field("mentions").type == pa.list_(mention)
+        assert schema.field("topics").type == pa.list_(pa.string())

@@ -1,0 +1,72 @@
+"""Sentences read with the real model: pooled from the review's pass, their topic or none, their sentiment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.classifier.scoring import model_outputs
+from services.classifier.sentences import split
+
+
+def analyse(classifier, text: str):
+    (_, [(mentions, topics)]) = classifier.analyse([text], [split(text)])
+    return mentions, topics
+
+
+def test_a_sentence_is_pooled_over_its_own_tokens_in_the_review_s_context(classifier):
+    text = "The box arrived crushed. The sound is wonderful and rich."
+    spans = split(text)
+    _, pieces, covered = classifier.encoder.encode_spans([text], [spans])
+    assert covered.all() and np.allclose(np.linalg.norm(pieces, axis=1), 1, atol=1e-4)
+    alone = classifier.encoder.encode([text[a:b] for a, b in spans])
+    # each sentence's pooled vector is close to that sentence encoded alone, and closer to it than to the other
+    similarity = pieces @ alone.T
+    assert similarity[0, 0] > similarity[0, 1] and similarity[1, 1] > similarity[1, 0]
+    assert similarity.diagonal().min() > 0.6
+
+
+def test_a_sentence_past_the_truncation_is_no_mention(classifier):
+    text = "The sound is great. " + "It plays every song I own without a hitch. " * 40 + "The box was crushed."
+    mentions, _ = analyse(classifier, text)
+    assert 0 < len(mentions) < len(split(text))  # the model reads MAX_TOKENS tokens; the rest is not analysed
+    assert mentions[0]["start"] == 0
+
+
+def test_a_review_s_topics_are_its_sentences_and_an_aside_abstains(classifier):
+    text = "It broke after a month of use. The customer service never answered my refund request."
+    mentions, topics = analyse(classifier, text)
+    assert [m["topic"] for m in mentions] == ["durability", "customer service"]
+    assert set(topics) == {"durability", "customer service"}
+    assert all(0 < m["confidence"] <= 1 for m in mentions)
+    # a sentence about none of the labels abstains
+    assert [m["topic"] for m in analyse(classifier, "My cousin lives in Paris.")[0]] == [None]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "sentiment"),
+    [
+        ("I love it, the sound is absolutely wonderful.", 1),
+        ("Excellent quality, highly recommend it to everyone.", 1),
+        ("Terrible, it broke after two days and I want my money back.", -1),
+        ("The worst purchase I have ever made, complete junk.", -1),
+    ],
+)
+def test_clear_sentences_get_their_sentiment(classifier, sentence, sentiment):
+    mentions, _ = analyse(classifier, sentence)
+    assert [m["sentiment"] for m in mentions] == [sentiment]
+
+
+def test_the_stage_writes_mentions_of_the_text_field(classifier):
+    import pandas as pd
+
+    cleaned = pd.DataFrame(
+        {"title": ["Two stars"], "text": ["Arrived late and the box was damaged. Great sound though!"]}
+    )
+    out = model_outputs(cleaned, classifier)
+    text = cleaned["text"].iloc[0]
+    assert [text[m["start"] : m["end"]] for m in out["mentions"].iloc[0]] == [
+        "Arrived late and the box was damaged.",
+        "Great sound though!",
+    ]
+    assert out["topics"].iloc[0][0] in out["category"].tolist()
