@@ -56,6 +56,18 @@ CLEANED = pa.schema(
     ]
 )
 
+# A sentence of a review and what it is about: ``start``/``end`` are character offsets (code points) in the
+# review's text; ``topic`` is null where the classifier abstained; ``sentiment`` -1 negative, 0 neutral, 1 positive.
+MENTION = pa.struct(
+    [
+        ("start", pa.int32()),
+        ("end", pa.int32()),
+        ("topic", pa.string()),
+        ("sentiment", pa.int8()),
+        ("confidence", pa.float32()),
+    ]
+)
+
 # What the classify stage adds to a cleaned batch: the model's outputs, nothing that depends on
 # the day or on the other reviews of the product, so a later run can carry them forward as they are.
 MODEL_FIELDS = [
@@ -65,6 +77,8 @@ MODEL_FIELDS = [
     ("rel_model", pa.float32()),  # the model's usefulness signal, in [0, 1]
     ("content_hash", pa.string()),  # of the text the model read and the classifier's fingerprint
     ("model_fingerprint", pa.string()),  # the classifier that produced these outputs
+    ("mentions", pa.list_(MENTION)),  # one per sentence, in text order; empty in versions before them
+    ("topics", pa.list_(pa.string())),  # the review's distinct topics, most discussed first
 ]
 SCORED = pa.schema(list(CLEANED) + [pa.field(n, t) for n, t in MODEL_FIELDS])
 
