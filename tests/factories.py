@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +44,24 @@ def scored_row(review_id: int, product_id: str, relevance: float, **overrides) -
     )
     row.update(overrides)
     return row
+
+
+_SENTENCE = re.compile(r"\S.*?(?:[.!?](?=\s|$)|$)", re.DOTALL)
+
+
+def mentions(text: str, *said: tuple[str | None, int], confidence: float = 0.8) -> dict:
+    """The sentence fields of a review of ``text``, as the classifier gives them: its sentences (cut after
+    . ! or ?) in order, the i-th on ``said[i]`` (topic or None, sentiment); ``topics`` by sentences, then
+    first seen. Pass it into ``scored_row``."""
+    spans = [m.span() for m in _SENTENCE.finditer(text)]
+    assert len(spans) == len(said), f"{len(spans)} sentences in {text!r}, {len(said)} said"
+    found = [
+        {"start": a, "end": b, "topic": topic, "sentiment": sentiment, "confidence": confidence}
+        for (a, b), (topic, sentiment) in zip(spans, said, strict=True)
+    ]
+    named = [m["topic"] for m in found if m["topic"]]
+    topics = sorted(dict.fromkeys(named), key=lambda t: (-named.count(t), named.index(t)))
+    return {"text": text, "mentions": found, "topics": topics}
 
 
 def scored_table(rows: list[dict]) -> pa.Table:
