@@ -73,7 +73,8 @@ def scored_reviews(settings: Settings, data_dir: Path) -> pa.Table:
             cleaned = transform(raw, settings.pseudonym_key.get_secret_value().encode(), datetime.now(UTC)).cleaned
             frame = cleaned.replace_schema_metadata(None).to_pandas()  # as the classify stage reads it back
             frame = pd.concat([frame, model_outputs(frame, classifier)], axis=1)
-            scored.append(pa.Table.from_pandas(frame[SCORED.names], schema=SCORED, preserve_index=False))
+            present = pa.schema([f for f in SCORED if f.name in frame.columns])  # sentence fields: if given
+            scored.append(pa.Table.from_pandas(frame[present.names], schema=present, preserve_index=False))
             done = sum(t.num_rows for t in scored)
             print(f"  {done:,} scored, {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     finally:
