@@ -38,15 +38,18 @@ def trim(sentence: str, limit: int = QUOTE_CHARS) -> str:
 
 
 def _flat(rows: pa.Table) -> dict[str, np.ndarray]:
-    """Every mention with a topic of the rows, as arrays: the row it belongs to and its fields."""
+    """Every mention with a topic of the rows, as arrays: the row it belongs to, its topic's code in
+    ``labels``, and its fields."""
     mentions = rows.column("mentions").combine_chunks()
     parent = pc.list_parent_indices(mentions).to_numpy(zero_copy_only=False)
     flat = pc.list_flatten(mentions)
     topic = flat.field("topic")
     keep = topic.is_valid().to_numpy(zero_copy_only=False)
+    coded = pc.filter(topic, pa.array(keep)).dictionary_encode()  # in C: np.unique would sort Python strings
     return {
+        "labels": np.array(coded.dictionary.to_pylist(), dtype=object),
+        "code": coded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
         "row": parent[keep].astype(np.int64),
-        "topic": np.asarray(topic.to_numpy(zero_copy_only=False)[keep], dtype=object),
         "sentiment": np.nan_to_num(flat.field("sentiment").to_numpy(zero_copy_only=False)[keep]).astype(np.int64),
         "confidence": np.nan_to_num(flat.field("confidence").to_numpy(zero_copy_only=False)[keep], nan=0.0),
         "start": flat.field("start").to_numpy(zero_copy_only=False)[keep],
@@ -59,7 +62,7 @@ def summaries(rows: pa.Table, starts: np.ndarray, counts: np.ndarray) -> list[by
     first), as ``GET /products/{id}/summary`` answers after its product id, title and version."""
     product_of_row = np.repeat(np.arange(len(starts)), counts)
     m = _flat(rows)
-    labels, code = np.unique(m["topic"], return_inverse=True)
+    labels, code = m["labels"], m["code"]
     width = max(1, len(labels))
     key = product_of_row[m["row"]] * width + code  # (product, topic), in one integer
     size = len(starts) * width
