@@ -1,5 +1,6 @@
-"""API benchmark: GET /reviews/{id}/top next to a hello-world route, measured by wrk, at 1,000,000 and
-10,000,000 curated reviews built from the real shared reviews (bench/catalogue.py says how).
+"""API benchmark: GET /reviews/{id}/top and GET /products/{id}/summary next to a hello-world route,
+measured by wrk, at 1,000,000 and 10,000,000 curated reviews built from the real shared reviews
+(bench/catalogue.py says how).
 
     .venv/bin/python -m bench.api_bench [--sizes 1000000,10000000] [--repeats 3] [--seconds 10]
 
@@ -7,12 +8,13 @@ For each size, on a private server stack: the catalogue is written as publish wr
 the publisher's serving files are built and uploaded (timed), the API starts as production starts it
 (``python -m services.api``, one worker) pinned to core 1 with taskset, "latest" moves and is announced,
 and the time until the API answers with the new version is the load time. Then wrk, pinned to core 0,
-holds 50 connections on /health and on /reviews/{id}/top over every product id in random order,
-alternately, ``repeats`` times each, and on /products?query= over real title words once. Then abuse, once
-each: the worst search (eight one-letter words), /health/ready (its pings cached), GET /jobs?limit=100 over
-100 failed runs of five stages, and POST /jobs with a body one byte over API_MAX_BODY_BYTES (413). RSS is read
-from /proc (split into the process's own memory and the file pages it maps, with its proportional
-share), then the same with two workers on the same core, to show what a second worker costs.
+holds 50 connections on /health, on /reviews/{id}/top and on /products/{id}/summary over every product
+id in random order, alternately, ``repeats`` times each, and on /products?query= over real title words
+once. Then abuse, once each: the worst search (eight one-letter words), /health/ready (its pings cached),
+GET /jobs?limit=100 over 100 failed runs of five stages, and POST /jobs with a body one byte over
+API_MAX_BODY_BYTES (413). RSS is read from /proc (split into the process's own memory and the file pages it
+maps, with its proportional share), then the same with two workers on the same core, to show what a second
+worker costs.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ class Measured:
     after: Memory | None = None
     health: list[Load] = field(default_factory=list)
     top: list[Load] = field(default_factory=list)
+    summary: list[Load] = field(default_factory=list)
     search: Load | None = None
     abuse: dict[str, Load] = field(default_factory=dict)
     two_workers: list[Memory] = field(default_factory=list)
@@ -283,6 +286,7 @@ def measure(size: int, real: pa.Table, base: Settings, args: argparse.Namespace,
     shutil.rmtree(folder)
     rng = random.Random(size)
     (work / "top.txt").write_text("".join(f"/reviews/{pid}/top\n" for pid in ids))
+    (work / "summary.txt").write_text("".join(f"/products/{pid}/summary\n" for pid in ids))
     (work / "health.txt").write_text("/health\n")
     vocabulary = sorted({w for t in rng.sample(titles, min(len(titles), 2000)) for w in words(t or "") if len(w) > 2})
     (work / "search.txt").write_text("".join(f"/products?query={quote(w)}\n" for w in rng.sample(vocabulary, 200)))
@@ -309,6 +313,7 @@ def measure(size: int, real: pa.Table, base: Settings, args: argparse.Namespace,
         for repeat in range(args.repeats):  # alternated, so both routes see the same machine
             measured.health.append(wrk(api, work / "health.txt", args.seconds, args.connections, work, repeat))
             measured.top.append(wrk(api, work / "top.txt", args.seconds, args.connections, work, repeat))
+            measured.summary.append(wrk(api, work / "summary.txt", args.seconds, args.connections, work, repeat))
         measured.search = wrk(api, work / "search.txt", args.seconds, args.connections, work, 0)
         for name, request in abuse_requests(bench).items():
             (work / "abuse.txt").write_text(request + "\n")
@@ -367,9 +372,9 @@ def span(values: list[float], fmt: str) -> str:
 def report(results: list[Measured], args: argparse.Namespace) -> None:
     print(
         f"wrk 4.1 (one thread, pinned to core {CLIENT_CORE}), {args.connections} connections, {args.seconds:.0f} s "
-        f"a run; the API (`python -m services.api`, one uvicorn worker) pinned to core {API_CORE}; /health and "
-        f"/reviews/{{id}}/top alternated {args.repeats} times (median, min–max); top reviews of a random product "
-        f"among all of the version's.\n"
+        f"a run; the API (`python -m services.api`, one uvicorn worker) pinned to core {API_CORE}; /health, "
+        f"/reviews/{{id}}/top and /products/{{id}}/summary alternated {args.repeats} times (median, min–max); "
+        f"top reviews and summary of a random product among all of the version's.\n"
     )
     print(
         "| curated reviews | route | p50 ms | p99 ms | req/s | errors | req/s vs hello world "
@@ -380,6 +385,7 @@ def report(results: list[Measured], args: argparse.Namespace) -> None:
         for name, loads in (
             ("GET /health (hello world)", m.health),
             ("GET /reviews/{id}/top", m.top),
+            ("GET /products/{id}/summary", m.summary),
             ("GET /products?query=word", [m.search]),
         ):
             ratio = statistics.median(x.rps for x in loads) / health

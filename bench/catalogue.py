@@ -62,7 +62,7 @@ def scored_reviews(settings: Settings, data_dir: Path) -> pa.Table:
     classifier = load_classifier(settings)
     cached = CACHE / f"scored-{_data_digest(data_dir, classifier.fingerprint)}.parquet"
     if cached.exists():
-        return pq.read_table(cached).select(SCORED.names).cast(SCORED)
+        return pq.read_table(cached)
     print(f"scoring the shared reviews once (cached in {cached}) ...", file=sys.stderr, flush=True)
     started = time.monotonic()
     create_source(settings)

@@ -1,6 +1,6 @@
 """The serving files: what the publisher writes beside each curated version and the API memory-maps.
 
-Three Arrow IPC (Feather v2) files per version, uncompressed, so that an API process maps them and
+Four Arrow IPC (Feather v2) files per version, uncompressed, so that an API process maps them and
 reads only the pages its requests touch, and the workers of one host share those pages:
 
 reviews.arrow   the ``reviews_kept`` most relevant reviews of each product, by product then relevance
@@ -12,6 +12,10 @@ reviews.arrow   the ``reviews_kept`` most relevant reviews of each product, by p
                 and stay hot; the rest is read for filters and longer pages.
 products.arrow  one row per product, by product id: its summary, and where its reviews are. ``key`` is
                 the id as fixed-width bytes: a binary search in C.
+summaries.arrow what customers say of each product, topic by topic (shared/curated/summary.py), as the
+                JSON of GET /products/{id}/summary, zstd-compressed with the dictionary in its metadata; one
+                record batch per range of products, as reviews.arrow's pairs: product i's summary is in
+                batch ``batch // 2`` of products.arrow, row i less the products of the batches before.
 terms.arrow     (term, product row) for every word of each product's id and title, by term then
                 product: a search finds the products of a word prefix without scanning the products.
 
@@ -26,7 +30,7 @@ import re
 
 import pyarrow as pa
 
-FORMAT = "1"
+FORMAT = "2"  # 2: reviews carry their topics and sentence mentions; summaries.arrow
 HEAD = 5  # a product's first reviews, stored apart from the rest of its kept ones (see reviews.arrow)
 SERVING_PREFIX = "curated/serving/"
 # Run ids name versions; anything else in a pointer is refused before it becomes a path.
@@ -44,7 +48,11 @@ PUBLIC_FIELDS = (
     "relevance_score",
     "helpful_votes",
     "verified_purchase",
+    "topics",  # every topic its sentences discuss, most discussed first; empty before sentence topics
 )
+
+# A sentence of a review's text on a topic: code-point offsets in ``text``, and its sentiment (-1, 0, 1).
+MATCH = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("topic", pa.string()), ("sentiment", pa.int8())])
 
 REVIEWS = pa.schema(
     [
@@ -56,6 +64,8 @@ REVIEWS = pa.schema(
         ("category", pa.string()),
         ("rating", pa.int16()),
         ("verified_purchase", pa.bool_()),
+        # Its sentences on a topic, for ?topic= (which reviews discuss it, and where in their text).
+        ("mentions", pa.list_(MATCH)),
     ]
 )
 
@@ -82,8 +92,9 @@ def products_schema(key_width: int) -> pa.Schema:
     )
 
 
+SUMMARIES = pa.schema([("summary", pa.binary())])
 TERMS = pa.schema([("term", pa.string()), ("product", pa.int32())])
-NAMES = ("reviews", "products", "terms")
+NAMES = ("reviews", "products", "summaries", "terms")
 
 _WORD = re.compile(r"\w+")
 

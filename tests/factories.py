@@ -12,6 +12,7 @@ import pyarrow as pa
 from ops.source.formats import detect, parse_line, to_product, to_review
 from ops.source.loader import read_lines
 from services.api.serving.index import ServingIndex
+from services.classifier.sentences import split
 from services.publisher.publish import Published, publish
 from services.transformer.transform import clean_text
 from shared.lake import CuratedVersion, Lake, scored_key
@@ -38,13 +39,28 @@ def scored_row(review_id: int, product_id: str, relevance: float, **overrides) -
         category_confidence=0.5,
         label_scores=json.dumps({"quality": 0.5}),
         rel_model=relevance,
-        mentions=[{"start": 0, "end": 1, "topic": "quality", "sentiment": 1, "confidence": 0.5}],
-        topics=["quality"],
+        mentions=[],  # no sentence on a topic: ``mentions(...)`` gives a review some
+        topics=[],
         content_hash=f"hash-{review_id}",
         model_fingerprint="test-classifier",
     )
     row.update(overrides)
     return row
+
+
+def mentions(text: str, *said: tuple[str | None, int], confidence: float = 0.8) -> dict:
+    """The sentence fields of a review of ``text``, as the classifier gives them: its sentences (as
+    services/classifier/sentences.py splits it) in order, the i-th on ``said[i]`` (topic or None, sentiment);
+    ``topics`` by sentences, then first seen. Pass it into ``scored_row``."""
+    spans = split(text)
+    assert len(spans) == len(said), f"{len(spans)} sentences in {text!r}, {len(said)} said"
+    found = [
+        {"start": a, "end": b, "topic": topic, "sentiment": sentiment, "confidence": confidence}
+        for (a, b), (topic, sentiment) in zip(spans, said, strict=True)
+    ]
+    named = [m["topic"] for m in found if m["topic"]]
+    topics = sorted(dict.fromkeys(named), key=lambda t: (-named.count(t), named.index(t)))
+    return {"text": text, "mentions": found, "topics": topics}
 
 
 def scored_table(rows: list[dict]) -> pa.Table:

@@ -41,6 +41,14 @@ class Readiness(BaseModel):
     reasons: list[str]
 
 
+class Match(BaseModel):
+    """A sentence of the review on the topic asked for."""
+
+    start: int = Field(description="where the sentence starts in the review's text, in Unicode code points")
+    end: int = Field(description="where it ends (exclusive), in Unicode code points")
+    sentiment: Literal[-1, 0, 1] = Field(description="-1 negative, 0 neutral, 1 positive")
+
+
 class Review(BaseModel):
     review_id: int
     rating: int
@@ -52,13 +60,29 @@ class Review(BaseModel):
     relevance_score: float | None
     helpful_votes: int | None
     verified_purchase: bool | None
+    topics: list[str] = Field(
+        default_factory=list,
+        description="the topics its sentences discuss, most discussed first; empty for a review analysed before "
+        "sentence topics (its single topic is category)",
+    )
+    matches: list[Match] | None = Field(
+        default=None, description="with ?topic= only: its sentences on that topic (none when only category is it)"
+    )
 
 
 class TopQuery(BaseModel):
     """The query of GET /reviews/{id}/top, which the route validates itself (services/api/routes/reviews.py)."""
 
     limit: int = Field(default=5, ge=1, le=50)
-    category: str | None = Field(default=None, max_length=64, description="only reviews of this topic")
+    category: str | None = Field(
+        default=None, max_length=64, description="only reviews whose single (most discussed) topic is this"
+    )
+    topic: str | None = Field(
+        default=None,
+        max_length=64,
+        description="only reviews that discuss this topic in any sentence (or whose single topic it is), each "
+        "with the sentences that matched",
+    )
     min_rating: int | None = Field(default=None, ge=1, le=5)
     verified_only: bool = False
 
@@ -69,6 +93,35 @@ class TopReviews(BaseModel):
     version: str
     count: int
     reviews: list[Review]
+
+
+class Quote(BaseModel):
+    review_id: int
+    text: str = Field(description="a sentence of the review, cut at a word boundary with … when long")
+
+
+class TopicSummary(BaseModel):
+    topic: str
+    reviews: int = Field(description="reviews with at least one sentence on the topic")
+    mentions: int = Field(description="sentences on the topic, over all of the product's reviews")
+    positive: float = Field(ge=0, le=1, description="share of those sentences that are positive")
+    negative: float = Field(ge=0, le=1, description="share of those sentences that are negative")
+    positive_quote: Quote | None = Field(description="from the most relevant review with a positive one")
+    negative_quote: Quote | None = Field(description="from the most relevant review with a negative one")
+
+
+class CustomersSay(BaseModel):
+    """What a product's reviews say, topic by topic, most discussed first (computed when it was published)."""
+
+    product_id: str
+    product_title: str | None
+    version: str
+    review_count: int
+    reviews_analysed: int = Field(
+        description="reviews with a sentence on some topic: a review analysed before sentence topics counts only "
+        "in review_count"
+    )
+    topics: list[TopicSummary]
 
 
 class ProductSummary(BaseModel):

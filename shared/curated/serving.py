@@ -26,13 +26,17 @@ import pyarrow.parquet as pq
 import zstandard
 
 from shared import curated
+from shared.curated.summary import summaries
 from shared.lake import Lake, curated_key
+from shared.schemas import CURATED
 from shared.serving_format import (
     HEAD,
+    MATCH,
     NAMES,
     PUBLIC_FIELDS,
     REVIEWS,
     SERVING_PREFIX,
+    SUMMARIES,
     TERMS,
     products_schema,
     schema_metadata,
@@ -57,6 +61,8 @@ CURATED_COLUMNS = [
     "relevance_score",
     "helpful_votes",
     "verified_purchase",
+    "mentions",
+    "topics",
 ]
 CHUNK = 4 << 20  # bytes read at a time when hashing
 # Each review's JSON is compressed on its own (a request reads a few), with a dictionary learnt from the
@@ -75,7 +81,7 @@ class NotServable(ValueError):
 @dataclass(frozen=True)
 class ServingFiles:
     version: str
-    folder: Path  # the three files, as they go to the lake and to the API's cache
+    folder: Path  # the files, as they go to the lake and to the API's cache
     products: int
     reviews: int  # reviews kept, at most reviews_kept a product
     rows: int  # curated reviews
@@ -90,8 +96,14 @@ def _ranges(path: Path) -> Iterator[pa.Table]:
     """The curated rows, range by range of whole products: a batch's last product waits for the next batch,
     where it may go on (publish cuts a large range into several row groups)."""
     held = pa.table({name: pa.array([], pa.null()) for name in CURATED_COLUMNS})
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=curated.RANGE_ROWS, columns=CURATED_COLUMNS):
-        rows = pa.concat_tables([held, pa.Table.from_batches([batch])], promote_options="permissive")
+    source = pq.ParquetFile(path)
+    present = [name for name in CURATED_COLUMNS if name in source.schema_arrow.names]
+    for batch in source.iter_batches(batch_size=curated.RANGE_ROWS, columns=present):
+        rows = pa.Table.from_batches([batch])
+        for name in CURATED_COLUMNS:  # a version published before sentence mentions: none, as empty ones read
+            if name not in present:
+                rows = rows.append_column(CURATED.field(name), pa.nulls(rows.num_rows, CURATED.field(name).type))
+        rows = pa.concat_tables([held, rows.select(CURATED_COLUMNS)], promote_options="permissive")
         ids = rows.column("product_id")
         held = rows.slice(pc.index(ids, ids[-1]).as_py())
         if held.num_rows < rows.num_rows:
@@ -154,6 +166,7 @@ def _review_json(kept: pa.Table) -> pa.Array:
     columns["date"] = pc.cast(kept.column("reviewed_at"), pa.date32()).to_pylist()  # UTC: the zone it carries
     for name in ("category_confidence", "relevance_score"):
         columns[name] = [None if v is None else round(v, 4) for v in columns[name]]
+    columns["topics"] = [v or [] for v in columns["topics"]]
     values = [columns[name] for name in PUBLIC_FIELDS]
     return pa.array(
         [orjson.dumps(dict(zip(PUBLIC_FIELDS, row, strict=True))) for row in zip(*values, strict=True)], pa.binary()
@@ -161,7 +174,7 @@ def _review_json(kept: pa.Table) -> pa.Array:
 
 
 class _Compressor:
-    """Compresses each review's JSON, with a dictionary learnt from samples when there are enough."""
+    """Compresses each JSON value on its own, with a dictionary learnt from samples when there are enough."""
 
     def __init__(self, samples: list[bytes]):
         self.dictionary: zstandard.ZstdCompressionDict | None = None
@@ -175,12 +188,31 @@ class _Compressor:
     def metadata(self) -> str:
         return base64.b64encode(self.dictionary.as_bytes()).decode() if self.dictionary else ""
 
+    def compress(self, values: list[bytes]) -> pa.Array:
+        return pa.array([self._zstd.compress(value) for value in values], pa.binary())
+
     def public(self, rows: pa.Table, keep: np.ndarray) -> pa.RecordBatch:
         """The kept rows as reviews.arrow holds them, in one record batch."""
         kept = rows.filter(pa.array(keep))
-        reviews = pa.array([self._zstd.compress(review) for review in _review_json(kept).to_pylist()], pa.binary())
-        columns = {"review": reviews, **{name: kept.column(name).combine_chunks() for name in REVIEWS.names[1:]}}
+        columns = {
+            "review": self.compress(_review_json(kept).to_pylist()),
+            "mentions": _matches(kept.column("mentions").combine_chunks()),
+            **{name: kept.column(name).combine_chunks() for name in ("category", "rating", "verified_purchase")},
+        }
         return pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in REVIEWS], schema=REVIEWS)
+
+
+def _matches(mentions: pa.Array) -> pa.Array:
+    """The mentions with a topic, as reviews.arrow's ``mentions`` keeps them (null, none: empty)."""
+    mentions = pc.fill_null(mentions, pa.scalar([], mentions.type))
+    flat = pc.list_flatten(mentions)
+    parents = pc.list_parent_indices(mentions)
+    keep = flat.field("topic").is_valid()
+    kept = pc.filter(flat, keep)
+    lengths = np.bincount(pc.filter(parents, keep).to_numpy(zero_copy_only=False), minlength=len(mentions))
+    offsets = pa.array(np.concatenate(([0], np.cumsum(lengths))).astype(np.int32))
+    values = pa.StructArray.from_arrays([kept.field(f.name) for f in MATCH.fields], fields=list(MATCH.fields))
+    return pa.ListArray.from_arrays(offsets, values, type=pa.list_(MATCH))
 
 
 def _sha256(path: Path) -> str:
@@ -208,16 +240,23 @@ def build(curated: Path, folder: Path, version: str, reviews_kept: int) -> Servi
     rows = kept_rows = 0
     ranges = _ranges(curated)
     first = next(ranges, None)
+    said: list[bytes] = []  # the first range's product summaries: samples for their dictionary
     if first is None:
         compressor = _Compressor([])
     else:
-        _, _, rank = _ranks(first.column("product_id").to_numpy(zero_copy_only=False))
+        starts, counts, rank = _ranks(first.column("product_id").to_numpy(zero_copy_only=False))
         compressor = _Compressor(_review_json(first.filter(pa.array(rank < reviews_kept))).to_pylist())
+        said = summaries(first, starts, counts)
+    summary_compressor = _Compressor(said)
     head = min(HEAD, reviews_kept)
     reviews_schema = REVIEWS.with_metadata(
         schema_metadata(version, reviews_kept=str(reviews_kept), zstd_dictionary=compressor.metadata())
     )
-    with pa.ipc.new_file(_file(folder, "reviews"), reviews_schema) as writer:
+    summaries_schema = SUMMARIES.with_metadata(schema_metadata(version, zstd_dictionary=summary_compressor.metadata()))
+    with (
+        pa.ipc.new_file(_file(folder, "reviews"), reviews_schema) as writer,
+        pa.ipc.new_file(_file(folder, "summaries"), summaries_schema) as summary_writer,
+    ):
         for pair, table in enumerate(itertools.chain([first] if first else [], ranges)):
             ids = table.column("product_id").to_numpy(zero_copy_only=False)
             starts, counts, rank = _ranks(ids)
@@ -238,6 +277,8 @@ def build(curated: Path, folder: Path, version: str, reviews_kept: int) -> Servi
             )
             writer.write_batch(compressor.public(table, rank < head))
             writer.write_batch(compressor.public(table, (rank >= head) & (rank < reviews_kept)))
+            said = said if pair == 0 else summaries(table, starts, counts)
+            summary_writer.write_batch(pa.record_batch([summary_compressor.compress(said)], schema=SUMMARIES))
             rows += table.num_rows
             kept_rows += int(firsts.sum() + rest.sum())
     for name, table in (("products", products.table(version)), ("terms", products.terms_table(version))):

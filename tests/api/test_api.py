@@ -14,13 +14,19 @@ import pytest
 from shared.curated.versions import announce
 from shared.lake import CuratedVersion, curated_key
 from tests.api.conftest import hammering, wait_until_served
-from tests.factories import scored_row
+from tests.factories import mentions, scored_row
 
 V1 = "20260301T000000Z-111111"
 
 
 def catalogue(run_tag: str, offset: int) -> list[list[dict]]:
-    """Two batches: product P1 with six reviews of mixed categories, ratings and verified flags; P2 with one."""
+    """Two batches: product P1 with six reviews of mixed categories, ratings and verified flags, three of them
+    with sentence topics; P2 with one."""
+    said = {
+        0: mentions("Well made. Came a day late.", ("quality", 1), ("delivery", -1)),
+        1: mentions("Late and the box was torn.", ("delivery", -1)),
+        3: mentions("Pricey. It broke.", ("value", -1), ("quality", -1)),
+    }
     p1 = [
         scored_row(
             offset + i,
@@ -31,6 +37,7 @@ def catalogue(run_tag: str, offset: int) -> list[list[dict]]:
             category=category,
             verified_purchase=verified,
             buyer_pseudonym="secret-pseudonym",
+            **said.get(i, {}),
         )
         for i, (relevance, rating, category, verified) in enumerate(
             [
@@ -53,6 +60,8 @@ def test_before_any_publish_it_is_live_but_not_ready(client: httpx.Client):
     top = client.get("/reviews/P1/top")
     assert top.status_code == 503 and top.json()["error"] == "not_ready"
     assert "reviews run" in top.json()["detail"]
+    summary = client.get("/products/P1/summary")
+    assert summary.status_code == 503 and summary.json()["error"] == "not_ready"
 
 
 def test_top_reviews_are_the_most_relevant_first(client: httpx.Client, publisher):
@@ -87,9 +96,56 @@ def test_filters(client: httpx.Client):
     assert ids(category="no-such-category") == []
 
 
+def test_a_topic_finds_the_reviews_discussing_it_in_any_sentence(client: httpx.Client):
+    # review 1000's single topic is quality, but its second sentence is on delivery; 1004's single topic is it
+    body = client.get("/reviews/P1/top", params={"topic": "delivery", "limit": 50}).json()
+    assert [(r["review_id"], r["matches"]) for r in body["reviews"]] == [
+        (1000, [{"start": 11, "end": 27, "sentiment": -1}]),
+        (1001, [{"start": 0, "end": 26, "sentiment": -1}]),
+        (1004, []),
+    ]
+    assert body["reviews"][0]["text"][11:27] == "Came a day late."
+    # the single-topic filter, and the page without filters, answer as before (no matches on them)
+    assert [
+        r["review_id"] for r in client.get("/reviews/P1/top", params={"category": "delivery"}).json()["reviews"]
+    ] == [
+        1001,
+        1004,
+    ]
+    assert all("matches" not in r for r in client.get("/reviews/P1/top").json()["reviews"])
+    assert client.get("/reviews/P1/top", params={"topic": "x" * 65}).status_code == 422
+
+
+def test_a_products_summary_says_what_customers_say_topic_by_topic(client: httpx.Client):
+    response = client.get("/products/P1/summary")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert (body["product_id"], body["version"], body["review_count"], body["reviews_analysed"]) == ("P1", V1, 6, 3)
+    assert [(t["topic"], t["reviews"], t["mentions"], t["positive"], t["negative"]) for t in body["topics"]] == [
+        ("delivery", 2, 2, 0.0, 1.0),
+        ("quality", 2, 2, 0.5, 0.5),
+        ("value", 1, 1, 0.0, 1.0),
+    ]
+    assert body["topics"][0]["negative_quote"] == {"review_id": 1000, "text": "Came a day late."}
+    assert client.get("/products/P2/summary").json()["topics"] == []
+
+
+def test_the_summary_of_an_unknown_product_is_404_and_of_a_bad_id_422(client: httpx.Client):
+    response = client.get("/products/NOPE/summary")
+    assert (
+        response.status_code == 404 and response.json()["error"] == "not_found" and "NOPE" in response.json()["detail"]
+    )
+    [error] = client.get(f"/products/{'P' * 65}/summary").json()["detail"]
+    assert error["loc"] == ["path", "product_id"] and error["type"] == "string_too_long"
+
+
 def test_never_a_buyer_id_or_pseudonym(client: httpx.Client):
-    text = client.get("/reviews/P1/top", params={"limit": 50}).text
-    assert "secret-pseudonym" not in text and "buyer" not in text
+    for text in (
+        client.get("/reviews/P1/top", params={"limit": 50}).text,
+        client.get("/reviews/P1/top", params={"limit": 50, "topic": "delivery"}).text,
+        client.get("/products/P1/summary").text,
+    ):
+        assert "secret-pseudonym" not in text and "buyer" not in text
 
 
 @pytest.mark.parametrize(

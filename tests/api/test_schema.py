@@ -9,12 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.factories import scored_row
+from tests.factories import mentions, scored_row
 
 
 def test_api_conforms_to_its_schema(api, publisher, api_settings, tmp_path):
-    # given real data, so that generated product ids can hit (and miss) real products
-    publisher.publish("20260401T000000Z-555555", [[scored_row(i, f"P{i % 3}", i / 10) for i in range(10)]])
+    # given real data, so that generated product ids can hit (and miss) real products, with summaries to answer
+    said = mentions("Sturdy. Pricey. Fine.", ("durability", 1), ("value", -1), (None, 0))
+    publisher.publish("20260401T000000Z-555555", [[scored_row(i, f"P{i % 3}", i / 10, **said) for i in range(10)]])
     # when schemathesis sends generated valid and invalid requests to every operation
     result = subprocess.run(
         [

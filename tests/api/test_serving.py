@@ -125,6 +125,7 @@ def top_reviews_as_before(
                 "relevance_score": round(float(r["relevance_score"]), 4),
                 "helpful_votes": r["helpful_votes"],
                 "verified_purchase": r["verified_purchase"],
+                "topics": r["topics"] or [],
             }
             for r in chosen
         ],

@@ -24,7 +24,7 @@ from shared.lake import LATEST_KEY, curated_key, known_key
 from shared.relevance import relevance
 from shared.schemas import CURATED, SCORED
 from shared.settings import Settings
-from tests.factories import given_relevance, publish_batches, put_scored_batches, scored_row, scored_table
+from tests.factories import given_relevance, mentions, publish_batches, put_scored_batches, scored_row, scored_table
 
 
 def rows(*specs: tuple[int, str, float]) -> list[dict]:
@@ -160,18 +160,9 @@ def test_a_version_never_mixes_two_classifiers(own_lake):
 def test_a_review_read_again_unchanged_takes_its_outputs_from_the_base(own_lake, monkeypatch):
     # given a base version whose keys are written beside it, read back two rows at a time
     monkeypatch.setattr("shared.curated.RANGE_ROWS", 2)
-    base = publish_batches(
-        own_lake,
-        "20260601T000000Z-base03",
-        [
-            rows(
-                (1, "A", 0.9),
-                (2, "A", 0.8),
-                (3, "B", 0.7),
-                (4, "C", 0.6),
-            )
-        ],
-    ).version
+    batch = rows((1, "A", 0.9), (2, "A", 0.8), (3, "B", 0.7), (4, "C", 0.6))
+    batch[2].update(mentions("Sounds great.", ("quality", 1)))  # review 3 says something about a topic
+    base = publish_batches(own_lake, "20260601T000000Z-base03", [batch]).version
     base_rows = curated(own_lake, base)
     assert np.array_equal(known.read(own_lake, base.version), np.sort(known.keys(own_lake.get_table(base.key))))
     # when a run reads review 3 again with new votes, left unclassified (no outputs), and review 2 edited

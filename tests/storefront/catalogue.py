@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.factories import scored_row
+from tests.factories import mentions, scored_row
 
 HEADPHONES = "B07HPX2041"
 FRENCH_PRESS = "B01FPR0870"
@@ -128,6 +128,17 @@ PRODUCTS: dict[str, tuple[str, str, list[tuple]]] = {
          "content and artistry", 0.89, True, 6, "2022-03-12"),
     ]),
 }
+# What the headphones' reviews say, sentence by sentence, by review title: (topic, sentiment) per sentence.
+# The other products' reviews were analysed before sentence topics: they have only their single topic.
+SAID: dict[str, list[tuple[str | None, int]]] = {
+    "Great for the commute": [("product quality", 1), ("ease of use", 1)],
+    "Excellent sound, average microphone": [("product quality", 1), ("product quality", -1)],
+    "Hinge cracked after eight months": [("durability", -1), ("durability", -1)],
+    "Worth every penny": [("value for money", 1), ("product quality", 1)],
+    "Box arrived crushed": [("delivery and packaging", -1)],
+    "Easy pairing": [("ease of use", 1)],
+    "Stopped charging": [("durability", -1), ("customer service", -1)],
+}
 # fmt: on
 
 
@@ -139,6 +150,7 @@ def catalogue_batches() -> list[list[dict]]:
         for relevance, rating, title, text, topic, confidence, verified, votes, day in reviews:
             review_id += 1
             reviewed_at = datetime.fromisoformat(day).replace(tzinfo=UTC)
+            said = mentions(text, *SAID[title]) if product_id == HEADPHONES else {"text": text}
             rows.append(
                 scored_row(
                     review_id,
@@ -148,7 +160,7 @@ def catalogue_batches() -> list[list[dict]]:
                     product_category=product_category,
                     rating=rating,
                     title=title,
-                    text=text,
+                    **said,
                     category=topic,
                     category_confidence=confidence,
                     verified_purchase=verified,

@@ -86,23 +86,110 @@ def test_a_search_without_match_says_so(page: Page, console: Console, shop_api: 
 def test_the_category_filter_shows_only_that_topic_in_relevance_order(
     page: Page, console: Console, shop_api: ServerThread
 ):
-    page.goto(f"{shop_api.url}/shop/#/product/{HEADPHONES}")
-    expect(page.locator("li.review")).to_have_count(7)
-    assert shown_review_ids(page) == [r["review_id"] for r in api_top(shop_api, HEADPHONES)]
+    # given a product whose reviews were analysed before sentence topics: one topic each, no summary to show
+    page.goto(f"{shop_api.url}/shop/#/product/{T_SHIRT}")
+    expect(page.locator("li.review")).to_have_count(10)
+    expect(page.get_by_role("heading", name="What customers say")).to_have_count(0)
     shown_scores = page.locator(".relevance-value").all_inner_texts()
     assert shown_scores == sorted(shown_scores, reverse=True)
     # when the shopper picks the "Durability" topic
     page.get_by_role("group", name="Filter by topic").get_by_role("radio", name="Durability").check()
     # then only durability reviews show, as the API's filter orders them, and the address says so
-    expect(page.locator("li.review")).to_have_count(2)
-    durability = api_top(shop_api, HEADPHONES, category="durability")
+    expect(page.locator("li.review")).to_have_count(3)
+    durability = api_top(shop_api, T_SHIRT, category="durability")
     assert shown_review_ids(page) == [r["review_id"] for r in durability]
-    expect(page.locator("li.review .chip")).to_have_text(["Durability83%", "Durability57%"])
-    assert page.url.endswith(f"#/product/{HEADPHONES}?category=durability")
+    expect(page.locator("li.review .chip")).to_have_text(["Durability72%", "Durability77%", "Durability69%"])
+    assert page.url.endswith(f"#/product/{T_SHIRT}?category=durability")
     expect(page.get_by_role("radio", name="Durability")).to_be_checked()
     # and "All topics" brings every review back
     page.get_by_role("group", name="Filter by topic").get_by_role("radio", name="All topics").check()
+    expect(page.locator("li.review")).to_have_count(10)
+    assert console.errors == []
+
+
+def test_what_customers_say_shows_each_topic_with_its_reviews_bar_and_quotes_above_the_reviews(
+    page: Page, console: Console, shop_api: ServerThread
+):
+    page.goto(f"{shop_api.url}/shop/#/product/{HEADPHONES}")
     expect(page.locator("li.review")).to_have_count(7)
+    say = page.get_by_role("region", name="What customers say")
+    # then a chip per topic of the reviews' sentences, most discussed first, with its reviews
+    topics = say.get_by_role("list", name="Topics customers discuss").locator("li.topic")
+    expect(topics).to_have_count(6)
+    expect(say.locator(".topic-chip")).to_have_text(
+        [
+            "Product quality3 reviews",
+            "Durability2 reviews",
+            "Ease of use2 reviews",
+            "Customer service1 review",
+            "Delivery and packaging1 review",
+            "Value for money1 review",
+        ]
+    )
+    # and each its positive and negative shares, as a bar and in words, and a quote for each side it has
+    quality = topics.first
+    expect(quality.get_by_role("img", name="75% positive, 25% negative")).to_be_visible()
+    expect(quality.locator(".sentiment-figures")).to_have_text("75% positive · 25% negative")
+    expect(quality.locator(".quote-positive q")).to_have_text(
+        "After three months of daily use: the noise cancelling is outstanding on flights and the bass is deep "
+        "without drowning the vocals."
+    )
+    expect(quality.locator(".quote-negative q")).to_have_text("Calls are the weak spot, people say I sound distant.")
+    durability = topics.nth(1)
+    expect(durability.get_by_role("img", name="0% positive, 100% negative")).to_be_visible()
+    expect(durability.locator(".quote-positive")).to_have_count(0)
+    expect(durability.locator(".quote-negative q")).to_have_text("Sound was great until the left hinge cracked.")
+    # and the summary sits above the reviews, as the API computed it
+    served = httpx.get(f"{shop_api.url}/products/{HEADPHONES}/summary", timeout=10).json()
+    assert [t["topic"] for t in served["topics"]][0] == "product quality"
+    assert say.bounding_box()["y"] < page.locator("li.review").first.bounding_box()["y"]
+    assert console.errors == []
+
+
+def test_a_topic_chip_shows_the_reviews_discussing_it_with_their_sentences_marked(
+    page: Page, console: Console, screenshot: Screenshot, shop_api: ServerThread
+):
+    page.goto(f"{shop_api.url}/shop/#/product/{HEADPHONES}")
+    expect(page.locator("li.review")).to_have_count(7)
+    # when the shopper picks "Ease of use"
+    page.get_by_role("button", name="Ease of use").click()
+    # then the reviews that discuss it in any sentence show, the API's order, though one's single topic is another
+    expect(page.locator("li.review")).to_have_count(2)
+    assert shown_review_ids(page) == [r["review_id"] for r in api_top(shop_api, HEADPHONES, topic="ease of use")]
+    expect(page.locator("li.review .chip")).to_have_text(["Product quality71%", "Ease of use68%"])
+    # and in each, the sentences on it are marked, and nothing else
+    expect(page.locator("li.review mark.match")).to_have_text(
+        [
+            "Pairs with my phone in seconds.",
+            "The app is optional, pairing and switching between laptop and phone just works.",
+        ]
+    )
+    expect(page.locator("li.review").first.locator(".review-text")).to_have_text(
+        "Blocks out the train noise almost completely. Pairs with my phone in seconds."
+    )
+    expect(page.get_by_role("button", name="Ease of use")).to_have_attribute("aria-pressed", "true")
+    assert page.url.endswith(f"#/product/{HEADPHONES}?topic=ease%20of%20use")
+    screenshot("ease-of-use")
+    # when it picks "Durability" instead: its reviews, negative sentences marked so
+    page.get_by_role("button", name="Durability").click()
+    expect(page.locator("li.review mark.match-negative")).to_have_text(
+        [
+            "Sound was great until the left hinge cracked.",
+            "Careful with the folding mechanism, it is plastic.",
+            "Stopped charging after a year.",
+        ]
+    )
+    expect(page.get_by_role("button", name="Ease of use")).to_have_attribute("aria-pressed", "false")
+    # and the same chip again shows every review, unmarked
+    page.get_by_role("button", name="Durability").click()
+    expect(page.locator("li.review")).to_have_count(7)
+    expect(page.locator("mark.match")).to_have_count(0)
+    expect(page.locator(".topic-chip[aria-pressed=true]")).to_have_count(0)
+    # and a link to a topic opens the page filtered on it
+    page.goto(f"{shop_api.url}/shop/#/product/{HEADPHONES}?topic=durability")
+    page.reload()
+    expect(page.locator("li.review")).to_have_count(2)
+    expect(page.get_by_role("button", name="Durability")).to_have_attribute("aria-pressed", "true")
     assert console.errors == []
 
 
@@ -195,8 +282,9 @@ def test_under_a_prefix_every_request_stays_under_it(page: Page, console: Consol
     page.get_by_role("link", name="Aurora Wireless Noise-Cancelling Headphones").click()
     # then the page works as at the root
     expect(page.locator("li.review")).to_have_count(7)
-    page.get_by_role("group", name="Filter by topic").get_by_role("radio", name="Value for money").check()
+    page.get_by_role("button", name="Value for money").click()
     expect(page.locator("li.review")).to_have_count(1)
+    expect(page.locator("mark.match")).to_have_count(1)
     # and never asked for anything outside the prefix (the server has nothing there)
     outside = [url for url in requested if not url.startswith(f"{prefixed_api.url}{PREFIX}/")]
     assert outside == [] and len(requested) >= 6

@@ -3,12 +3,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from services.api.deps import IndexDep
-from services.api.models import ErrorBody, ProductPage
-from services.api.serving.index import MAX_QUERY_WORDS, TooManyWords, query_words
+from services.api.deps import IndexDep, served_index
+from services.api.errors import NotFound
+from services.api.models import CustomersSay, ErrorBody, ProductPage, ValidationErrors
+from services.api.params import documented, product_id
+from services.api.serving.index import MAX_QUERY_WORDS, ProductNotFound, TooManyWords, query_words
 
 router = APIRouter(tags=["products"])
 
@@ -40,3 +42,26 @@ async def products(
             [{"type": "too_many_words", "loc": ("query", "query"), "msg": str(exc), "input": query}]
         ) from None
     return ProductPage(products=page, next_cursor=next_cursor)
+
+
+@router.get(
+    "/products/{product_id}/summary",
+    response_class=Response,
+    responses={
+        200: {"model": CustomersSay, "description": "topics most discussed first"},
+        404: {"model": ErrorBody, "description": "no such product in the served version"},
+        422: {"model": ValidationErrors, "description": "Validation Error"},
+        503: {"model": ErrorBody, "description": "nothing published yet"},
+    },
+    openapi_extra={"parameters": documented()},
+)
+async def product_summary(request: Request) -> Response:
+    """What customers say of a product, topic by topic: how many reviews and sentences discuss each, the
+    shares positive and negative, and a quote for each side. Read as published, like its top reviews."""
+    wanted = product_id(request)  # read as GET /reviews/{id}/top reads it: no FastAPI parameter machinery
+    index = served_index(request)
+    try:
+        body = index.summary(wanted)
+    except ProductNotFound:
+        raise NotFound(f"no product {wanted!r} in curated version {index.version.version}") from None
+    return Response(body, media_type="application/json")

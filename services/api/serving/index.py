@@ -1,6 +1,6 @@
 """The index the API serves from: one version's serving files (shared/serving_format.py), memory-mapped.
 
-Opening a version maps its three files and checks that they are whole, of this format and of this
+Opening a version maps its files and checks that they are whole, of this format and of this
 version, and that every product's rows lie inside the reviews file; it reads no review. A request
 finds its product by a binary search over fixed-width keys, slices that product's kept reviews and
 joins those it answers with, serialised at publish (each unpacked from its zstd frame: microseconds).
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import zstandard
 
 from shared.lake import CuratedVersion
-from shared.serving_format import FORMAT, REVIEWS, TERMS, products_schema, words
+from shared.serving_format import FORMAT, REVIEWS, SUMMARIES, TERMS, products_schema, words
 
 
 class ProductNotFound(LookupError):
@@ -64,7 +64,7 @@ def _map(path: Path, advice: int) -> pa.Buffer:
 def _open(folder: Path, name: str, version: str) -> tuple[pa.Schema, list[pa.RecordBatch], dict[bytes, bytes]]:
     path = folder / f"{name}.arrow"
     # A request reads a few rows of reviews.arrow: readahead would load (and map) the pages around them too.
-    advice = mmap.MADV_RANDOM if name == "reviews" else mmap.MADV_NORMAL
+    advice = mmap.MADV_RANDOM if name in ("reviews", "summaries") else mmap.MADV_NORMAL
     try:
         reader = pa.ipc.open_file(pa.BufferReader(_map(path, advice)))
         batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
@@ -91,7 +91,7 @@ def _decompressor(dictionary: bytes) -> zstandard.ZstdDecompressor:
     try:
         data = zstandard.ZstdCompressionDict(base64.b64decode(dictionary, validate=True)) if dictionary else None
     except (ValueError, zstandard.ZstdError) as exc:
-        raise CorruptServingFile(f"reviews.arrow: its zstd dictionary is unreadable: {exc}") from None
+        raise CorruptServingFile(f"a zstd dictionary is unreadable: {exc}") from None
     return zstandard.ZstdDecompressor(dict_data=data)
 
 
@@ -132,6 +132,16 @@ def _smallest_distinct(values: np.ndarray, k: int) -> np.ndarray:
     return np.unique(values)[:k]
 
 
+def _discusses(rows: pa.Table, topic: str) -> pa.Array:
+    """Which rows discuss ``topic``: their single topic is it, or a sentence of theirs is on it."""
+    mentions = rows.column("mentions").combine_chunks()
+    on_topic = pc.fill_null(pc.equal(pc.list_flatten(mentions).field("topic"), topic), False)
+    on_topic = on_topic.to_numpy(zero_copy_only=False)
+    hit = np.zeros(rows.num_rows, dtype=bool)
+    hit[pc.list_parent_indices(mentions).to_numpy(zero_copy_only=False)[on_topic]] = True
+    return pc.or_(pc.fill_null(pc.equal(rows.column("category"), topic), False), pa.array(hit))
+
+
 class ServingIndex:
     def __init__(self, version: CuratedVersion, folder: Path):
         self.version = version
@@ -144,6 +154,11 @@ class ServingIndex:
         if not isinstance(key, pa.FixedSizeBinaryType) or not schema.equals(products_schema(key.byte_width)):
             raise CorruptServingFile(f"products.arrow has columns {schema}")
         self._products = _single(schema, batches)
+        schema, self._summary_batches, metadata = _open(folder, "summaries", version.version)
+        if not schema.equals(SUMMARIES):
+            raise CorruptServingFile(f"summaries.arrow has columns {schema}, not {SUMMARIES}")
+        self._unpack_summary = _decompressor(metadata.get(b"zstd_dictionary", b"")).decompress
+        self._summaries = [_Binaries(batch.column("summary")) for batch in self._summary_batches]
         schema, batches, _ = _open(folder, "terms", version.version)
         if not schema.equals(TERMS):
             raise CorruptServingFile(f"terms.arrow has columns {schema}, not {TERMS}")
@@ -181,6 +196,13 @@ class ServingIndex:
             and (self._rest_row + self._rest <= lengths[self._batch + 1]).all()
         ):
             raise CorruptServingFile("products.arrow points outside reviews.arrow")
+        # Product i's summary: batch batch[i] // 2 of summaries.arrow, row i less the products before that batch.
+        per_batch = np.array([b.num_rows for b in self._summary_batches], dtype=np.int64)
+        if len(per_batch) != len(lengths) // 2 or not np.array_equal(
+            per_batch, np.bincount(self._batch // 2, minlength=len(per_batch))
+        ):
+            raise CorruptServingFile("summaries.arrow does not hold one summary per product of each range")
+        self._summary_first = np.concatenate(([0], np.cumsum(per_batch)))
         if not (self._keys[1:] > self._keys[:-1]).all():
             raise CorruptServingFile("products.arrow is not in strictly ascending product order")
         if len(self._term_products) and not ((self._term_products >= 0) & (self._term_products < n)).all():
@@ -206,15 +228,19 @@ class ServingIndex:
         category: str | None = None,
         min_rating: int | None = None,
         verified_only: bool = False,
+        topic: str | None = None,
     ) -> bytes:
-        """The JSON body of ``GET /reviews/{product_id}/top``: its kept reviews that pass the filters, in order."""
+        """The JSON body of ``GET /reviews/{product_id}/top``: its kept reviews that pass the filters, in order.
+        With ``topic``, those that discuss it (their single topic, or any sentence's), each with the
+        sentences on it as ``matches``."""
         i = self._find(product_id)
         batch, head, rest = int(self._batch[i]), int(self._head[i]), int(self._rest[i])
-        if category is None and min_rating is None and not verified_only:
+        if category is None and min_rating is None and not verified_only and topic is None:
             # The storefront's page: byte ranges of the mapped file, no Arrow object made (they cost more).
             frames = self._frames[batch].run(int(self._row[i]), min(limit, head))
             if limit > head:
                 frames += self._frames[batch + 1].run(int(self._rest_row[i]), min(limit - head, rest))
+            reviews = [self._unpack(frame) for frame in frames]
         else:
             rows = pa.Table.from_batches(
                 [
@@ -229,8 +255,15 @@ class ServingIndex:
                 keep = pc.and_(keep, pc.greater_equal(rows.column("rating"), min_rating))
             if verified_only:
                 keep = pc.and_(keep, pc.fill_null(rows.column("verified_purchase"), False))
-            frames = rows.filter(keep).column("review").slice(0, limit).to_pylist()  # a null is not a match
-        reviews = [self._unpack(frame) for frame in frames]
+            if topic is not None:
+                keep = pc.and_(keep, _discusses(rows, topic))
+            found = rows.filter(keep).slice(0, limit)  # a null is not a match
+            reviews = [self._unpack(frame) for frame in found.column("review").to_pylist()]
+            if topic is not None:
+                reviews = [
+                    review[:-1] + b',"matches":' + orjson.dumps([m for m in mentions if m.pop("topic") == topic]) + b"}"
+                    for review, mentions in zip(reviews, found.column("mentions").to_pylist(), strict=True)
+                ]
         head_fields = orjson.dumps(
             {
                 "product_id": product_id,
@@ -240,6 +273,18 @@ class ServingIndex:
             }
         )
         return head_fields[:-1] + b',"reviews":[' + b",".join(reviews) + b"]}"
+
+    # --- GET /products/{id}/summary ----------------------------------------------------------------
+
+    def summary(self, product_id: str) -> bytes:
+        """The JSON body of ``GET /products/{product_id}/summary``: what its reviews say, topic by topic."""
+        i = self._find(product_id)
+        part = int(self._batch[i]) // 2
+        said = self._unpack_summary(self._summaries[part][i - int(self._summary_first[part])])
+        head_fields = orjson.dumps(
+            {"product_id": product_id, "product_title": self._title(i), "version": self.version.version}
+        )
+        return head_fields[:-1] + b"," + said[1:]
 
     # --- GET /products --------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
-// The storefront mockup: a product list with search, and a product page with its top reviews.
-// It reads only the public API (GET /products, GET /reviews/{id}/top), through URLs relative to
-// the page, so it works wherever the API is mounted. Routes live in the hash: #/?q=…, #/product/ID?category=….
+// The storefront mockup: a product list with search, and a product page with what customers say, topic by
+// topic, above its top reviews. It reads only the public API (GET /products, GET /products/{id}/summary,
+// GET /reviews/{id}/top), through URLs relative to the page, so it works wherever the API is mounted.
+// Routes live in the hash: #/?q=…, #/product/ID?topic=… (any sentence on it), #/product/ID?category=….
 // Data goes into the DOM through textContent only, never as HTML: review text is user content.
 "use strict";
 
@@ -116,8 +117,10 @@ function errorState(err, retry) {
 
 // ---------------------------------------------------------------------------- routing
 
-function productHash(productId, category) {
-  const query = category ? `?category=${encodeURIComponent(category)}` : "";
+// filter: {topic} (reviews discussing it in any sentence) or {category} (their single topic), or none.
+function productHash(productId, filter = {}) {
+  const [name, value] = Object.entries(filter).find(([, v]) => v) || [];
+  const query = name ? `?${name}=${encodeURIComponent(value)}` : "";
   return `#/product/${encodeURIComponent(productId)}${query}`;
 }
 
@@ -125,7 +128,10 @@ function parseRoute() {
   const [path, query = ""] = location.hash.replace(/^#/, "").split("?", 2);
   const params = new URLSearchParams(query);
   const match = path.match(/^\/product\/(.+)$/);
-  if (match) return {view: "product", productId: decodeURIComponent(match[1]), category: params.get("category") || ""};
+  if (match) {
+    return {view: "product", productId: decodeURIComponent(match[1]),
+      topic: params.get("topic") || "", category: params.get("category") || ""};
+  }
   return {view: "list", query: params.get("q") || ""};
 }
 
@@ -234,6 +240,25 @@ async function productSummary(productId) {
   }
 }
 
+const SENTIMENT = {"-1": "negative", "0": "neutral", "1": "positive"};
+
+// The review's text with the sentences that matched a topic marked. The API's offsets count code points:
+// slice an array of them, not the UTF-16 string (an emoji is two of its units).
+function highlighted(text, matches) {
+  if (!matches || matches.length === 0) return [text];
+  const points = Array.from(text);
+  const parts = [];
+  let at = 0;
+  for (const match of [...matches].sort((a, b) => a.start - b.start)) {
+    if (match.start < at) continue;
+    parts.push(points.slice(at, match.start).join(""),
+      el("mark", {class: `match match-${SENTIMENT[match.sentiment]}`, text: points.slice(match.start, match.end).join("")}));
+    at = match.end;
+  }
+  parts.push(points.slice(at).join(""));
+  return parts;
+}
+
 function reviewCard(review, rank) {
   const relevance = review.relevance_score ?? 0;
   const bar = el("div", {class: "relevance-bar", role: "meter", "aria-valuemin": "0", "aria-valuemax": "1",
@@ -255,7 +280,7 @@ function reviewCard(review, rank) {
       el("span", {class: "rank", text: `#${rank}`}),
       review.date ? el("span", {text: `Reviewed on ${formatDate(review.date)}`}) : null,
       review.verified_purchase === true ? el("span", {class: "badge-verified", text: "✓ Verified purchase"}) : null),
-    el("p", {class: "review-text", text: review.text || ""}),
+    el("p", {class: "review-text"}, ...highlighted(review.text || "", review.matches)),
     el("div", {class: "review-foot"},
       category,
       votes > 0 ? el("span", {class: "muted", text: `${votes} ${votes === 1 ? "person" : "people"} found this helpful`}) : null,
@@ -290,11 +315,54 @@ function topicFilter(categories, selected, onChange) {
     }));
 }
 
+function quote(said, side) {
+  if (!said) return null;
+  return el("p", {class: `quote quote-${side}`, "data-review-id": String(said.review_id)},
+    el("span", {class: "quote-side", text: side === "positive" ? "+" : "−", "aria-hidden": "true"}),
+    el("span", {class: "visually-hidden", text: `${capitalise(side)}: `}),
+    el("q", {text: said.text}));
+}
+
+// What customers say: a chip per topic with its reviews, a positive/negative bar and a quote each side.
+// A chip filters the reviews below on its topic; pressed again, it shows them all.
+function customersSay(said, selected, onPick) {
+  const chips = [];
+  const items = said.topics.map((t) => {
+    const positive = Math.round(t.positive * 100);
+    const negative = Math.round(t.negative * 100);
+    const bar = el("div", {class: "sentiment-bar", role: "img", "aria-label": `${positive}% positive, ${negative}% negative`},
+      el("span", {class: "bar-positive"}), el("span", {class: "bar-negative"}));
+    bar.style.setProperty("--positive", String(t.positive));
+    bar.style.setProperty("--negative", String(t.negative));
+    const chip = el("button", {type: "button", class: "topic-chip", "data-topic": t.topic,
+      "aria-pressed": String(t.topic === selected),
+      onclick: () => {
+        const picked = chip.getAttribute("aria-pressed") === "true" ? "" : t.topic;
+        for (const c of chips) c.setAttribute("aria-pressed", String(c === chip && picked !== ""));
+        onPick(picked);
+      }},
+    el("span", {class: "topic-name", text: capitalise(t.topic)}),
+    el("span", {class: "topic-count", text: `${t.reviews} review${t.reviews === 1 ? "" : "s"}`}));
+    chips.push(chip);
+    return el("li", {class: "topic", "data-topic": t.topic},
+      chip, bar,
+      el("p", {class: "sentiment-figures muted", text: `${positive}% positive · ${negative}% negative`}),
+      quote(t.positive_quote, "positive"), quote(t.negative_quote, "negative"));
+  });
+  return el("section", {class: "customers-say", "aria-labelledby": "say-heading"},
+    el("div", {class: "section-head"},
+      el("h2", {id: "say-heading", text: "What customers say"}),
+      el("p", {class: "muted", text: `From ${said.reviews_analysed} of ${said.review_count} reviews; pick a topic to read them`})),
+    el("ul", {class: "topics", "aria-label": "Topics customers discuss"}, ...items));
+}
+
 async function productPage(route, isCurrent) {
   const {productId} = route;
-  const [top, summary] = await Promise.all([
+  const [top, summary, said] = await Promise.all([
     api(`reviews/${encodeURIComponent(productId)}/top`, {limit: REVIEWS_FETCHED}).catch((err) => err),
     productSummary(productId),
+    // What customers say is a bonus too: the reviews show without it.
+    api(`products/${encodeURIComponent(productId)}/summary`).catch(() => null),
   ]);
   if (top instanceof ApiError && top.kind === "not_found") {
     document.title = "Product not found — Mockup Market";
@@ -314,37 +382,40 @@ async function productPage(route, isCurrent) {
   const categories = [...counts.keys()].sort((a, b) => counts.get(b) - counts.get(a) || a.localeCompare(b));
   if (route.category && !counts.has(route.category)) categories.push(route.category); // keep a linked topic visible
 
+  const hasTopics = Boolean(said && said.topics.length);
   const results = el("div", {class: "review-results", "aria-live": "polite"});
   let currentLoad = 0;
-  async function showReviews(category) {
+  // filter: {topic} or {category}, as in the hash
+  async function showReviews(filter) {
     const loadId = ++currentLoad;
     const fresh = () => loadId === currentLoad && isCurrent();
+    const about = filter.topic || filter.category;
     let view;
-    if (!category) {
-      view = reviewsOrEmpty(top.reviews, category);
+    if (!about) {
+      view = reviewsOrEmpty(top.reviews, about);
     } else {
       results.replaceChildren(loading("reviews"));
       try {
-        const filtered = await api(`reviews/${encodeURIComponent(productId)}/top`, {limit: REVIEWS_FETCHED, category});
-        view = reviewsOrEmpty(filtered.reviews, category);
+        const filtered = await api(`reviews/${encodeURIComponent(productId)}/top`, {limit: REVIEWS_FETCHED, ...filter});
+        view = reviewsOrEmpty(filtered.reviews, about);
       } catch (err) {
-        view = [errorState(err, () => showReviews(category))];
+        view = [errorState(err, () => showReviews(filter))];
       }
     }
     if (fresh()) results.replaceChildren(...view);
   }
 
-  function reviewsOrEmpty(reviews, category) {
+  function reviewsOrEmpty(reviews, about) {
     if (reviews.length > 0) return reviewList(reviews);
-    return [state("empty", category ? `No reviews about ${category} yet` : "No reviews yet",
-      category ? "Try another topic." : "Be the first to review this product.",
-      category ? el("a", {class: "button", href: productHash(productId), text: "Show all topics"}) : null)];
+    return [state("empty", about ? `No reviews about ${about} yet` : "No reviews yet",
+      about ? "Try another topic." : "Be the first to review this product.",
+      about ? el("a", {class: "button", href: productHash(productId), text: "Show all topics"}) : null)];
   }
 
   // A filter change replaces the hash without a new render: the page and the focus stay where they are.
-  function onFilter(category) {
-    history.replaceState(null, "", productHash(productId, category));
-    showReviews(category);
+  function onFilter(filter) {
+    history.replaceState(null, "", productHash(productId, filter));
+    showReviews(filter);
   }
 
   const stats = summary
@@ -362,13 +433,16 @@ async function productPage(route, isCurrent) {
         el("h1", {tabindex: "-1", text: title}),
         stats,
         el("p", {class: "muted", text: `Item ${productId}`}))),
+    hasTopics ? customersSay(said, route.topic, (topic) => onFilter({topic})) : null,
     el("section", {class: "top-reviews", "aria-labelledby": "reviews-heading"},
       el("div", {class: "section-head"},
         el("h2", {id: "reviews-heading", text: "Top reviews"}),
         el("p", {class: "muted", text: "Most relevant first"})),
-      categories.length ? topicFilter(categories, route.category, onFilter) : null,
+      // The single-topic filter, for a version analysed before sentence topics (or a link to one).
+      categories.length && (!hasTopics || route.category)
+        ? topicFilter(categories, route.category, (category) => onFilter({category})) : null,
       results));
-  await showReviews(route.category);
+  await showReviews(route.topic ? {topic: route.topic} : {category: route.category});
   return page;
 }
 
