@@ -12,7 +12,7 @@ rows, the API polled all along (errors counted; the previous version served unti
 seconds from the fault to the component answering again, to the run moving again (the next batch
 finished: of the killed worker's stage, or of any stage for a server) and to the run's end.
 
-    .venv/bin/python -m bench.chaos [--reviews 2000] [--batch-size 200] [--only redis,classify]
+    .venv/bin/python -m bench.chaos [--reviews 1500] [--batch-size 150] [--only redis,classify]
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ RUN_TIMEOUT_S = 20 * 60
 # production's 900 s / 300 s so a worker kill costs about a minute here, stated with the table.
 STALLED_AFTER_S, SWEEP_EVERY_S = 60, 15
 S3_OUTAGE_S = 30.0
+ARCHIVE_GRACE_S = 120.0  # after the run's end, for the archive to catch up before the next row
 API_LOAD_S, API_KILL_AFTER_S = 30.0, 5.0
 
 
@@ -297,8 +298,11 @@ def run_with(c: Clients, stack: Stack, fault: Fault | None, product: str, previo
         run = watch(c.history, run_id, RUN_TIMEOUT_S, interval_s=0.5)
         row.run_status = run["status"]
         if run["status"] == "succeeded":
-            wait_for_archive(c.history, run, RUN_TIMEOUT_S)
             wait_for_version(f"http://127.0.0.1:{c.settings.api_port}", run_id, timeout_s=300)
+            try:  # archive does not gate publish: a batch it lost after the run's end is the sweep's blind spot
+                wait_for_archive(c.history, run, ARCHIVE_GRACE_S)
+            except TimeoutError:
+                row.mid_batch += f"; archive unfinished {ARCHIVE_GRACE_S:.0f} s after the run"
     ended = run["finished_at"] or datetime.now(UTC)
     if at is not None:
         batches = c.history.batches(run_id, fault.stage)
@@ -358,8 +362,8 @@ def cpu_name() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA_DIR)
-    parser.add_argument("--reviews", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--reviews", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=150)
     parser.add_argument("--only", default="", help=f"comma-separated, of {', '.join(f.key for f in FAULTS)}")
     args = parser.parse_args(argv)
     only = {x for x in args.only.split(",") if x}
