@@ -34,8 +34,14 @@ def test_moving_again_is_the_first_finish_after_the_fault():
 
 def test_the_table_counts_foreign_reviews_as_lost_and_shows_a_missing_figure_as_a_dash():
     row = Row(
-        "kill -9 Redis", run_status="succeeded", moving_s=3.25, reviews=Reviews(0, 0, 2), archived=10, source_rows=10
+        "kill -9 Redis",
+        run_status="succeeded",
+        moving_s=3.25,
+        reviews=Reviews(0, 0, 2),
+        archived=9,
+        archive_total=10,
+        source_rows=10,
     )
     line = table([row, Row("kill -9 API", run_status="failed")]).splitlines()
-    assert line[2].startswith("| kill -9 Redis |") and "| 3.2 | " in line[2] and "| 2 | 0 | 10 / 10 |" in line[2]
+    assert line[2].startswith("| kill -9 Redis |") and "| 3.2 | " in line[2] and "| 2 | 0 | 9 / 10 (10) |" in line[2]
     assert "| — | — |" in line[3] and "| NO |" in line[3]
