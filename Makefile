@@ -17,7 +17,7 @@ AMTOOL := /usr/bin/amtool
 # accepts them (unset means production's rules).
 export ENVIRONMENT := local
 
-.PHONY: demo test install browser monitoring-tools bench stack-down clean
+.PHONY: demo test install browser monitoring-tools bench chaos stack-down clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -60,6 +60,10 @@ test: install browser monitoring-tools
 # Speed and memory figures, on the real local stack (never part of `make test`).
 bench: install $(WRK)
 	$(PY) -m bench.run $(if $(ONLY),--only $(ONLY))
+
+# Faults during real runs (bench/chaos.py, ~25 min on 2 cores): its section of BENCHMARKS.md. Not in `make bench`.
+chaos: install $(WRK)
+	$(PY) -m bench.run --only chaos
 
 stack-down:
 	$(REVIEWS) stack down

@@ -49,6 +49,8 @@ BENCHMARKS = [
         "bench.erasure_bench",
     ),
 ]
+# Run only when asked by name (`make chaos`): each fault costs a run of its own.
+CHAOS = ("Chaos: one fault at a time during a real run (`make chaos`)", "bench.chaos")
 
 
 def run_one(title: str, module: str) -> tuple[str, bool]:
@@ -93,18 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated modules (e.g. api_bench): re-run only those")
     args = parser.parse_args(argv)
     only = {f"bench.{name.strip().removeprefix('bench.')}" for name in args.only.split(",") if name.strip()}
-    unknown = only - {module for _, module in BENCHMARKS}
+    benchmarks = [*BENCHMARKS, CHAOS]
+    unknown = only - {module for _, module in benchmarks}
     if unknown:
         parser.error(
             f"unknown benchmark {', '.join(sorted(unknown))}; known: "
-            f"{', '.join(m.removeprefix('bench.') for _, m in BENCHMARKS)}"
+            f"{', '.join(m.removeprefix('bench.') for _, m in benchmarks)}"
         )
     # Every benchmark runs on a local stack of its own, with the placeholder secrets; the modules inherit it.
     os.environ["ENVIRONMENT"] = "local"
     kept = previous_sections()
     sections, failed = [], 0
-    for title, module in BENCHMARKS:
-        if only and module not in only:
+    for title, module in benchmarks:
+        if module == CHAOS[1] and module not in only and module not in kept:
+            continue  # never measured, and not asked for: no section
+        if (only or module == CHAOS[1]) and module not in only:
             sections.append(kept.get(module, f"## {title}\n\nNot measured yet: `make bench ONLY={module[6:]}`.\n"))
             continue
         section, ok = run_one(title, module)

@@ -118,6 +118,12 @@ def count(settings: Settings) -> int:
         return cur.fetchone()[0]
 
 
+def ids(settings: Settings) -> list[int]:
+    with _owner(settings) as cur:
+        cur.execute("SELECT review_id FROM review")
+        return [row[0] for row in cur.fetchall()]
+
+
 def keep_first(settings: Settings, reviews: int) -> int:
     """Drop every review after the first ``reviews`` (a smaller benchmark); returns the last id kept."""
     with _owner(settings) as cur:

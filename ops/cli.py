@@ -15,22 +15,30 @@ def _report(name: str, message: str) -> None:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from ops.stack.manager import Stack
+    from ops.stack.manager import Stack, StackError
 
     settings = get_settings()
     stack = Stack(settings)
     if args.action == "up":
-        print(f"starting the local stack in {settings.state_path}")
-        stack.up(_report)
+        print(f"starting the local stack in {settings.state_path}, under a supervisor")
+        try:
+            stack.supervise(_report)
+        except StackError as failed:
+            sys.exit(str(failed))
     elif args.action == "down":
         print(f"stopping the local stack in {settings.state_path}")
         stack.down(_report)
         return 0
     statuses = stack.status()
     width = max(len(s.name) for s in statuses)
+    supervisor = stack.supervisor()
+    print(
+        f"  {'supervisor':<{width}}  {supervisor or '-':>8}  {'restarts what exits' if supervisor else 'not running'}"
+    )
     for s in statuses:
         pid = str(s.pid) if s.pid else "-"
-        print(f"  {s.name:<{width}}  {pid:>8}  {s.detail}")
+        restarts = f"; {s.restarts.summary()}" if s.restarts.count else ""
+        print(f"  {s.name:<{width}}  {pid:>8}  {s.detail}{restarts}")
     return 0 if all(s.answering for s in statuses) else 1
 
 

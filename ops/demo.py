@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     from shared.history.runs import RunAlreadyActive
     from shared.tasks import send
 
-    _step(f"starting the local stack in {settings.state_path}")
+    _step(f"starting the local stack in {settings.state_path}, under a supervisor (as `reviews stack up`)")
     started = time.monotonic()
-    Stack(settings).up(lambda name, msg: print(f"  {name:<22} {msg}", flush=True))
+    Stack(settings).supervise(lambda name, msg: print(f"  {name:<22} {msg}", flush=True))
     print(f"  stack answering after {time.monotonic() - started:.1f}s")
 
     _step("creating the source database and loading the reviews")

@@ -2,12 +2,16 @@
 
 ``up`` is idempotent: a component whose recorded process is alive is left alone,
 a stale pid file is discarded. ``status`` pings every component for real.
-``down`` stops exactly the processes this state directory recorded.
+``down`` stops exactly the processes this state directory recorded, the supervisor first
+(``reviews stack up`` leaves one, ops/stack/supervisor.py, which restarts what exits).
 """
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,10 +19,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops.stack.components import Component, Context, components
-from ops.stack.process import PidFile, free_port, free_port_block, terminate
+from ops.stack.process import PidFile, free_port, free_port_block, terminate, write_private
 from shared.settings import Settings
 
 Report = Callable[[str, str], None]
+
+SUPERVISOR = "supervisor"  # its pid file and log: run/supervisor.pid, logs/supervisor.log
+READY = "supervisor: stack up"  # the supervisor's last line to `up` when the stack answers
+
+
+@dataclass
+class Restarts:
+    """What the supervisor did for one component: how often it restarted it, and why the last time."""
+
+    count: int = 0
+    reason: str = ""  # 'killed by SIGKILL', 'exited with code 1', 'failed to start: …'
+    exited_at: float = 0.0  # epoch seconds
+    consecutive: int = 0  # exits since it last ran long enough to count as stable: the backoff's step
+
+    def summary(self) -> str:
+        at = time.strftime("%H:%M:%S", time.localtime(self.exited_at))
+        return f"restarted {self.count}x, last: {self.reason} at {at}" if self.count else ""
+
+
+def restarts_path(ctx: Context) -> Path:
+    return ctx.root / "run" / "supervisor.json"
+
+
+def read_restarts(ctx: Context) -> dict[str, Restarts]:
+    try:
+        return {name: Restarts(**data) for name, data in json.loads(restarts_path(ctx).read_text()).items()}
+    except (FileNotFoundError, ValueError, TypeError):
+        return {}
 
 
 @dataclass(frozen=True)
@@ -28,6 +60,7 @@ class ComponentStatus:
     pid: int | None
     answering: bool
     detail: str
+    restarts: Restarts
 
 
 class StackError(RuntimeError):
@@ -76,13 +109,53 @@ class Stack:
         servers = [c for c in self.components if c.kind == "server"]
         services = [c for c in self.components if c.kind == "service"]
         for server in servers:  # one at a time: each depends on none, services on all
-            if self._launch(server, report):
+            if self.launch(server, report):
                 self._wait([server], report)
-        launched = [service for service in services if self._launch(service, report)]
+        launched = [service for service in services if self.launch(service, report)]
         self._wait(launched, report)
         return self.status()
 
-    def _launch(self, component: Component, report: Report) -> bool:
+    def supervise(self, report: Report = lambda name, msg: None) -> int:
+        """What ``reviews stack up`` does: a supervisor that brings the stack up and keeps it up.
+
+        A supervisor already running is stopped first (the components stay): the new one starts what
+        this configuration adds. Returns the new supervisor's pid; raises when the stack did not come up.
+        """
+        self.stop_supervisor(report)
+        self.ctx.root.mkdir(parents=True, exist_ok=True)
+        self.ctx.root.chmod(0o755)
+        write_private(self.ctx.log(SUPERVISOR), "", append=True)
+        with open(self.ctx.log(SUPERVISOR), "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ops.stack.supervisor"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,  # its report of the start, then closed
+                stderr=log,
+                env=self.ctx.child_env(),
+                cwd=self.ctx.root,
+                start_new_session=True,  # the operator's umask: PostgreSQL's user must reach its data
+                text=True,
+            )
+        said: list[str] = []  # after the components' reports: READY, or why not
+        for line in proc.stdout:
+            if line.startswith("  ") and not said:
+                name, _, msg = line.strip().partition(" ")
+                report(name, msg.strip())
+            else:
+                said.append(line.rstrip("\n"))
+        if said != [READY]:
+            proc.wait()
+            raise StackError("\n".join(said) or f"the supervisor exited ({proc.returncode}); see {log.name}")
+        return proc.pid
+
+    def stop_supervisor(self, report: Report = lambda name, msg: None) -> None:
+        pidfile = self.ctx.pidfile(SUPERVISOR)
+        if (record := pidfile.live()) is not None:
+            terminate(record)
+            pidfile.remove()
+            report(SUPERVISOR, f"stopped (pid {record.pid})")
+
+    def launch(self, component: Component, report: Report) -> bool:
         """Start the component unless it already runs; True when there is a start to wait for."""
         if component.running(self.ctx) is not None:
             report(component.name, "already running")
@@ -120,8 +193,13 @@ class Stack:
             if pending:
                 time.sleep(0.25)
 
+    def supervisor(self) -> int | None:
+        record = self.ctx.pidfile(SUPERVISOR).live()
+        return record.pid if record else None
+
     def status(self) -> list[ComponentStatus]:
         result = []
+        restarts = read_restarts(self.ctx)
         for component in self.components:
             record = component.running(self.ctx)
             reason = _ping(component, self.ctx)
@@ -129,13 +207,14 @@ class Stack:
                 detail = "stopped" if reason else "answering, but not started by this stack"
             else:
                 detail = "answering" if reason is None else f"running, not answering: {reason}"
-            result.append(
-                ComponentStatus(component.name, component.kind, record.pid if record else None, reason is None, detail)
-            )
+            done = restarts.get(component.name, Restarts())
+            pid = record.pid if record else None
+            result.append(ComponentStatus(component.name, component.kind, pid, reason is None, detail, done))
         return result
 
     def down(self, report: Report = lambda name, msg: None) -> None:
-        # First what the state directory recorded beyond this configuration (an extra classifier
+        self.stop_supervisor(report)  # first: nothing may restart what is stopped below
+        # Then what the state directory recorded beyond this configuration (an extra classifier
         # worker started with CLASSIFY_WORKERS=2, say): down stops everything `up` ever started.
         known = {c.name for c in self.components}
         for pidfile in sorted((self.ctx.root / "run").glob("*.pid")):

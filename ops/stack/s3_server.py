@@ -13,11 +13,18 @@ of configuration, as in production, where MinIO's users are made from the same v
 the policies are production's own documents in deploy/, the bucket's name substituted.
 
     python -m ops.stack.s3_server     # run by `reviews stack up`, configured by the environment
+
+moto keeps the lake in this process's memory, so a restart empties it. An outage that keeps the
+lake is a signal instead: SIGUSR1 closes the listening socket (connections are refused, as from a
+server that is down), SIGUSR2 listens again (the chaos suite, bench/chaos.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import get_args
 
@@ -77,7 +84,8 @@ def serve(settings: Settings) -> None:
     import moto.settings
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.iam.models import iam_backends
-    from moto.server import main
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import BaseWSGIServer, make_server
 
     iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
     for identity, user_name in USERS.items():
@@ -89,7 +97,31 @@ def serve(settings: Settings) -> None:
         iam.access_keys[key_id] = key
     iam.put_user_policy(USERS["admin"], "administer", json.dumps(ADMIN_POLICY))
     moto.settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
-    main(["-H", "127.0.0.1", "-p", str(settings.s3_endpoint_port)])
+    port = settings.s3_endpoint_port
+    os.environ["MOTO_PORT"] = str(port)  # as moto's own server does: moto builds its URLs with it
+    app = DomainDispatcherApplication(create_backend_app)
+    listening: list[BaseWSGIServer] = []
+
+    def listen(*_) -> None:
+        if not listening:
+            server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            listening.append(server)
+
+    def refuse(*_) -> None:
+        while listening:
+            server = listening.pop()
+            server.shutdown()
+            server.server_close()
+
+    stop = threading.Event()
+    signal.signal(signal.SIGUSR1, refuse)
+    signal.signal(signal.SIGUSR2, listen)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    listen()
+    while not stop.wait(1.0):  # a timed wait: the signal handlers run in this thread between waits
+        pass
+    refuse()
 
 
 if __name__ == "__main__":
