@@ -50,6 +50,9 @@ def test_a_review_s_topics_are_its_sentences_and_an_aside_abstains(classifier):
         ("Excellent quality, highly recommend it to everyone.", 1),
         ("Terrible, it broke after two days and I want my money back.", -1),
         ("The worst purchase I have ever made, complete junk.", -1),
+        # sentences that state facts, judging nothing, are neutral (fitted on sentences without opinion words)
+        ("It comes with a charger and a USB cable.", 0),
+        ("My cousin lives in Paris.", 0),
     ],
 )
 def test_clear_sentences_get_their_sentiment(classifier, sentence, sentiment):
