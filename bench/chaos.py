@@ -52,9 +52,6 @@ from shared.tasks import send
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 RUN_TIMEOUT_S = 20 * 60
-# The sweep is today's only way back for a batch whose worker died (until leases): tightened from
-# production's 900 s / 300 s so a worker kill costs about a minute here, stated with the table.
-STALLED_AFTER_S, SWEEP_EVERY_S = 60, 15
 S3_OUTAGE_S = 30.0
 ARCHIVE_GRACE_S = 120.0  # after the run's end, for the archive to catch up before the next row
 API_LOAD_S, API_KILL_AFTER_S = 30.0, 5.0
@@ -333,7 +330,7 @@ def run_with(c: Clients, stack: Stack, fault: Fault | None, product: str, previo
     return row
 
 
-def report(rows: list[Row], args: argparse.Namespace, cpu: str) -> str:
+def report(rows: list[Row], args: argparse.Namespace, cpu: str, settings: Settings) -> str:
     return "\n".join(
         [
             f"`make chaos` (`.venv/bin/python -m bench.chaos --reviews {args.reviews} --batch-size "
@@ -349,13 +346,12 @@ def report(rows: list[Row], args: argparse.Namespace, cpu: str) -> str:
             "published version until the run's own. *API errors*: failed answers to a polled data request "
             "(every 0.2 s); in the API row also wrk's (20 connections for "
             f"{API_LOAD_S:.0f} s, the kill {API_KILL_AFTER_S:.0f} s in; a refused connection counts at each retry).",
-            f"A worker's held batch comes back only through the sweep (stalled runs): tightened here to "
-            f"STALLED_AFTER_S={STALLED_AFTER_S}, SWEEP_EVERY_S={SWEEP_EVERY_S} (production: 900 and 300, "
-            "which cost the issue's measured 22.6 min). The sweep repairs *running* runs only: archive does not "
-            "gate publish, so an archive batch whose worker died may outlive its run's success, and then only "
-            f"Redis's redelivery after VISIBILITY_TIMEOUT_S (3,600 s) brings it back; the suite waits "
-            f"{ARCHIVE_GRACE_S:.0f} s for the archive after each run and says so in *hit* when it is still "
-            "behind (the next full run archives every review again).",
+            "A worker's held batch comes back through its lease (shared/leases.py): announced again by the lease "
+            f"check within LEASE_S + LEASE_CHECK_EVERY_S of the kill ({settings.lease_s:.0f} + "
+            f"{settings.lease_check_every_s:.0f} s here, the defaults); the sweep runs at production's settings "
+            f"(STALLED_AFTER_S={settings.stalled_after_s:.0f}, SWEEP_EVERY_S={settings.sweep_every_s:.0f}). The suite "
+            f"waits {ARCHIVE_GRACE_S:.0f} s for the archive after each run (archive does not gate publish) and says "
+            "so in *hit* when it is still behind.",
         ]
     )
 
@@ -381,15 +377,13 @@ def main(argv: list[str] | None = None) -> int:
         root,
         watermark_lag_s=0.0,
         batch_size=args.batch_size,
-        stalled_after_s=STALLED_AFTER_S,
-        sweep_every_s=SWEEP_EVERY_S,
     )
     stack = Stack(settings)
     rows: list[Row] = []
     try:
         stack.supervise()
         configure_logging(settings, quiet=True)
-        c = clients.init(settings)
+        c = clients.init_operator(settings)
         try:
             create_source(settings)
             source_ops.timed_load(settings, [args.data])
@@ -407,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.down()
         shutil.rmtree(root, ignore_errors=True)
-    print(report(rows, args, cpu_name()))
+    print(report(rows, args, cpu_name(), settings))
     return 0
 
 

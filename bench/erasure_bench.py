@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         grant_lake(settings)
         init_metadata_db(settings)
         history = History(settings.metadata_dsn)
-        lake = Lake(make_s3(settings), BUCKET)
+        lake = Lake(make_s3(settings, "operator"), BUCKET)
         real = scored_reviews(settings, DATA_DIR)
         with tempfile.TemporaryDirectory(prefix="erasure-bench-", dir=root) as tmp:
             curated = Path(tmp) / "curated.parquet"

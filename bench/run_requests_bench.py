@@ -25,6 +25,7 @@ from shared.history import History
 from shared.history.schema import init_metadata_db
 from shared.logs import configure_logging
 from shared.run_requests import POLL_S, RequestListener, claim_all
+from shared.stages import Stage
 from shared.tasks import send
 
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         Stack(settings, kinds=("server",)).up()
         init_metadata_db(settings)
-        clients.init(settings)
+        clients.init_stage(settings, Stage.EXTRACT)  # the extract worker's: it claims and sends
         notified = latencies(settings, args.requests)
     finally:
         clients.close()

@@ -18,7 +18,7 @@ def format_action(a: dict) -> str:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    c = clients.init(get_settings())
+    c = clients.init_operator(get_settings())
     for action in c.history.audit_trail(args.limit):
         print(format_action(action))
     return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 
 from ops.audit_cli import format_action
@@ -12,7 +14,7 @@ from shared.recovery import operator_retry
 from tests.pipeline.runs import Outbox, failed_run
 
 
-def test_a_cli_trigger_and_retry_are_recorded_once_by_the_os_user(history):
+def test_a_cli_trigger_and_retry_are_recorded_once_by_the_os_user(history, servers):
     outbox = Outbox()
     for active in history.list_runs(100):  # another module's trigger of today would refuse this one
         if active["status"] in ("queued", "running"):
@@ -27,6 +29,16 @@ def test_a_cli_trigger_and_retry_are_recorded_once_by_the_os_user(history):
     assert (trigger["target"], trigger["outcome"], trigger["detail"]) == (run_id, "accepted: queued", {"limit": 3})
     assert (retry["action"], retry["target"], retry["via"]) == ("retry", failed, "cli")
     assert history.get_run(run_id)["trigger"] == "cli"
+    # and `reviews audit` shows them, newest first
+    shown = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "audit", "--limit", "2"],
+        env=servers.child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split()[4:6] for line in shown.stdout.splitlines()] == [["retry", failed], ["trigger", run_id]]
 
 
 def test_reviews_audit_prints_one_line_an_action():
