@@ -61,7 +61,7 @@ test: install browser monitoring-tools
 bench: install $(WRK)
 	$(PY) -m bench.run $(if $(ONLY),--only $(ONLY))
 
-# Faults during real runs (bench/chaos.py, ~25 min on 2 cores): its section of BENCHMARKS.md. Not in `make bench`.
+# Faults during real runs (bench/chaos.py, 8 min on a quiet 2-core machine, ~21 min loaded): its section of BENCHMARKS.md. Not in `make bench`.
 chaos: install $(WRK)
 	$(PY) -m bench.run --only chaos
 
