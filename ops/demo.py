@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"""
 ==> the stack is running (state, logs: {settings.state_path})
   storefront    {api}/shop/
+  console       {api}/console/   (the operator's: paste API_TOKEN when it asks)
   API docs      {api}/docs
   health        {api}/health
   Flower        {flower}   (user {settings.flower_user}, password from FLOWER_PASSWORD)
