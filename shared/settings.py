@@ -203,6 +203,8 @@ class Settings(BaseSettings):
     # killed mid-batch: its batch is announced again within LEASE_S + LEASE_CHECK_EVERY_S (README, "Recovery").
     lease_s: float = Field(default=15.0, ge=1, description="a batch's holder is taken for dead after this")
     lease_check_every_s: float = Field(default=5.0, gt=0, description="beat looks for leases that ran out")
+    # Each worker writes a heartbeat row this often (shared/heartbeats.py); the console reads the stages' workers.
+    heartbeat_every_s: float = Field(default=10.0, gt=0, description="a worker records that it is alive")
     daily_run_hour: int = Field(default=2, ge=0, le=23)
     daily_run_minute: int = Field(default=0, ge=0, le=59)
     pseudonym_key: SecretStr = SecretStr("local-pseudonym-key")

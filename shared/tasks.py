@@ -27,6 +27,7 @@ from celery.exceptions import Ignore
 from shared import clients, worker_metrics
 from shared.celery_app import app
 from shared.flow import BatchRef, sender
+from shared.heartbeats import Heartbeat
 from shared.history import History
 from shared.history.batches import BatchStart
 from shared.leases import Renewal
@@ -244,8 +245,23 @@ def worker_stage(queues: Iterable[str]) -> Stage:
     return stages.pop()
 
 
+_heartbeat: Heartbeat | None = None
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender, **_) -> None:
+    # Once the pool has forked: the thread and its connection stay in this, the main, process.
+    global _heartbeat
+    c = clients.get()
+    stage = worker_stage(sender.app.amqp.queues.consume_from)
+    _heartbeat = Heartbeat(c.settings.worker_metadata_dsn, sender.hostname, stage.value, c.settings.heartbeat_every_s)
+    _heartbeat.start()
+
+
 @signals.worker_shutdown.connect
 def _close_worker_clients(**_) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()
     clients.close()
 
 

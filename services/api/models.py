@@ -195,10 +195,17 @@ class Job(BaseModel):
     source_rows: int | None
     curated_rows: int | None
     curated_key: str | None
+    curated_bytes: int | None = Field(
+        description="the published version's size: every curated object its publish wrote (the Parquet, its known "
+        "keys, its serving files)"
+    )
     error: str | None = Field(
         description="where it failed and the exception's class; the full text is in the run history"
     )
     mode: str | None = Field(description="full or incremental, once extraction started")
+    retries: int = Field(
+        description="times an operator reopened this failed run (reviews retry, POST /jobs/{id}/retry)"
+    )
     mode_reason: str | None
     base_version: str | None = Field(description="the curated version an incremental run builds upon")
     watermark_from: datetime | None = Field(description="the run read source changes after this")
@@ -304,17 +311,51 @@ class AlertRule(BaseModel):
     threshold: str
 
 
-class PreviousVersion(BaseModel):
-    version: str
+class KeptVersion(BaseModel):
+    """A curated version as the run history knows it (the API may not read the curated objects themselves)."""
+
+    version: str = Field(description="the id of the run that published it")
     rows: int | None
+    bytes: int | None = Field(description="every curated object its publish wrote; unknown for older versions")
     finished_at: datetime | None
+    served: bool
 
 
 class ConsoleHealth(BaseModel):
     served: Readiness
-    previous: PreviousVersion | None = Field(description="the version published before the served one")
+    served_version: KeptVersion | None = Field(description="the served version's record: rows and bytes")
+    previous: KeptVersion | None = Field(description="the version published before the served one")
+    size_warning: str | None = Field(
+        description="said when the served version's bytes differ from the previous one's by more than "
+        "ALERT_SIZE_DROP_SHARE (smaller) or ALERT_SIZE_GROWTH_SHARE (larger)"
+    )
+    kept: list[KeptVersion] = Field(
+        description="the versions the publisher keeps (the newest CURATED_VERSIONS_KEPT published, and the served "
+        "one), newest first: each may be rolled back to"
+    )
     rules: list[AlertRule] = Field(description="the alert rules the API can evaluate, as `reviews doctor` does")
     doctor_only: list[str] = Field(description="rules only `reviews doctor` evaluates (they read what the API may not)")
+
+
+class WorkerState(BaseModel):
+    worker: str = Field(description="Celery's node name (stage@host), or beat")
+    host: str | None
+    pid: int | None
+    started_at: datetime | None
+    last_seen: datetime
+    age_seconds: float = Field(description="since its last heartbeat, by the database's clock")
+    live: bool = Field(description="its last heartbeat is younger than stale_after_seconds")
+
+
+class StageWorkers(BaseModel):
+    stage: str
+    live: int = Field(description="how many of its workers are live; 0: nothing works this stage")
+    workers: list[WorkerState]
+
+
+class WorkerStates(BaseModel):
+    stale_after_seconds: float = Field(description="a worker whose last heartbeat is older is taken for gone")
+    stages: list[StageWorkers] = Field(description="extract, archive, transform, classify, publish, then beat")
 
 
 class RollbackRequest(BaseModel):

@@ -86,6 +86,7 @@ class Published:
     version: CuratedVersion
     changes: Changes = field(default_factory=Changes)
     fingerprint: str | None = None
+    curated_bytes: int = 0  # every curated object written: the Parquet, its known keys, its serving files
 
 
 def _ids(table: pa.Table) -> np.ndarray:
@@ -248,8 +249,9 @@ def publish(
         lake.put_file(key, out, metadata={"rows": str(rows)})
         lake.put_file(known_key(run_id), keys)
         size = out.stat().st_size
-        serving.write(lake, run_id, out, reviews_kept)  # what the API maps: in the lake before "latest" moves
+        files = serving.write(lake, run_id, out, reviews_kept)  # what the API maps: in the lake before "latest" moves
+        written = size + keys.stat().st_size + files.size
     version = CuratedVersion(run_id, key, rows, size, (now or datetime.now(UTC)).isoformat())
     lake.set_latest(version)
     prune(lake, keep, protect=version.version)
-    return Published(version, changes, fingerprint or (base.fingerprint if base else None))
+    return Published(version, changes, fingerprint or (base.fingerprint if base else None), written)

@@ -53,7 +53,7 @@ def publish_run(c: Clients, run: dict) -> BatchOutcome:
         reviews_kept=c.settings.api_reviews_per_product,
     )
     version, changes = result.version, result.changes
-    c.history.finish_run(run_id, version.key, version.rows, result.fingerprint, changes.as_dict())
+    c.history.finish_run(run_id, version.key, version.rows, result.fingerprint, changes.as_dict(), result.curated_bytes)
     announce(c.redis, version)
     log.info("published", version=version.version, rows=version.rows, **changes.as_dict())
     return BatchOutcome(changes.base_rows + changes.delta_rows, version.rows, version.key)

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 
 from services.publisher import run_gauges
 from services.publisher.run import publish_run
-from shared import clients, recovery, retention
+from shared import clients, heartbeats, recovery, retention
 from shared.celery_app import app
 from shared.curated.versions import UnknownVersion, operator_rollback
 from shared.history.audit import Actor
@@ -48,8 +48,11 @@ def sweep() -> list[str]:
 
 @app.task(name=RECLAIM_TASK, stage=Stage.PUBLISH)
 def reclaim() -> list[str]:
-    """Fired by beat every few seconds: announce again the batches whose worker died (their lease ran out)."""
-    return recovery.reclaim(clients.get().history, send)
+    """Fired by beat every few seconds: announce again the batches whose worker died (their lease ran out). Its
+    arrival says beat is alive (shared/heartbeats.py)."""
+    history = clients.get().history
+    heartbeats.beat_seen(history)
+    return recovery.reclaim(history, send)
 
 
 @app.task(name=EXPIRE_TASK, stage=Stage.PUBLISH)

@@ -13,9 +13,10 @@ from shared.history.connections import Connections
 from shared.history.erasure import Erasures
 from shared.history.runs import Runs
 from shared.history.stats import Stats
+from shared.history.workers import Workers
 
 
-class History(Runs, Batches, Erasures, Stats, Audit):
+class History(Runs, Batches, Erasures, Stats, Audit, Workers):
     """Reads and writes run history, through connections made once per process and kept (``Connections``)."""
 
     def __init__(self, dsn: str, keep_connections: int = 4):

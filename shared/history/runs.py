@@ -18,6 +18,9 @@ from shared.history.connections import Store
 from shared.plan import Plan, Watermark, plan_of
 from shared.stages import Stage
 
+# An operator's retry logs every batch it clears in one transaction, so at one retried_at: one time per retry.
+_RETRIES = "(SELECT count(DISTINCT retried_at) FROM batch_retry r WHERE r.run_id = run.run_id) AS retries"
+
 
 class RunAlreadyActive(Exception):
     def __init__(self, run_id: str, logical_date: date):
@@ -72,13 +75,15 @@ class Runs(Store):
         return RunAlreadyActive(row["run_id"] if row else "?", logical_date)
 
     def get_run(self, run_id: str) -> dict | None:
+        """The run's row, with ``retries``: how many times an operator reopened it."""
         with self._cursor() as cur:
-            cur.execute("SELECT * FROM run WHERE run_id = %s", (run_id,))
+            cur.execute(f"SELECT run.*, {_RETRIES} FROM run WHERE run_id = %s", (run_id,))
             return cur.fetchone()
 
     def list_runs(self, limit: int = 20) -> list[dict]:
+        """The newest runs, as ``get_run`` gives them."""
         with self._cursor() as cur:
-            cur.execute("SELECT * FROM run ORDER BY created_at DESC LIMIT %s", (limit,))
+            cur.execute(f"SELECT run.*, {_RETRIES} FROM run ORDER BY created_at DESC LIMIT %s", (limit,))
             return cur.fetchall()
 
     def start_run(self, run_id: str) -> None:
@@ -149,14 +154,16 @@ class Runs(Store):
         curated_rows: int,
         model_fingerprint: str | None = None,
         changes: dict | None = None,
+        curated_bytes: int | None = None,
     ) -> None:
         with self._cursor() as cur:
             cur.execute(
                 "UPDATE run SET status = 'succeeded', finished_at = now(), curated_key = %s, curated_rows = %s, "
-                "model_fingerprint = %s, changes = %s, error = NULL WHERE run_id = %s",
+                "curated_bytes = %s, model_fingerprint = %s, changes = %s, error = NULL WHERE run_id = %s",
                 (
                     curated_key,
                     curated_rows,
+                    curated_bytes,
                     model_fingerprint,
                     None if changes is None else psycopg2.extras.Json(changes),
                     run_id,

@@ -147,6 +147,19 @@ MIGRATIONS = (
     "CHECK (status IN ('running', 'succeeded', 'retrying', 'dead', 'lost'))",
     # The lease check, every LEASE_CHECK_EVERY_S, reads only the batches being worked on.
     "CREATE INDEX IF NOT EXISTS batch_leased ON batch (lease_until) WHERE status = 'running'",
+    # The curated version's size: the bytes of every curated object its publish wrote (the Parquet, its known
+    # keys, its serving files), which the API may not read itself (the console's health, GET /jobs/{id}).
+    "ALTER TABLE run ADD COLUMN IF NOT EXISTS curated_bytes bigint",
+    # Each worker's heartbeat (shared/heartbeats.py), so the API knows which stages have a live worker without
+    # a broker; beat is seen through the lease check it sends (host and pid unknown).
+    """CREATE TABLE IF NOT EXISTS worker_heartbeat (
+        worker      text PRIMARY KEY,         -- Celery's node name (publish@host), or beat
+        stage       text NOT NULL,            -- its queue, or beat
+        host        text,
+        pid         integer,
+        started_at  timestamptz,
+        last_seen   timestamptz NOT NULL
+    )""",
 )
 
 
@@ -237,8 +250,9 @@ END $$;
 # history but never the erasure requests (deleting one would bring an erased buyer back at the next publish).
 # A function may be called by anyone unless revoked from PUBLIC.
 API_GRANTS = """
-REVOKE ALL ON run, batch, batch_retry, batch_lost, erasure, run_request, audit FROM {api};
-GRANT SELECT ON run, batch, batch_retry, batch_lost TO {api};
+REVOKE ALL ON run, batch, batch_retry, batch_lost, erasure, run_request, audit, worker_heartbeat FROM {api};
+-- worker_heartbeat: which stages have a live worker (GET /console/workers).
+GRANT SELECT ON run, batch, batch_retry, batch_lost, worker_heartbeat TO {api};
 -- The audit trail: the API records its operators' actions and shows them, and can change none.
 GRANT SELECT, INSERT ON audit TO {api};
 GRANT USAGE ON SEQUENCE audit_id_seq TO {api};
@@ -254,7 +268,7 @@ GRANT EXECUTE ON FUNCTION lock_run_for_retry, request_run, request_retry, reques
 # change to an erasure request (deleting one would bring an erased buyer back at the next publish; adding one is the
 # operator's `gdpr erase`, as the owner). The completion barrier goes through claim_publish, as the API's retry does.
 WORKER_GRANTS = """
-REVOKE ALL ON run, batch, batch_retry, batch_lost, erasure, run_request, audit FROM {worker};
+REVOKE ALL ON run, batch, batch_retry, batch_lost, erasure, run_request, audit, worker_heartbeat FROM {worker};
 -- extract, archive and transform leave erased buyers out; the sweep and the run gauges read retries.
 GRANT SELECT ON run, batch, batch_retry, erasure TO {worker};
 -- leases: the lease check and a delivery taking over a dead holder's batch log it (shared/leases.py).
@@ -264,7 +278,7 @@ GRANT INSERT (run_id, logical_date, trigger, params) ON run TO {worker};
 -- a run's start, plan, extraction and end; not publish_requested_at (claim_publish) nor what the trigger set.
 GRANT UPDATE (status, started_at, finished_at, mode, mode_reason, base_version, watermark_from, watermark_from_id,
               watermark_cap, extracted_batches, source_rows, watermark_to, watermark_to_id, curated_key,
-              curated_rows, model_fingerprint, changes, error) ON run TO {worker};
+              curated_rows, curated_bytes, model_fingerprint, changes, error) ON run TO {worker};
 -- each stage's batch rows; DELETE: extraction drops its retry placeholder (History.set_extracted).
 GRANT INSERT, UPDATE, DELETE ON batch TO {worker};
 GRANT EXECUTE ON FUNCTION claim_publish TO {worker};
@@ -273,6 +287,8 @@ GRANT SELECT, UPDATE (claimed_at) ON run_request TO {worker};
 -- the publish worker records the outcome of a rollback the API requested, in the operator's name.
 GRANT INSERT ON audit TO {worker};
 GRANT USAGE ON SEQUENCE audit_id_seq TO {worker};
+-- each worker's heartbeat, written blind (an upsert on its name): it reads no other worker's.
+GRANT INSERT, UPDATE ON worker_heartbeat TO {worker};
 """
 
 

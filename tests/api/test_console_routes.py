@@ -10,10 +10,11 @@ import httpx
 import psycopg2
 import pytest
 
-from services.api.routes.console import MAX_LOG_LINES
+from services.api.routes.console import MAX_LOG_LINES, size_warning
+from shared.heartbeats import stale_after_s
 from tests.pipeline.runs import failed_run
 
-CONSOLE_READS = ["/audit", "/jobs/x/batches", "/jobs/x/logs", "/console/health"]
+CONSOLE_READS = ["/audit", "/jobs/x/batches", "/jobs/x/logs", "/console/health", "/console/workers"]
 
 
 @pytest.mark.parametrize("path", CONSOLE_READS)
@@ -153,3 +154,74 @@ def test_a_rollback_is_requested_for_the_publish_worker_and_an_unknown_version_i
     requests = []
     api_history.claim_request(requests.append, ("rollback",))
     assert [(r["run_id"], r["kind"], r["actor"]) for r in requests] == [(run_id, "rollback", "operator")]
+
+
+def test_health_shows_the_kept_versions_with_their_rows_and_bytes(client: httpx.Client, auth, api_settings):
+    # two published runs, the newest recorded (as the publish worker records them, with their bytes)
+    older, newer = "19990301T000000Z-kept01", "19990302T000000Z-kept02"
+    conn = psycopg2.connect(api_settings.metadata_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            for n, run_id in enumerate((older, newer)):
+                cur.execute(
+                    "INSERT INTO run (run_id, logical_date, trigger, status, created_at, finished_at, curated_key, "
+                    "curated_rows, curated_bytes) VALUES (%s, %s, 'cli', 'succeeded', now() + make_interval(days => "
+                    "1000 + %s), now(), %s, %s, %s)",
+                    (
+                        run_id,
+                        date(1999, 3, 1 + n),
+                        n,
+                        f"curated/review_curated_{run_id}.parquet",
+                        10 + n,
+                        1000 * (n + 1),
+                    ),
+                )
+        health = client.get("/console/health", headers=auth).json()
+        kept = {v["version"]: v for v in health["kept"]}
+        assert len(kept) <= api_settings.curated_versions_kept  # the newest the publisher keeps, newest first
+        assert [v["version"] for v in health["kept"]][:2] == [newer, older]
+        assert (kept[newer]["rows"], kept[newer]["bytes"], kept[older]["bytes"]) == (11, 2000, 1000)
+        assert health["previous"]["version"] == newer and health["previous"]["bytes"] == 2000
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM run WHERE run_id IN (%s, %s)", (older, newer))
+        conn.close()
+
+
+def test_a_size_far_from_the_previous_ones_is_said_plainly(api_settings):
+    def sizes(served, previous):
+        return size_warning({"curated_bytes": served}, {"curated_bytes": previous}, api_settings)
+
+    assert sizes(1000, 1200) is None and sizes(1200, 1000) is None and sizes(None, 1000) is None
+    assert (
+        sizes(400, 1000) == "The served version is 60% smaller than the previous one (more than 50%): 400 bytes "
+        "against 1,000."
+    )
+    assert sizes(1600, 1000).startswith("The served version is 60% larger than the previous one (more than 50%)")
+
+
+def test_each_stage_shows_its_live_and_stale_workers(client: httpx.Client, auth, api_settings):
+    bound = stale_after_s(api_settings)
+    conn = psycopg2.connect(api_settings.metadata_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("TRUNCATE worker_heartbeat")
+            cur.execute(
+                "INSERT INTO worker_heartbeat (worker, stage, host, pid, started_at, last_seen) VALUES "
+                "('extract@h', 'extract', 'h', 10, now() - interval '1 h', now()), "
+                "('classify@h', 'classify', 'h', 11, now() - interval '1 h', now() - make_interval(secs => %s))",
+                (bound + 1,),
+            )
+        answer = client.get("/console/workers", headers=auth).json()
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("TRUNCATE worker_heartbeat")
+        conn.close()
+    assert answer["stale_after_seconds"] == bound
+    stages = {s["stage"]: s for s in answer["stages"]}
+    assert list(stages) == ["extract", "archive", "transform", "classify", "publish", "beat"]
+    assert stages["extract"]["live"] == 1 and stages["extract"]["workers"][0]["live"] is True
+    # a heartbeat older than the bound reads stale: the stage has no live worker
+    (classify,) = stages["classify"]["workers"]
+    assert stages["classify"]["live"] == 0 and classify["live"] is False and classify["age_seconds"] > bound
+    assert stages["archive"] == {"stage": "archive", "live": 0, "workers": []}

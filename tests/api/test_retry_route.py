@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.api.models import RetryRequest
+from shared.stages import Stage
 from tests.pipeline.runs import failed_run
 
 
@@ -31,6 +32,23 @@ def test_a_failed_job_is_retried_and_what_cannot_be_is_refused(client: httpx.Cli
     # a running job is not retried
     again = client.post(f"/jobs/{run_id}/retry", headers=auth)
     assert again.status_code == 409 and "only a failed run is retried" in again.json()["detail"]
+
+
+def test_a_retried_job_says_how_many_times_it_was_retried(client: httpx.Client, api_settings, api_history):
+    auth = {"Authorization": f"Bearer {api_settings.api_token.get_secret_value()}"}
+    run_id = failed_run(api_history, date(1998, 3, 2))
+    assert client.get(f"/jobs/{run_id}", headers=auth).json()["retries"] == 0
+    # when retried through the API, fails again, and is retried again
+    assert client.post(f"/jobs/{run_id}/retry", headers=auth).status_code == 202
+    api_history.begin_batch(run_id, Stage.TRANSFORM, 2, 1, input_key="raw/2")
+    api_history.kill_batch(run_id, Stage.TRANSFORM, 2, "ArrowInvalid('again')")
+    api_history.fail_run(run_id, "transform batch 2 failed")
+    assert client.post(f"/jobs/{run_id}/retry", headers=auth).status_code == 202
+    # then the run (its mode still its plan's) says it was retried twice, alone and in the list
+    job = client.get(f"/jobs/{run_id}", headers=auth).json()
+    assert job["retries"] == 2 and job["mode"] is None
+    listed = {j["job_id"]: j for j in client.get("/jobs", headers=auth, params={"limit": 100}).json()["jobs"]}
+    assert listed[run_id]["retries"] == 2
 
 
 def test_a_batch_number_is_a_json_schema_integer_and_never_a_string():

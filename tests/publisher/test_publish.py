@@ -23,6 +23,7 @@ from shared import known
 from shared.lake import LATEST_KEY, curated_key, known_key
 from shared.relevance import relevance
 from shared.schemas import CURATED, SCORED
+from shared.serving_format import NAMES, serving_key
 from shared.settings import Settings
 from tests.factories import given_relevance, mentions, publish_batches, put_scored_batches, scored_row, scored_table
 
@@ -33,13 +34,18 @@ def rows(*specs: tuple[int, str, float]) -> list[dict]:
 
 def test_publish_merges_sorts_and_moves_latest(own_lake):
     batches = [rows((1, "B", 0.2), (2, "A", 0.1)), rows((3, "A", 0.9), (4, "B", 0.8))]
-    version = publish_batches(own_lake, "20260101T000000Z-aaaaaa", batches, keep=3).version
+    published = publish_batches(own_lake, "20260101T000000Z-aaaaaa", batches, keep=3)
+    version = published.version
     table = own_lake.get_table(version.key)
     assert table.schema.equals(CURATED)
     assert table.column("review_id").to_pylist() == [3, 2, 4, 1]  # by product, then relevance descending
     assert own_lake.latest() == version and version.rows == 4
     head = own_lake.s3.head_object(Bucket=own_lake.bucket, Key=version.key)
     assert head["Metadata"]["rows"] == "4"  # what a rollback reads instead of the file
+    # the version's size, recorded in the run history for the API (which may not read these objects): every
+    # curated object its publish wrote
+    written = [version.key, known_key(version.version)] + [serving_key(version.version, name) for name in NAMES]
+    assert published.curated_bytes == sum(own_lake.head(key).size_bytes for key in written) > version.size_bytes
 
 
 def test_duplicates_are_never_published_and_latest_stays(own_lake):

@@ -1,5 +1,6 @@
 """What the operator's console reads and does beyond the jobs routes: the audit trail, a run's batches as a grid
-and its log lines, health at a glance with the alert rules, a rollback. Every route needs the operator token.
+and its log lines, health at a glance with the alert rules and the versions kept, the stages' workers, a rollback.
+Every route needs the operator token.
 """
 
 from __future__ import annotations
@@ -19,19 +20,25 @@ from services.api.models import (
     AuditTrail,
     ConsoleHealth,
     ErrorBody,
-    PreviousVersion,
+    KeptVersion,
     RollbackAccepted,
     RollbackRequest,
     RunGrid,
     RunLogs,
+    StageWorkers,
+    WorkerState,
+    WorkerStates,
 )
 from services.api.routes.health import readiness
 from services.api.routes.jobs import BODY_REFUSED, TOKEN_REFUSED
 from shared.alert_rules import Rule, curated_age, evaluated, last_run, reject_share, retries_exhausted, run_duration
+from shared.heartbeats import BEAT, stale_after_s
 from shared.history import History
 from shared.history.audit import MAX_PAGE
 from shared.history.runs import RunNotFound
 from shared.log_files import run_lines
+from shared.settings import Settings
+from shared.stages import Stage
 
 router = APIRouter(tags=["console"], dependencies=[TokenDep])
 # One answer's batches: a 1M-review run in batches of 1,000 has 4,000 (BENCHMARKS.md measures the route).
@@ -123,12 +130,13 @@ class _Served:
 async def console_health(
     request: Request, settings: SettingsDep, history: HistoryDep, holder: HolderDep
 ) -> ConsoleHealth:
-    """Health at a glance: the served version and the one before it, and the alert rules the API can evaluate
-    (a recorded error shown as the jobs routes show it: where it failed and the exception's class)."""
+    """Health at a glance: the served version and the one before it (rows, bytes, a warning when their sizes differ
+    by more than the alert shares), the versions kept, and the alert rules the API can evaluate (a recorded error
+    shown as the jobs routes show it: where it failed and the exception's class)."""
     served = await readiness(request, holder)
     index = holder.index
 
-    def evaluate() -> tuple[list[Rule], PreviousVersion | None]:
+    def evaluate() -> tuple[list[Rule], list[dict], dict | None]:
         checks = [
             (last_run, history, public_error),
             (run_duration, history, settings.alert_run_duration_factor, settings.alert_run_duration_runs),
@@ -137,18 +145,75 @@ async def console_health(
             (reject_share, history, settings.alert_reject_share),
         ]
         rules = [evaluated(partial(f, *args)) for f, *args in checks]
-        previous = previous_version(history, served.version)
-        return rules, previous and PreviousVersion(
-            version=previous["run_id"], rows=previous["curated_rows"], finished_at=previous["finished_at"]
+        return (
+            rules,
+            kept_versions(history, served.version, settings.curated_versions_kept),
+            previous_version(history, served.version),
         )
 
-    rules, previous = await anyio.to_thread.run_sync(evaluate)
+    rules, kept, previous = await anyio.to_thread.run_sync(evaluate)
+    served_run = next((r for r in kept if r["run_id"] == served.version), None)
+    record = partial(_kept, served=served.version)
     return ConsoleHealth(
         served=served,
-        previous=previous,
+        served_version=served_run and record(served_run),
+        previous=previous and record(previous),
+        size_warning=size_warning(served_run, previous, settings),
+        kept=[record(r) for r in kept],
         rules=[AlertRule(name=r.name, severity=r.severity, value=r.value, threshold=r.threshold) for r in rules],
         doctor_only=list(DOCTOR_ONLY),
     )
+
+
+def _kept(run: dict, served: str | None) -> KeptVersion:
+    return KeptVersion(
+        version=run["run_id"],
+        rows=run["curated_rows"],
+        bytes=run["curated_bytes"],
+        finished_at=run["finished_at"],
+        served=run["run_id"] == served,
+    )
+
+
+def size_warning(served: dict | None, previous: dict | None, settings: Settings) -> str | None:
+    """Said when the served version is smaller or larger than the previous by more than the alert shares (the
+    curated_size rules of `reviews doctor`); None when they agree or a size is unknown."""
+    sizes = (served or {}).get("curated_bytes"), (previous or {}).get("curated_bytes")
+    if not all(sizes):
+        return None
+    change = sizes[0] / sizes[1] - 1
+    if -change > settings.alert_size_drop_share:
+        judged = f"{-change:.0%} smaller than the previous one (more than {settings.alert_size_drop_share:.0%})"
+    elif change > settings.alert_size_growth_share:
+        judged = f"{change:.0%} larger than the previous one (more than {settings.alert_size_growth_share:.0%})"
+    else:
+        return None
+    return f"The served version is {judged}: {sizes[0]:,} bytes against {sizes[1]:,}."
+
+
+@router.get("/console/workers", response_model=WorkerStates, responses=TOKEN_REFUSED)
+async def console_workers(settings: SettingsDep, history: HistoryDep) -> WorkerStates:
+    """Each stage's workers and beat, live or stale, from the heartbeats they record in the run history (the API
+    has no broker to ask). A stage whose ``live`` is 0 has no worker doing its work."""
+    rows = await anyio.to_thread.run_sync(history.worker_heartbeats)
+    bound = stale_after_s(settings)
+    stages = []
+    for stage in [s.value for s in Stage] + [BEAT]:
+        workers = [
+            WorkerState(
+                worker=r["worker"],
+                host=r["host"],
+                pid=r["pid"],
+                started_at=r["started_at"],
+                last_seen=r["last_seen"],
+                age_seconds=round(r["age_s"], 3),
+                live=r["age_s"] < bound,
+            )
+            for r in rows
+            if r["stage"] == stage
+        ]
+        stages.append(StageWorkers(stage=stage, live=sum(w.live for w in workers), workers=workers))
+    return WorkerStates(stale_after_seconds=bound, stages=stages)
 
 
 @router.post(
@@ -180,8 +245,23 @@ async def rollback(
     return RollbackAccepted(status="requested", to=to)
 
 
+def _published(history: History) -> list[dict]:
+    return [r for r in history.list_runs(RECENT_RUNS) if r["status"] == "succeeded" and r["curated_key"]]
+
+
+def kept_versions(history: History, served: str | None, keep: int) -> list[dict]:
+    """The versions the publisher keeps, newest first: the newest ``keep`` published (it prunes the others after
+    each publish) and the served one, which it never prunes."""
+    published = _published(history)
+    kept = published[:keep]
+    if served is not None and all(r["run_id"] != served for r in kept):
+        run = history.get_run(served)
+        if run is not None and run["curated_key"]:
+            kept = sorted([*kept, run], key=lambda r: r["run_id"], reverse=True)
+    return kept
+
+
 def previous_version(history: History, served: str | None) -> dict | None:
     """The newest run that published a version before the served one (among the recent runs), or None."""
-    published = [r for r in history.list_runs(RECENT_RUNS) if r["status"] == "succeeded" and r["curated_key"]]
-    older = [r for r in published if served is None or r["run_id"] < served]
+    older = [r for r in _published(history) if served is None or r["run_id"] < served]
     return older[0] if older else None
