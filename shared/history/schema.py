@@ -287,8 +287,8 @@ GRANT SELECT, UPDATE (claimed_at) ON run_request TO {worker};
 -- the publish worker records the outcome of a rollback the API requested, in the operator's name.
 GRANT INSERT ON audit TO {worker};
 GRANT USAGE ON SEQUENCE audit_id_seq TO {worker};
--- each worker's heartbeat, written blind (an upsert on its name): it reads no other worker's.
-GRANT INSERT, UPDATE ON worker_heartbeat TO {worker};
+-- each worker's heartbeat: its row updated by name (which the WHERE reads: SELECT of that column alone), or added.
+GRANT INSERT, UPDATE, SELECT (worker) ON worker_heartbeat TO {worker};
 """
 
 

@@ -12,16 +12,22 @@ class Workers(Store):
     def record_heartbeat(
         self, worker: str, stage: str, host: str | None, pid: int | None, started_at: datetime | None
     ) -> None:
-        """The worker is alive now (the database's clock). An upsert on its name that reads no row: the workers'
-        role may write heartbeats but not read them."""
+        """The worker is alive now (the database's clock). Its row updated by name, added the first time: not an
+        upsert, whose ON CONFLICT needs SELECT on the whole table, which the workers' role need not have."""
+        values = {"worker": worker, "stage": stage, "host": host, "pid": pid, "started_at": started_at}
         with self._cursor() as cur:
             cur.execute(
-                "INSERT INTO worker_heartbeat (worker, stage, host, pid, started_at, last_seen) "
-                "VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (worker) DO UPDATE SET stage = EXCLUDED.stage, "
-                "host = EXCLUDED.host, pid = EXCLUDED.pid, started_at = EXCLUDED.started_at, "
-                "last_seen = EXCLUDED.last_seen",
-                (worker, stage, host, pid, started_at),
+                "UPDATE worker_heartbeat SET stage = %(stage)s, host = %(host)s, pid = %(pid)s, "
+                "started_at = %(started_at)s, last_seen = now() WHERE worker = %(worker)s",
+                values,
             )
+            if cur.rowcount == 0:
+                cur.execute(
+                    "INSERT INTO worker_heartbeat (worker, stage, host, pid, started_at, last_seen) "
+                    "VALUES (%(worker)s, %(stage)s, %(host)s, %(pid)s, %(started_at)s, now()) "
+                    "ON CONFLICT (worker) DO NOTHING",  # two publish workers adding beat's first row at once
+                    values,
+                )
 
     def worker_heartbeats(self) -> list[dict]:
         """Every worker's last heartbeat, with its age in seconds by the database's clock, by stage and name."""

@@ -38,6 +38,14 @@ def test_the_console_page_is_served_and_holds_no_data(client: httpx.Client):
     assert "console" not in client.get("/shop/").text + client.get("/shop/app.js").text
 
 
+def test_both_pages_load_one_dom_helper_by_a_relative_url(client: httpx.Client):
+    helper = client.get("/common/dom.js")
+    assert helper.status_code == 200 and "function el(" in helper.text
+    for page in ("console", "shop"):
+        assert '<script src="../common/dom.js" defer></script>' in client.get(f"/{page}/").text
+        assert "function el(" not in client.get(f"/{page}/app.js").text  # no twin of it
+
+
 def actions(api_settings, n: int = 10) -> list[dict]:
     conn = psycopg2.connect(api_settings.metadata_dsn)
     try:

@@ -25,7 +25,10 @@ def test_a_job_posted_to_the_api_becomes_a_running_run_and_publishes(pipeline, s
         assert run["status"] == "succeeded" and run["trigger"] == "api", format_report(
             run, pipeline.history.stage_summary(run_id)
         )
-        assert client.get(f"/jobs/{run_id}", headers=token).json()["status"] == "succeeded"
+        job = client.get(f"/jobs/{run_id}", headers=token).json()
+        assert job["status"] == "succeeded" and job["retries"] == 0
+        # the version's size, recorded by the publish worker: more than its Parquet alone (LATEST.json's size)
+        assert job["curated_bytes"] > pipeline.lake.latest().size_bytes > 0
     # and its request was claimed once
     with psycopg2.connect(servers.metadata_dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT kind, claimed_at IS NOT NULL FROM run_request WHERE run_id = %s", (run_id,))

@@ -29,11 +29,13 @@ BATCHES = 24
 # run id, logical date, status, mode, minutes it took, batches
 RUNS = [
     (FULL, "2026-04-28", "succeeded", "full", 41, BATCHES),
-    (INCREMENTAL, "2026-04-29", "succeeded", "incremental", 6, 4),
+    (INCREMENTAL, "2026-04-29", "succeeded", "incremental", 6, 4),  # retried twice before it succeeded
     (CATALOGUE_VERSION, "2026-05-01", "succeeded", "incremental", 17, 4),  # slow: over twice its mode's mean
     (RUNNING, "2026-05-02", "running", "incremental", None, 8),
     (FAILED, "2026-05-03", "failed", "incremental", 9, 6),  # the newest: an operator may retry it
 ]
+# The bytes each published version's objects take: the served one 61 % smaller than the one before it.
+CURATED_BYTES = {FULL: 30_000_000, INCREMENTAL: 31_000_000, CATALOGUE_VERSION: 12_000_000}
 
 
 def seed(settings: Settings) -> None:
@@ -41,15 +43,16 @@ def seed(settings: Settings) -> None:
     3 dead, the running run half-way through classify."""
     conn = psycopg2.connect(settings.metadata_dsn)
     with conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE run, audit CASCADE")
+        cur.execute("TRUNCATE run, audit, worker_heartbeat CASCADE")
         for run_id, day, status, mode, minutes, batches in RUNS:
             cur.execute(
                 """
                 INSERT INTO run (run_id, logical_date, trigger, status, mode, mode_reason, created_at, started_at,
-                                 finished_at, extracted_batches, source_rows, curated_key, curated_rows, error, changes)
+                                 finished_at, extracted_batches, source_rows, curated_key, curated_rows, curated_bytes,
+                                 error, changes)
                 VALUES (%(run)s, %(day)s, 'beat', %(status)s, %(mode)s, 'the schedule', %(day)s::timestamptz + '2 h',
                         %(day)s::timestamptz + '2 h', %(day)s::timestamptz + '2 h' + make_interval(mins => %(min)s),
-                        %(n)s, %(n)s * 1000, %(key)s, %(rows)s, %(error)s, %(changes)s)
+                        %(n)s, %(n)s * 1000, %(key)s, %(rows)s, %(bytes)s, %(error)s, %(changes)s)
                 """,
                 {
                     "run": run_id,
@@ -60,6 +63,7 @@ def seed(settings: Settings) -> None:
                     "n": batches,
                     "key": f"curated/review_curated_{run_id}.parquet" if status == "succeeded" else None,
                     "rows": 24_000 + batches * 990 if status == "succeeded" else None,
+                    "bytes": CURATED_BYTES.get(run_id),
                     "error": "transform batch 3 failed: ArrowInvalid('Parquet magic bytes not found in s3://x')"
                     if status == "failed"
                     else None,
@@ -112,6 +116,13 @@ def seed(settings: Settings) -> None:
                     "VALUES (%s, 'publish', 0, 'succeeded', 1, now(), now())",
                     (run_id,),
                 )
+        # two retries of INCREMENTAL by an operator, each clearing its dead batches at one time
+        cur.execute(
+            "INSERT INTO batch_retry (run_id, stage, batch_no, retried_at, trigger, status, attempts, retries) "
+            "SELECT %s, 'transform', n, '2026-04-29 03:00'::timestamptz + make_interval(mins => 10 * r), 'cli', "
+            "'dead', 3, 2 FROM generate_series(1, 2) AS r, generate_series(1, 2) AS n",
+            (INCREMENTAL,),
+        )
     conn.close()
 
 
@@ -177,6 +188,9 @@ def test_runs_are_listed_newest_first_with_their_state_and_filtered_by_status(
     expect(served).to_contain_text("27,960")  # rows out
     expect(served.locator(".bar.slow")).to_have_count(1)  # 17 min: over twice the 6 of its mode's other run
     expect(rows.filter(has_text=INCREMENTAL).locator(".bar.slow")).to_have_count(0)
+    # a run an operator reopened says so beside the mode its work kept
+    expect(rows.filter(has_text=INCREMENTAL).locator("td").nth(3)).to_have_text("incremental · retry ×2")
+    expect(rows.filter(has_text=FULL).locator("td").nth(3)).to_have_text("full")
     # filtered by status
     page.get_by_label("Status").select_option("failed")
     expect(rows).to_have_count(1)
@@ -238,7 +252,7 @@ def test_a_published_run_shows_what_it_changed_and_its_version(
     page: Page, console: Console, console_api, history_seeded
 ):
     sign_in(page, console_api, history_seeded, f"#/run/{FULL}")
-    expect(page.locator(".facts")).to_contain_text(f"curated/review_curated_{FULL}.parquet (47,760 reviews)")
+    expect(page.locator(".facts")).to_contain_text(f"curated/review_curated_{FULL}.parquet (47,760 reviews, 30.0 MB)")
     expect(page.locator("ul.changes")).to_contain_text("23,760 added")
     expect(page.locator("ul.changes")).to_contain_text("2 erased")
     expect(page.locator("button.cell.state-succeeded")).to_have_count(4 * BATCHES + 1)
@@ -319,4 +333,56 @@ def test_the_audit_trail_shows_each_action_once_by_name(page: Page, console: Con
     expect(rows.first).to_contain_text("retry")
     expect(rows.first).to_contain_text(FAILED)
     expect(rows.first).to_contain_text("accepted: 1 batch(es) cleared")
+    assert console.errors == []
+
+
+def heartbeats(settings: Settings) -> None:
+    """The extract worker beating, the classify worker silent for a minute (past the bound), no other worker."""
+    conn = psycopg2.connect(settings.metadata_dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO worker_heartbeat (worker, stage, host, pid, started_at, last_seen) VALUES "
+            "('extract@host-a', 'extract', 'host-a', 41, now() - interval '1 h', now()), "
+            "('classify@host-a', 'classify', 'host-a', 42, now() - interval '1 h', now() - interval '1 min')"
+        )
+    conn.close()
+
+
+def test_health_shows_the_sizes_the_workers_and_rolls_back_to_any_kept_version(
+    page: Page, console: Console, console_api, history_seeded
+):
+    heartbeats(history_seeded)
+    asked: list[str] = []
+    page.on("dialog", accept(asked))
+    sign_in(page, console_api, history_seeded, "#/health")
+    # the served and previous versions with their rows and bytes, and the served one's size said plainly
+    cards = page.locator(".card")
+    expect(cards.first).to_contain_text("12.0 MB")
+    expect(cards.nth(1)).to_contain_text("27,960 reviews, 31.0 MB")
+    expect(page.locator(".size-warning")).to_have_text(
+        "Size: The served version is 61% smaller than the previous one (more than 50%): 12,000,000 bytes against "
+        "31,000,000."
+    )
+    # each stage's workers: live, stale, none
+    workers = page.locator("ul.workers li")
+    expect(workers).to_have_count(6)
+    expect(workers.filter(has_text="extract:")).to_contain_text("1 live (extract@host-a)")
+    expect(workers.filter(has_text="classify:")).to_contain_text("no live worker: its work waits")
+    expect(workers.filter(has_text="classify:")).to_contain_text("stale: classify@host-a silent for 1 min")
+    expect(workers.filter(has_text="classify:").locator(".badge")).to_have_text("critical")
+    expect(workers.filter(has_text="beat:")).to_contain_text("no live worker")
+    # every kept version, the served one marked, each other with its own rollback
+    kept = page.locator("table.kept tbody tr")
+    expect(kept).to_have_count(3)
+    assert kept.evaluate_all("rows => rows.map(r => r.dataset.version)") == [CATALOGUE_VERSION, INCREMENTAL, FULL]
+    expect(kept.first.locator(".badge")).to_have_text("served")
+    expect(kept.filter(has_text=FULL)).to_contain_text("30.0 MB")
+    page.get_by_role("button", name=f"Roll back to {FULL}").click()
+    expect(page.locator("#answer")).to_contain_text(f"202 Accepted: rollback to {FULL} requested")
+    assert asked == [f"Serve {FULL} instead of {CATALOGUE_VERSION}?"]
+    conn = psycopg2.connect(history_seeded.metadata_dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT run_id, kind, actor FROM run_request WHERE kind = 'rollback' ORDER BY request_id DESC")
+        assert cur.fetchone() == (FULL, "rollback", "operator")
+    conn.close()
     assert console.errors == []

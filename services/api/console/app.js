@@ -1,5 +1,5 @@
-// The operator's console: runs, one run as a stages x batches grid, health at a glance, the audit trail,
-// and the operator's actions (trigger, retry, rollback), each confirmed first.
+// The operator's console: runs, one run as a stages x batches grid, health at a glance (with the stages' workers and
+// the versions kept), the audit trail, and the operator's actions (trigger, retry, rollback), each confirmed first.
 // It reads only the API, with the operator token, through URLs relative to the page, so it works wherever the
 // API is mounted. Routes live in the hash: #/?status=…, #/run/ID, #/health, #/audit.
 // Data goes into the DOM through textContent only, never as HTML: errors and log lines are not ours to trust.
@@ -52,20 +52,7 @@ async function api(path, {method = "GET", params = {}, body} = {}) {
   throw new ApiError(response.status, (answer && answer.error) || "http_error", (answer && answer.detail) || `HTTP ${response.status}`);
 }
 
-// ---------------------------------------------------------------------------- DOM helpers
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name === "class") node.className = value;
-    else if (name === "text") node.textContent = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false).map((c) => (typeof c === "object" ? c : String(c))));
-  return node;
-}
+// ---------------------------------------------------------------------------- DOM helpers (el: ../common/dom.js)
 
 function badge(status) {
   return el("span", {class: `badge state-${status}`, text: status});
@@ -85,6 +72,20 @@ function when(iso) {
 
 function count(n) {
   return n === null || n === undefined ? "–" : n.toLocaleString("en-US");
+}
+
+function size(bytes) {
+  if (bytes === null || bytes === undefined) return "size unknown";
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let n = bytes, unit = 0;
+  while (n >= 1000 && unit < units.length - 1) { n /= 1000; unit++; }
+  return unit ? `${n.toFixed(1)} ${units[unit]}` : `${n} bytes`;
+}
+
+// A retry reopens the same run, whose work keeps its planned mode: "incremental · retry ×2" says both.
+function modeOf(job) {
+  const mode = job.mode || "–";
+  return job.retries ? `${mode} · retry ×${job.retries}` : mode;
 }
 
 // An action's answer, said plainly (its status code and what the API said), above the view: it stays while the
@@ -164,7 +165,7 @@ async function runsView(params) {
     el("td", {}, badge(j.status)),
     el("td", {}, el("a", {href: `#/run/${encodeURIComponent(j.job_id)}`, text: j.job_id})),
     el("td", {text: TRIGGERS[j.trigger] || j.trigger}),
-    el("td", {text: j.mode || "–"}),
+    el("td", {text: modeOf(j)}),
     el("td", {text: when(j.started_at)}),
     el("td", {class: "num", text: seconds(j.duration_seconds)}),
     el("td", {}, bar(j)),
@@ -240,10 +241,10 @@ function stageTotals(job) {
 
 function summary(job) {
   const facts = [
-    ["Status", badge(job.status)], ["Trigger", TRIGGERS[job.trigger] || job.trigger], ["Mode", job.mode ? `${job.mode} (${job.mode_reason || ""})` : "not planned yet"],
+    ["Status", badge(job.status)], ["Trigger", TRIGGERS[job.trigger] || job.trigger], ["Mode", job.mode ? `${modeOf(job)} (${job.mode_reason || ""})` : job.retries ? modeOf(job) : "not planned yet"],
     ["Created", when(job.created_at)], ["Started", when(job.started_at)], ["Finished", when(job.finished_at)],
     ["Duration", seconds(job.duration_seconds)], ["Rows in (source)", count(job.source_rows)],
-    ["Published", job.curated_key ? `${job.curated_key} (${count(job.curated_rows)} reviews)` : "nothing yet"],
+    ["Published", job.curated_key ? `${job.curated_key} (${count(job.curated_rows)} reviews, ${size(job.curated_bytes)})` : "nothing yet"],
     ["Built on", job.base_version || "–"],
   ];
   const changes = job.changes ? Object.entries(job.changes).map(([k, v]) => el("li", {}, el("b", {text: count(v)}), ` ${k.replaceAll("_", " ")}`)) : [];
@@ -305,10 +306,44 @@ const DAILY_CHECKS = [
   ["Rejects are within bounds", "reject_share"],
 ];
 
+function rollbackButton(version, served) {
+  return el("button", {type: "button", class: "danger", text: `Roll back to ${version.version}`, onclick: async () => {
+    if (!confirm(`Serve ${version.version} instead of ${served.version}?`)) return;
+    try {
+      const accepted = await api("curated/rollback", {method: "POST", body: {to: version.version}});
+      answer(true, `202 Accepted: rollback to ${accepted.to} ${accepted.status}; the API serves it within seconds, the audit trail says how it ended.`);
+    } catch (err) {
+      answer(false, explained(err));
+    }
+  }});
+}
+
+function keptVersions(health) {
+  // Every version the publisher keeps may be served again, each with its own guarded button.
+  const rows = health.kept.map((v) => el("tr", {"data-version": v.version},
+    el("td", {}, el("code", {text: v.version})), el("td", {class: "num", text: count(v.rows)}), el("td", {class: "num", text: size(v.bytes)}),
+    el("td", {text: when(v.finished_at)}), el("td", {}, v.served ? badge("served") : rollbackButton(v, health.served))));
+  return el("section", {class: "panel"}, el("h2", {text: "Kept versions"}),
+    rows.length
+      ? el("table", {class: "kept"}, el("thead", {}, el("tr", {}, ...["Version", "Reviews", "Size", "Published", ""].map((h) => el("th", {text: h})))), el("tbody", {}, ...rows))
+      : el("p", {class: "muted", text: "No published version in the run history."}));
+}
+
+// Each stage's workers from their heartbeats; a stage without a live worker is said plainly: its work waits.
+function workerList(workers) {
+  return workers.stages.map((s) => {
+    const stale = s.workers.filter((w) => !w.live).map((w) => `${w.worker} silent for ${seconds(w.age_seconds)}`);
+    const live = s.workers.filter((w) => w.live).map((w) => w.worker);
+    const said = s.live ? `${s.live} live (${live.join(", ")})` : "no live worker: its work waits";
+    return el("li", {"data-stage": s.stage}, badge(s.live ? "ok" : "critical"), ` ${s.stage}: ${said}`,
+      stale.length ? el("span", {class: "muted", text: ` · stale: ${stale.join(", ")}`}) : null);
+  });
+}
+
 async function healthView() {
-  let health;
+  let health, workers;
   try {
-    health = await api("console/health");
+    [health, workers] = await Promise.all([api("console/health"), api("console/workers")]);
   } catch (err) {
     return [failure(err)];
   }
@@ -317,24 +352,21 @@ async function healthView() {
   const checks = [["/health answers and the API is ready", served.ready ? "ok" : "critical", served.ready ? "ready" : served.reasons.join("; ")],
     ...DAILY_CHECKS.map(([label, name]) => [label, rule[name].severity, rule[name].value])];
   const previous = health.previous;
-  const rollback = previous ? el("button", {type: "button", class: "danger", text: `Roll back to ${previous.version}`, onclick: async () => {
-    if (!confirm(`Serve ${previous.version} instead of ${served.version}?`)) return;
-    try {
-      const accepted = await api("curated/rollback", {method: "POST", body: {to: previous.version}});
-      answer(true, `202 Accepted: rollback to ${accepted.to} ${accepted.status}; the API serves it within seconds, the audit trail says how it ended.`);
-    } catch (err) {
-      answer(false, explained(err));
-    }
-  }}) : null;
+  const servedSize = health.served_version ? `, ${size(health.served_version.bytes)}` : "";
   return [
     el("section", {class: "panel"}, el("h1", {text: "Health at a glance"}),
+      health.size_warning ? el("p", {class: "answer refused size-warning", text: `Size: ${health.size_warning}`}) : null,
       el("div", {class: "cards"},
         el("div", {class: "card"}, el("h2", {text: "Served version"}), el("p", {class: "big", text: served.version || "none"}),
-          el("p", {text: served.version ? `${count(served.rows)} reviews of ${count(served.products)} products, published ${seconds(served.age_seconds)} ago` : "nothing published yet"})),
+          el("p", {text: served.version ? `${count(served.rows)} reviews of ${count(served.products)} products${servedSize}, published ${seconds(served.age_seconds)} ago` : "nothing published yet"})),
         el("div", {class: "card"}, el("h2", {text: "Previous version"}), el("p", {class: "big", text: previous ? previous.version : "none"}),
-          el("p", {text: previous ? `${count(previous.rows)} reviews, published ${when(previous.finished_at)}` : "no earlier published run"}), rollback),
+          el("p", {text: previous ? `${count(previous.rows)} reviews, ${size(previous.bytes)}, published ${when(previous.finished_at)}` : "no earlier published run"})),
         el("div", {class: "card"}, el("h2", {text: "Components"}),
-          el("ul", {class: "plain"}, el("li", {}, badge(served.redis ? "ok" : "critical"), " Redis"), el("li", {}, badge(served.s3 ? "ok" : "critical"), " S3"), el("li", {}, badge("ok"), " API"))))),
+          el("ul", {class: "plain"}, el("li", {}, badge(served.redis ? "ok" : "critical"), " Redis"), el("li", {}, badge(served.s3 ? "ok" : "critical"), " S3"), el("li", {}, badge("ok"), " API"))),
+        el("div", {class: "card"}, el("h2", {text: "Workers"}),
+          el("ul", {class: "plain workers"}, ...workerList(workers)),
+          el("p", {class: "muted", text: `Stale: no heartbeat for ${seconds(workers.stale_after_seconds)}.`})))),
+    keptVersions(health),
     el("section", {class: "panel"}, el("h2", {text: "Daily checks"}),
       el("ul", {class: "checks"}, ...checks.map(([label, severity, value]) => el("li", {"data-check": label}, badge(severity), ` ${label}: `, el("span", {class: "muted", text: value}))))),
     el("section", {class: "panel"}, el("h2", {text: "Alert rules"}),

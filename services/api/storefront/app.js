@@ -44,20 +44,7 @@ async function api(path, params = {}) {
   throw new ApiError("unavailable", detail);
 }
 
-// ---------------------------------------------------------------------------- DOM helpers
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name === "class") node.className = value;
-    else if (name === "text") node.textContent = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
-}
+// ---------------------------------------------------------------------------- DOM helpers (el: ../common/dom.js)
 
 function stars(rating, label) {
   const node = el("span", {class: "stars", role: "img", "aria-label": label});
