@@ -357,6 +357,11 @@ def test_the_api_role_records_and_reads_the_audit_trail_and_changes_none(api_rol
     assert api_role.audit_trail(1)[0]["target"] == owner.audit_trail(1)[0]["target"] == "least-privilege-run"
 
 
+def test_the_api_role_reads_the_workers_heartbeats(api_role: History, owner: History):
+    owner.record_heartbeat("api-reads@host", "classify", "host", 1, None)
+    assert "api-reads@host" in {h["worker"] for h in api_role.worker_heartbeats()}
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -393,6 +398,10 @@ def test_the_api_role_records_and_reads_the_audit_trail_and_changes_none(api_rol
         "UPDATE audit SET outcome = 'forged'",
         "DELETE FROM audit",
         "TRUNCATE audit",
+        # the workers' heartbeats: read, never written
+        "INSERT INTO worker_heartbeat (worker, stage, last_seen) VALUES ('forged', 'extract', now())",
+        "UPDATE worker_heartbeat SET last_seen = now()",
+        "DELETE FROM worker_heartbeat",
     ],
 )
 def test_the_api_role_is_refused_everything_else(history_db: Settings, statement: str):
@@ -420,8 +429,12 @@ def test_the_worker_role_runs_a_run_from_start_to_end(worker_role: History, owne
         worker_role.finish_batch(run_id, stage, 1, rows_in=1, rows_out=1, output_key="out")
     assert worker_role.set_extracted(run_id, 1, 1) == 1
     assert worker_role.claim_publish(run_id)
-    worker_role.finish_run(run_id, curated_key(run_id), 1)
-    assert owner.get_run(run_id)["status"] == "succeeded"
+    worker_role.finish_run(run_id, curated_key(run_id), 1, curated_bytes=1234)
+    assert (owner.get_run(run_id)["status"], owner.get_run(run_id)["curated_bytes"]) == ("succeeded", 1234)
+    # a worker's heartbeat, added then renewed
+    for _ in range(2):
+        worker_role.record_heartbeat("least-privilege@host", "transform", "host", 1, None)
+    assert [h["worker"] for h in owner.worker_heartbeats()].count("least-privilege@host") == 1
     # a batch that dies fails its run; the sweep and the gauges read the history
     failing = worker_role.create_run("beat", {}, date(2001, 3, 2))
     worker_role.kill_batch(failing, Stage.TRANSFORM, 1, "bad data")
@@ -453,6 +466,9 @@ def test_the_worker_role_runs_a_run_from_start_to_end(worker_role: History, owne
         "ALTER TABLE erasure OWNER TO pipeline_worker",
         "CREATE TABLE intruder (a int)",
         "CREATE INDEX intruder ON batch (worker)",
+        # heartbeats: its own row written by name, no other column read, none deleted
+        "SELECT last_seen FROM worker_heartbeat",
+        "DELETE FROM worker_heartbeat",
     ],
 )
 def test_the_worker_role_is_refused_everything_else(history_db: Settings, statement: str):
