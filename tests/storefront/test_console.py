@@ -256,6 +256,10 @@ def test_a_published_run_shows_what_it_changed_and_its_version(
     expect(page.locator("ul.changes")).to_contain_text("23,760 added")
     expect(page.locator("ul.changes")).to_contain_text("2 erased")
     expect(page.locator("button.cell.state-succeeded")).to_have_count(4 * BATCHES + 1)
+    # a run retried twice before it published says so beside its mode, and its version's size
+    page.goto(f"{console_api.url}/console/#/run/{INCREMENTAL}")
+    expect(page.locator(".facts")).to_contain_text("incremental · retry ×2 (the schedule)")
+    expect(page.locator(".facts")).to_contain_text("(27,960 reviews, 31.0 MB)")
     assert console.errors == []
 
 
