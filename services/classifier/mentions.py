@@ -4,9 +4,9 @@ A mention is one sentence of the review's ``text`` (services/classifier/sentence
 from the review's own forward pass (``Encoder.encode_spans``). Its topic is the label whose descriptions it
 most resembles, unless even that similarity is below ``abstain_below`` (labels.yaml): then the sentence is
 about none of them ("I bought it last week."). Its sentiment is a linear read-out of the same vector,
-``SentimentProbe``, fitted on star ratings and opinion words as weak labels (research/topics/fit_sentiment.py;
-docs/relevance.md says why and how well it does). A review's topics are its mentions' distinct topics,
-most-discussed first.
+``SentimentProbe``, fitted on human-labelled review sentences with weak labels from star ratings
+(research/topics/fit_sentiment.py; docs/relevance.md says why and how well it does). A review's topics are its
+mentions' distinct topics, most-discussed first.
 """
 
 from __future__ import annotations

@@ -50,7 +50,9 @@ def test_a_review_s_topics_are_its_sentences_and_an_aside_abstains(classifier):
         ("Excellent quality, highly recommend it to everyone.", 1),
         ("Terrible, it broke after two days and I want my money back.", -1),
         ("The worst purchase I have ever made, complete junk.", -1),
-        # sentences that state facts, judging nothing, are neutral (fitted on sentences without opinion words)
+        # sentences that state facts, judging nothing, are neutral (fitted on human labels: research/topics/
+        # fit_sentiment.py); the weak labels' version read the first of these positive
+        ("I bought it for my son last Christmas.", 0),
         ("It comes with a charger and a USB cable.", 0),
         ("My cousin lives in Paris.", 0),
     ],

@@ -1,8 +1,13 @@
-"""The sentiment read-out's weak labels: a review's stars given only to its sentences that judge."""
+"""The sentiment read-out's training rows: human labels as the evaluation reads them, and the weak labels (a
+review's stars given only to its sentences that judge)."""
 
 from __future__ import annotations
 
-from research.topics.fit_sentiment import weak_class
+import numpy as np
+
+from research.topics import hu_liu
+from research.topics.fit_sentiment import labelled, measures, weak_class, with_neutral_bias
+from services.classifier.mentions import SentimentProbe
 
 
 def test_a_sentence_without_an_opinion_word_is_neutral_whatever_the_stars():
@@ -20,3 +25,25 @@ def test_mixed_or_contrary_sentences_and_middle_stars_are_left_out():
     assert weak_class("Good sound but the battery is poor.", 5) == -1  # mixed
     assert weak_class("The picture is great.", 1) == -1  # against its stars: sarcasm, or another product
     assert weak_class("The picture is great.", 3) == -1
+
+
+def test_human_labels_are_the_evaluation_s_gold_and_cancelled_opinions_are_left_out(tmp_path):
+    (tmp_path / "p.txt").write_text(
+        "[t]a title\n"
+        "zoom[+2]##the zoom is great .\n"
+        "battery[-1], price[+1]##the battery is weak but it is cheap .\n"
+        "##i bought it in may .\n"
+        "camera[-2]##it died .\n"
+    )
+    texts, y = labelled(hu_liu.read(tmp_path, ("p.txt",)))
+    assert texts == ["the zoom is great .", "i bought it in may .", "it died ."]
+    assert y.tolist() == [2, 1, 0]  # SentimentProbe's rows: negative, neutral, positive
+
+
+def test_the_neutral_bias_moves_only_the_three_class_measure():
+    probe = SentimentProbe(np.eye(3, dtype=np.float32), np.zeros(3, dtype=np.float32))
+    x = np.array([[1.0, 0.6, 0], [0, 0.6, 1.0], [0.2, 0.3, 0.4]], dtype=np.float32)  # leaning negative, positive
+    y = np.array([0, 2, 1])
+    assert measures(probe, x, y) == (1.0, 2 / 3)
+    assert measures(with_neutral_bias(probe, 0.2), x, y) == (1.0, 1.0)  # the third now reads neutral
+    assert measures(with_neutral_bias(probe, 0.5), x, y) == (1.0, 1 / 3)  # too much: every one neutral
