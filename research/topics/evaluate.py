@@ -11,10 +11,10 @@ and counted.
 
 Topic: over the test sentences whose features map to exactly one label, the top label (no abstaining) against
 it, per label, balanced accuracy (the mean of the per-label accuracies, over labels with at least MIN_SUPPORT
-sentences) and macro-F1 over them; abstaining (the topic head's "speaks of a
-topic"): its rate over all sentences and its precision (the abstained
-sentences that carry no annotated opinion). Sentiment: the sign of a sentence's annotated opinions, neutral
-for a sentence without one: positive against negative (the read-out's two rows), and the three classes.
+sentences) and macro-F1 over them; abstaining (the topic head's "speaks of a topic"): its rate over all
+sentences, its precision (the abstained sentences that carry no annotated opinion) and recall. Sentiment: the
+sign of a sentence's annotated opinions, neutral for a sentence without one: positive against negative (the
+read-out's two rows), and the three classes.
 """
 
 from __future__ import annotations
