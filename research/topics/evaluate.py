@@ -4,16 +4,17 @@
 
 Each review of the data is read as the classify stage reads one: its sentences joined into one text, one
 forward pass, each sentence's vector pooled over its tokens (``Encoder.encode_spans``); and, for comparison,
-each sentence encoded on its own. The abstain threshold is chosen on the development half (two products) and
-every figure is of the test half (two other products): the threshold that best separates sentences with an
-annotated opinion from those without, on the development half only. Sentences past the truncation (the model
-does not read them) are left out and counted.
+each sentence encoded on its own. Every figure is of the test half (two products; ``--half dev``: the two
+development products, where research/topics/fit_topics.py makes the topic head's choices), read by the shipped
+topic head and sentiment read-out. Sentences past the truncation (the model does not read them) are left out
+and counted.
 
 Topic: over the test sentences whose features map to exactly one label, the top label (no abstaining) against
 it, per label, balanced accuracy (the mean of the per-label accuracies, over labels with at least MIN_SUPPORT
-sentences) and macro-F1 over them; abstaining: its rate over all sentences and its precision (the abstained
-sentences that carry no annotated opinion). Sentiment: the sign of a sentence's annotated opinions, neutral
-for a sentence without one: positive against negative (the read-out's two rows), and the three classes.
+sentences) and macro-F1 over them; abstaining (the topic head's "speaks of a topic"): its rate over all
+sentences, its precision (the abstained sentences that carry no annotated opinion) and recall. Sentiment: the
+sign of a sentence's annotated opinions, neutral for a sentence without one: positive against negative (the
+read-out's two rows), and the three classes.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from services.classifier.model import EmbeddingClassifier, load_classifier
 from shared.settings import get_settings
 
 MIN_SUPPORT = 10
-THRESHOLDS = np.round(np.arange(0.10, 0.60, 0.01), 2)
 
 
 def reviews(sentences: list[hu_liu.Sentence]) -> tuple[list[str], list[list[tuple[int, int]]], list[int]]:
@@ -63,59 +63,63 @@ def vectors(classifier: EmbeddingClassifier, sentences: list[hu_liu.Sentence], p
     return out, cov
 
 
-def choose_threshold(similarity: np.ndarray, annotated: np.ndarray) -> float:
-    """The threshold that best tells annotated sentences from the rest (balanced accuracy), on the dev half."""
-
-    def balanced(t: float) -> float:
-        topical = similarity >= t
-        return (topical[annotated].mean() + (~topical[~annotated]).mean()) / 2
-
-    return float(max(THRESHOLDS, key=balanced))
-
-
 def table(rows: list[str], cols: list[str], counts: Counter) -> str:
     head = "| gold \\ predicted | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols)
     body = "\n".join(f"| {r} | " + " | ".join(str(counts[(r, c)]) for c in cols) + " |" for r in rows)
     return f"{head}\n{body}"
 
 
-def topic_report(classifier: EmbeddingClassifier, sentences, pieces, threshold: float) -> list[str]:
-    labels = classifier.labels
-    similarity = pieces @ classifier.label_vectors.T
-    top = similarity.argmax(axis=1)
-    single = [i for i, s in enumerate(sentences) if len(s.topics) == 1 and hu_liu.GENERAL not in s.topics]
+def topic_scores(labels: list[str], sentences: list[hu_liu.Sentence], top: np.ndarray) -> dict:
+    """The top label (``top``: its index, per sentence) against the gold of the single-topic sentences: accuracy,
+    balanced accuracy and macro-F1 over the labels with at least MIN_SUPPORT of them, their recall."""
+    single = hu_liu.single_topic(sentences)
     gold = [next(iter(sentences[i].topics)) for i in single]
     predicted = [labels[top[i]] for i in single]
     support = Counter(gold)
     measured = [label for label in labels if support[label] >= MIN_SUPPORT]
-    recall = {
-        label: np.mean([p == g for p, g in zip(predicted, gold, strict=True) if g == label]) for label in measured
-    }
+    right = np.array([p == g for p, g in zip(predicted, gold, strict=True)])
+    recall = {label: right[[g == label for g in gold]].mean() for label in measured}
 
     def f1(label: str) -> float:
         tp = sum(p == g == label for p, g in zip(predicted, gold, strict=True))
         fp = sum(p == label != g for p, g in zip(predicted, gold, strict=True))
-        fn = support[label] - tp
-        return 2 * tp / max(2 * tp + fp + fn, 1)
+        return 2 * tp / max(2 * tp + fp + support[label] - tp, 1)
 
-    abstained = similarity.max(axis=1) < threshold
+    return {
+        "single": single,
+        "gold": gold,
+        "predicted": predicted,
+        "right": right,
+        "support": support,
+        "measured": measured,
+        "recall": recall,
+        "accuracy": float(right.mean()),
+        "balanced": float(np.mean(list(recall.values()))),
+        "macro_f1": float(np.mean([f1(label) for label in measured])),
+    }
+
+
+def topic_report(classifier: EmbeddingClassifier, sentences, pieces) -> list[str]:
+    labels, head = classifier.labels, classifier.topic_head
+    scores = topic_scores(labels, sentences, head.probabilities(pieces).argmax(axis=1))
+    support, measured, recall, right = scores["support"], scores["measured"], scores["recall"], scores["right"]
+    abstained = ~head.speaks_of_a_topic(pieces)
     annotated = np.array([s.annotated for s in sentences])
-    right = np.array([p == g for p, g in zip(predicted, gold, strict=True)])
-    kept = ~abstained[single]
-    lines = [
-        f"topic, top label, {len(single)} single-topic sentences: accuracy {right.mean():.1%}; balanced over "
-        f"{len(measured)} labels with ≥ {MIN_SUPPORT} sentences {np.mean(list(recall.values())):.1%}; "
-        f"macro-F1 {np.mean([f1(label) for label in measured]):.3f}",
+    kept = ~abstained[scores["single"]]
+    return [
+        f"topic, top label, {len(scores['single'])} single-topic sentences: accuracy {scores['accuracy']:.1%}; "
+        f"balanced over {len(measured)} labels with ≥ {MIN_SUPPORT} sentences {scores['balanced']:.1%}; "
+        f"macro-F1 {scores['macro_f1']:.3f}",
         "per label: " + ", ".join(f"{label} {recall[label]:.0%} (n={support[label]})" for label in measured),
         "not measured (fewer sentences): "
         + ", ".join(f"{label} (n={support[label]})" for label in labels if label not in measured),
-        f"abstain below {threshold}: rate {abstained.mean():.1%} of {len(sentences)} sentences; precision "
-        f"{(~annotated[abstained]).mean():.1%} (abstained without an annotated opinion); "
+        f"abstain: rate {abstained.mean():.1%} of {len(sentences)} sentences; precision "
+        f"{(~annotated[abstained]).mean():.1%} (abstained without an annotated opinion; {(~annotated).mean():.1%} "
+        f"of all have none); recall {abstained[~annotated].mean():.1%} (of those without one); "
         f"single-topic sentences kept {kept.mean():.1%}, their topic right {right[kept].mean():.1%}",
         "",
-        table(measured, labels, Counter(zip(gold, predicted, strict=True))),
+        table(measured, labels, Counter(zip(scores["gold"], scores["predicted"], strict=True))),
     ]
-    return lines
 
 
 def sentiment_report(classifier: EmbeddingClassifier, sentences, pieces) -> list[str]:
@@ -152,26 +156,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", type=Path, required=True, help="the folder of CanonG3.txt, Nokia6610.txt, Nikon.txt, DVD.txt"
     )
+    parser.add_argument(
+        "--half", choices=("test", "dev"), default="test", help="the products measured (dev: where choices are made)"
+    )
     args = parser.parse_args(argv)
     classifier = load_classifier(get_settings())
     if not isinstance(classifier, EmbeddingClassifier):
         raise SystemExit("the sentence analysis is the embedding backend's")
-    dev, test = hu_liu.read(args.data, hu_liu.DEV_FILES), hu_liu.read(args.data, hu_liu.TEST_FILES)
+    measured = hu_liu.read(args.data, hu_liu.TEST_FILES if args.half == "test" else hu_liu.DEV_FILES)
     for pooled in (True, False):
         way = "pooled from the review's forward pass (shipped)" if pooled else "each sentence encoded on its own"
-        dev_pieces, dev_covered = vectors(classifier, dev, pooled)
-        chosen = choose_threshold(
-            (dev_pieces @ classifier.label_vectors.T).max(axis=1)[dev_covered],
-            np.array([s.annotated for s in dev])[dev_covered],
-        )
-        pieces, covered = vectors(classifier, test, pooled)
-        kept = [s for s, c in zip(test, covered, strict=True) if c]
+        pieces, covered = vectors(classifier, measured, pooled)
+        kept = [s for s, c in zip(measured, covered, strict=True) if c]
         print(
-            f"\n## {way}\n\nabstain threshold chosen on the development half: {chosen} (shipped: "
-            f"{classifier.abstain_below}); test half: {len(kept)} sentences read, "
-            f"{len(test) - len(kept)} past the truncation\n"
+            f"\n## {way}\n\n{args.half} half: {len(kept)} sentences read, "
+            f"{len(measured) - len(kept)} past the truncation\n"
         )
-        print("\n".join(topic_report(classifier, kept, pieces[covered], classifier.abstain_below)))
+        print("\n".join(topic_report(classifier, kept, pieces[covered])))
         print()
         print("\n".join(sentiment_report(classifier, kept, pieces[covered])))
     return 0

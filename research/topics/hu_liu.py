@@ -231,3 +231,9 @@ def read(folder: Path, files: tuple[str, ...]) -> list[Sentence]:
                 Sentence(max(review, 0), text, frozenset(topics), None if cancelled else sentiment, bool(features))
             )
     return out
+
+
+def single_topic(sentences: list[Sentence]) -> list[int]:
+    """The indices of the sentences whose features map to exactly one label (not the product itself): those a
+    topic is measured, and fitted, on."""
+    return [i for i, s in enumerate(sentences) if len(s.topics) == 1 and GENERAL not in s.topics]

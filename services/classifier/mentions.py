@@ -1,10 +1,11 @@
 """What a review says, sentence by sentence: each sentence's topic (or none) and its sentiment.
 
 A mention is one sentence of the review's ``text`` (services/classifier/sentences.py) with its vector pooled
-from the review's own forward pass (``Encoder.encode_spans``). Its topic is the label whose descriptions it
-most resembles, unless even that similarity is below ``abstain_below`` (labels.yaml): then the sentence is
-about none of them ("I bought it last week."). Its sentiment is a linear read-out of the same vector,
-``SentimentProbe``, fitted on human-labelled review sentences with weak labels from star ratings
+from the review's own forward pass (``Encoder.encode_spans``). Its topic is read by ``TopicHead``, two linear
+read-outs of that vector fitted on the same authors' annotated review sentences, with the labels' descriptions
+as examples of the labels those lack (research/topics/fit_topics.py): whether the sentence speaks of a topic at
+all, or abstains ("I bought it last week."), and if it does, which label. Its sentiment is a linear read-out
+of the same vector, ``SentimentProbe``, fitted on human-labelled review sentences with weak labels from star ratings
 (research/topics/fit_sentiment.py; docs/relevance.md says why and how well it does). A review's topics are its
 mentions' distinct topics, most-discussed first.
 """
@@ -46,6 +47,56 @@ class SentimentProbe:
         return hashlib.sha1(self.weights.tobytes() + self.bias.tobytes()).hexdigest()[:12]
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class TopicHead:
+    """A sentence's topic: a multinomial logistic regression over the labels, and a binary one, "speaks of a
+    topic" against "says nothing about one", whose threshold (chosen on the development products) is folded
+    into its bias: a sentence speaks of a topic when its score is at least 0."""
+
+    labels: tuple[str, ...]  # the labels the head was fitted for, in its rows' order
+    weights: np.ndarray  # (labels, dim)
+    bias: np.ndarray  # (labels,)
+    speaks: np.ndarray  # (dim,)
+    speaks_bias: float
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        """(n, labels) probability of each label for each (normalised) sentence vector."""
+        return _softmax(vectors @ self.weights.T + self.bias)
+
+    def speaks_of_a_topic(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors @ self.speaks + self.speaks_bias >= 0
+
+    def save(self, path: Path) -> None:
+        np.savez(
+            path,
+            labels=np.array(self.labels),
+            weights=self.weights.astype(np.float32),
+            bias=self.bias.astype(np.float32),
+            speaks=self.speaks.astype(np.float32),
+            speaks_bias=np.float32(self.speaks_bias),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> TopicHead:
+        with np.load(path) as data:
+            return cls(
+                tuple(str(label) for label in data["labels"]),
+                data["weights"].astype(np.float32),
+                data["bias"].astype(np.float32),
+                data["speaks"].astype(np.float32),
+                float(data["speaks_bias"]),
+            )
+
+    def digest(self) -> str:
+        parts = (self.weights, self.bias, self.speaks, np.float32(self.speaks_bias))
+        return hashlib.sha1("|".join(self.labels).encode() + b"".join(p.tobytes() for p in parts)).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class SentenceReading:
     """Per sentence: its topic's index in the labels (-1: abstained), that label's probability, its sentiment."""
@@ -55,15 +106,9 @@ class SentenceReading:
     sentiment: np.ndarray
 
 
-def read_sentences(
-    vectors: np.ndarray, label_vectors: np.ndarray, temperature: float, abstain_below: float, probe: SentimentProbe
-) -> SentenceReading:
-    similarity = vectors @ label_vectors.T
-    z = similarity / temperature
-    probs = np.exp(z - z.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    top = similarity.argmax(axis=1)
-    topic = np.where(similarity.max(axis=1) >= abstain_below, top, -1)
+def read_sentences(vectors: np.ndarray, head: TopicHead, probe: SentimentProbe) -> SentenceReading:
+    probs = head.probabilities(vectors)
+    topic = np.where(head.speaks_of_a_topic(vectors), probs.argmax(axis=1), -1)
     return SentenceReading(topic, probs.max(axis=1).astype(np.float32), probe.sentiment(vectors))
 
 

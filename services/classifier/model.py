@@ -24,7 +24,7 @@ import yaml
 
 from services.classifier import sentences
 from services.classifier.encoders import Encoder, configure_torch, load_encoder, threads
-from services.classifier.mentions import SentimentProbe, read_sentences, review_mentions
+from services.classifier.mentions import SentimentProbe, TopicHead, read_sentences, review_mentions
 from services.classifier.probe import Probe
 from services.classifier.weights import ModelLoadError
 from shared.settings import Settings
@@ -44,8 +44,8 @@ class LabelConfig:
     # A usefulness probe fitted to real helpful votes (services/classifier/probe.py), for the
     # embedding backend; without one, usefulness is zero-shot similarity to the sentences above.
     probe: Path | None = None
-    # A sentence whose most similar label is less similar than this is about none (services/classifier/mentions.py).
-    abstain_below: float = 0.0
+    # A sentence's topic or none (mentions.TopicHead), fitted for these labels by research/topics/fit_topics.py.
+    topics: Path | None = None
     sentiment: Path | None = None  # the sentiment read-out of a sentence's vector (mentions.SentimentProbe)
 
     @classmethod
@@ -59,7 +59,7 @@ class LabelConfig:
                 uninformative=list(data["usefulness"]["uninformative"]),
                 temperature=float(data.get("temperature", 0.05)),
                 probe=path.parent / data["usefulness"]["probe"] if data["usefulness"].get("probe") else None,
-                abstain_below=float(data["mentions"]["abstain_below"]),
+                topics=path.parent / data["mentions"]["topics"],
                 sentiment=path.parent / data["mentions"]["sentiment"],
             )
         except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
@@ -120,6 +120,21 @@ def _load_sentiment(path: Path | None) -> SentimentProbe:
         raise ModelLoadError(f"sentiment probe {path} is missing or unreadable: {exc!r}") from exc
 
 
+def _load_topic_head(path: Path | None, labels: list[str]) -> TopicHead:
+    try:
+        if path is None:
+            raise ValueError("labels file has no mentions.topics")
+        head = TopicHead.load(path)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelLoadError(f"topic head {path} is missing or unreadable: {exc!r}") from exc
+    if list(head.labels) != labels:
+        raise ModelLoadError(
+            f"topic head {path} was fitted for the labels {list(head.labels)}, not {labels}: "
+            "refit it (python -m research.topics.fit_topics)"
+        )
+    return head
+
+
 class EmbeddingClassifier:
     """Cosine similarity between a review's embedding and each label's descriptions.
 
@@ -136,7 +151,7 @@ class EmbeddingClassifier:
         self.label_vectors /= np.linalg.norm(self.label_vectors, axis=1, keepdims=True)
         self._informative = encoder.encode(config.informative).mean(axis=0)
         self._uninformative = encoder.encode(config.uninformative).mean(axis=0)
-        self.abstain_below = config.abstain_below
+        self.topic_head = _load_topic_head(config.topics, self.labels)
         self.sentiment = _load_sentiment(config.sentiment)
         self._config_digest = config.digest()
         self._set_probe(_load_probe(config.probe))
@@ -145,10 +160,10 @@ class EmbeddingClassifier:
         self._probe = probe
         probe_digest = probe.digest() if probe else "zero-shot"
         # The model's content (not its folder), the backend and its quantisation recipe, the labels,
-        # the probes, the truncation and the sentence rule: all that changes the outputs.
+        # the probes and the topic head, the truncation and the sentence rule: all that changes the outputs.
         self.fingerprint = hashlib.sha1(
             f"emb|{self.encoder.digest}|{self.encoder.name}|{self._config_digest}|{probe_digest}|"
-            f"{self.encoder.max_tokens}|{self.sentiment.digest()}|sentences-{sentences.VERSION}".encode()
+            f"{self.encoder.max_tokens}|{self.sentiment.digest()}|{self.topic_head.digest()}|sentences-{sentences.VERSION}".encode()
         ).hexdigest()[:16]
 
     def with_probe(self, probe: Probe) -> EmbeddingClassifier:
@@ -171,9 +186,7 @@ class EmbeddingClassifier:
     def mentions(self, spans: list[list[tuple[int, int]]], pieces: np.ndarray, covered: np.ndarray) -> list[Analysis]:
         """Each text's analysis from its sentences' vectors (``Encoder.encode_spans``); a sentence past the
         truncation (not covered) is no mention: the model did not read it."""
-        reading = read_sentences(
-            pieces[covered], self.label_vectors, self._temperature, self.abstain_below, self.sentiment
-        )
+        reading = read_sentences(pieces[covered], self.topic_head, self.sentiment)
         kept, at, result = np.cumsum(covered) - covered, 0, []
         for text_spans in spans:
             flags = covered[at : at + len(text_spans)]

@@ -40,7 +40,26 @@ def test_a_review_s_topics_are_its_sentences_and_an_aside_abstains(classifier):
     assert set(topics) == {"durability", "customer service"}
     assert all(0 < m["confidence"] <= 1 for m in mentions)
     # a sentence about none of the labels abstains
-    assert [m["topic"] for m in analyse(classifier, "My cousin lives in Paris.")[0]] == [None]
+    assert [m["topic"] for m in analyse(classifier, "My husband gave it to me.")[0]] == [None]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "topic"),
+    [
+        # saying nothing about a topic, though its words are near one (the similarity threshold gave these
+        # durability and ease of use): the topic head's "speaks of a topic" abstains
+        ("I have owned three of these.", None),
+        ("I finally found the manual in the box.", None),
+        # speaking of one, though less similar to its descriptions than the threshold asked (it abstained)
+        ("The battery lasts all day.", "product quality"),
+        ("The buttons are tiny and hard to press.", "ease of use"),
+        # labels the topic head's training data barely has: read from their descriptions
+        ("The package arrived two days late.", "delivery and packaging"),
+        ("It survived a fall down the stairs.", "durability"),
+    ],
+)
+def test_the_topic_head_tells_a_sentence_that_speaks_of_a_topic_and_which(classifier, sentence, topic):
+    assert [m["topic"] for m in analyse(classifier, sentence)[0]] == [topic]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from services.classifier.mentions import TopicHead
 from services.classifier.model import DEFAULT_LABELS, LabelConfig, ModelLoadError, load_classifier
 from shared.settings import Settings
 
@@ -68,12 +69,19 @@ def test_a_broken_labels_file_fails_at_load(tmp_path):
         LabelConfig.load(bad)
 
 
-def test_labels_are_configuration(tmp_path, settings):
+def test_labels_are_configuration_and_their_topic_head_is_fitted_for_them(tmp_path, settings):
     custom = tmp_path / "labels.yaml"
     custom.write_text(
         "labels:\n  sound: [The sound is great.]\n  price: [Cheap and good value.]\n"
         "usefulness:\n  informative: [A detailed review.]\n  uninformative: [Ok.]\n"
-        f"mentions:\n  abstain_below: 0.3\n  sentiment: {DEFAULT_LABELS.with_name('sentiment_probe.npz')}\n"
+        f"mentions:\n  topics: head.npz\n  sentiment: {DEFAULT_LABELS.with_name('sentiment_probe.npz')}\n"
+    )
+    shipped = TopicHead.load(DEFAULT_LABELS.with_name("topic_head.npz"))
+    shipped.save(tmp_path / "head.npz")  # fitted for the shipped labels, not these
+    with pytest.raises(ModelLoadError, match="topic head .*head.npz was fitted for the labels .*refit"):
+        load_classifier(settings.model_copy(update={"labels_file": custom}))
+    TopicHead(("sound", "price"), shipped.weights[:2], shipped.bias[:2], shipped.speaks, 0.0).save(
+        tmp_path / "head.npz"
     )
     classifier = load_classifier(settings.model_copy(update={"labels_file": custom}))
     assert classifier.labels == ["sound", "price"]
