@@ -152,11 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", type=Path, required=True, help="the folder of CanonG3.txt, Nokia6610.txt, Nikon.txt, DVD.txt"
     )
+    parser.add_argument(
+        "--half",
+        choices=("test", "dev"),
+        default="test",
+        help="the half the figures are of: test (reported), or dev (where variants are chosen)",
+    )
     args = parser.parse_args(argv)
     classifier = load_classifier(get_settings())
     if not isinstance(classifier, EmbeddingClassifier):
         raise SystemExit("the sentence analysis is the embedding backend's")
-    dev, test = hu_liu.read(args.data, hu_liu.DEV_FILES), hu_liu.read(args.data, hu_liu.TEST_FILES)
+    dev = hu_liu.read(args.data, hu_liu.DEV_FILES)
+    test = dev if args.half == "dev" else hu_liu.read(args.data, hu_liu.TEST_FILES)
     for pooled in (True, False):
         way = "pooled from the review's forward pass (shipped)" if pooled else "each sentence encoded on its own"
         dev_pieces, dev_covered = vectors(classifier, dev, pooled)
