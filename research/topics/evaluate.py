@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("the sentence analysis is the embedding backend's")
     dev = hu_liu.read(args.data, hu_liu.DEV_FILES)
     test = dev if args.half == "dev" else hu_liu.read(args.data, hu_liu.TEST_FILES)
+    read = None  # the sentences the review's one pass reads: every way is also measured on them alone
     for pooled in (True, False):
         way = "pooled from the review's forward pass (shipped)" if pooled else "each sentence encoded on its own"
         dev_pieces, dev_covered = vectors(classifier, dev, pooled)
@@ -172,15 +173,19 @@ def main(argv: list[str] | None = None) -> int:
             np.array([s.annotated for s in dev])[dev_covered],
         )
         pieces, covered = vectors(classifier, test, pooled)
-        kept = [s for s, c in zip(test, covered, strict=True) if c]
+        read = covered if read is None else read
         print(
             f"\n## {way}\n\nabstain threshold chosen on the development half: {chosen} (shipped: "
-            f"{classifier.abstain_below}); test half: {len(kept)} sentences read, "
-            f"{len(test) - len(kept)} past the truncation\n"
+            f"{classifier.abstain_below}); {args.half} half: {covered.sum()} sentences read, "
+            f"{len(test) - covered.sum()} past the truncation"
         )
-        print("\n".join(topic_report(classifier, kept, pieces[covered], classifier.abstain_below)))
-        print()
-        print("\n".join(sentiment_report(classifier, kept, pieces[covered])))
+        subsets = {"": covered} if pooled else {"": covered, ", the sentences the one pass reads": read}
+        for subset, rows in subsets.items():
+            kept = [s for s, c in zip(test, rows, strict=True) if c]
+            print(f"\n### {len(kept)} sentences{subset}\n")
+            print("\n".join(topic_report(classifier, kept, pieces[rows], classifier.abstain_below)))
+            print()
+            print("\n".join(sentiment_report(classifier, kept, pieces[rows])))
     return 0
 
 
