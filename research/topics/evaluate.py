@@ -3,11 +3,13 @@
     python -m research.topics.evaluate --data FOLDER   # Feature-based-opinion-mining's Datasets/ folder
 
 Each review of the data is read as the classify stage reads one: its sentences joined into one text, one
-forward pass, each sentence's vector pooled over its tokens (``Encoder.encode_spans``); and, for comparison,
-each sentence encoded on its own. The abstain threshold is chosen on the development half (two products) and
-every figure is of the test half (two other products): the threshold that best separates sentences with an
-annotated opinion from those without, on the development half only. Sentences past the truncation (the model
-does not read them) are left out and counted.
+forward pass, each sentence's vector pooled over its tokens (``Encoder.encode_spans``: read apart under a
+segment mask on the torch backends); and, for comparison, each sentence encoded on its own, over all sentences
+and over those the one pass reads (the rest are past the truncation). ``--half dev`` prints the development
+half's figures instead, where variants are chosen. The abstain threshold is chosen on the development half
+(two products) and every figure is of the test half (two other products): the threshold that best separates
+sentences with an annotated opinion from those without, on the development half only. Sentences past the
+truncation (the model does not read them) are left out and counted.
 
 Topic: over the test sentences whose features map to exactly one label, the top label (no abstaining) against
 it, per label, balanced accuracy (the mean of the per-label accuracies, over labels with at least MIN_SUPPORT
