@@ -1,7 +1,7 @@
 """Classifier benchmark on real reviews: every backend's classify stage against torch fp32 reading the
 model's whole 256 tokens, in one run, with its quality against it; the stage against the best raw forward
-pass; MAX_TOKENS from 128 to 256; the sentences' cost (their mentions against the review's outputs alone,
-and pooled from the review's pass against encoding each sentence on its own).
+pass; MAX_TOKENS from 128 to 256; the sentences' cost (their mentions against the review's outputs alone:
+read apart in the review's pass, pooled from it in context, and each sentence encoded on its own).
 
     .venv/bin/python -m bench.classifier_bench [--reviews 2000] [--repeats 3] [--only sentences]
 
@@ -16,6 +16,7 @@ all of them alike.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -79,6 +80,20 @@ class ReviewsOnly:
         return self._classifier.infer(texts), [([], []) for _ in texts]
 
 
+class InContext(ReviewsOnly):
+    """Mentions pooled from the review's pass with every token attending to the whole review (before the
+    segment mask): the same pass without its mask and position ids."""
+
+    def __init__(self, classifier: EmbeddingClassifier):
+        super().__init__(classifier)
+        self._classifier = copy.copy(classifier)
+        self._classifier.encoder = copy.copy(classifier.encoder)
+        self._classifier.encoder.segments = False
+
+    def analyse(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[Analysis]]:
+        return self._classifier.analyse(texts, spans)
+
+
 class SentencesApart(ReviewsOnly):
     """Each sentence encoded on its own, a forward pass of its own beside the review's."""
 
@@ -92,7 +107,8 @@ def sentence_cost(df: pd.DataFrame, c: EmbeddingClassifier, rows_per_batch: int,
     """The stage with its sentences against the stage before them, in the same rounds."""
     ways = {
         "review outputs only (the stage before sentences)": ReviewsOnly(c),
-        "**+ mentions pooled from the review's forward pass** (shipped)": c,
+        "+ mentions pooled from the review's forward pass, in context (before)": InContext(c),
+        "**+ mentions read apart in the review's forward pass** (segment mask, shipped)": c,
         "+ mentions from each sentence encoded on its own": SentencesApart(c),
     }
     texts, spans = review_spans(df)

@@ -37,10 +37,10 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
-from research.relevance.fit_probe import fit, in_training_half
+from research.relevance.fit_probe import fit, in_training_half, review_vectors
 from research.relevance.reviews import read_reviews
 from services.classifier.model import Classifier, EmbeddingClassifier, load_classifier
-from services.classifier.scoring import review_texts
+from services.classifier.scoring import review_spans, review_texts
 from shared.relevance import relevance
 from shared.settings import Settings, get_settings
 
@@ -79,14 +79,14 @@ def ndcg_at_k(scores: np.ndarray, gains: np.ndarray, k: int = K) -> float:
     return float(gains[order] @ discounts[: len(order)]) / ideal if ideal > 0 else math.nan
 
 
-def in_chunks(function: Callable[[list[str]], np.ndarray], texts: list[str], desc: str) -> np.ndarray:
-    """``function(texts)`` a chunk at a time, with a progress bar on stderr: minutes on a CPU."""
+def in_chunks(function: Callable[[pd.DataFrame], np.ndarray], df: pd.DataFrame, desc: str) -> np.ndarray:
+    """``function(df)`` a chunk of rows at a time, with a progress bar on stderr: minutes on a CPU."""
     parts = []
-    with tqdm(total=len(texts), unit="review", desc=desc, file=sys.stderr) as bar:
-        for start in range(0, len(texts), CHUNK):
-            parts.append(function(texts[start : start + CHUNK]))
+    with tqdm(total=len(df), unit="review", desc=desc, file=sys.stderr) as bar:
+        for start in range(0, len(df), CHUNK):
+            parts.append(function(df.iloc[start : start + CHUNK]))
             bar.update(len(parts[-1]))
-    return np.concatenate(parts) if parts else function([])
+    return np.concatenate(parts) if parts else function(df)
 
 
 def score(df: pd.DataFrame, rel_model: np.ndarray, settings: Settings) -> pd.DataFrame:
@@ -140,7 +140,8 @@ def margin_interval(margins: pd.Series, strata: pd.Series | None = None, seed: i
 def evaluate_half(df: pd.DataFrame, classifier: Classifier, settings: Settings) -> pd.DataFrame:
     """NDCG per product of the evaluation half, scored by the classifier as shipped."""
     df = df[~df["product_id"].map(in_training_half)].reset_index(drop=True)
-    return per_product(score(df, in_chunks(classifier.infer, review_texts(df), "classifying")[:, -1], settings))
+    outputs = in_chunks(lambda rows: classifier.analyse(*review_spans(rows))[0], df, "classifying")  # as classify
+    return per_product(score(df, outputs[:, -1], settings))
 
 
 class Folds:
@@ -152,7 +153,7 @@ class Folds:
         self.df, self.classifier, self.settings = df, classifier, settings
         self.min_reviews, self.min_voted = min_reviews, min_voted
         self.texts = review_texts(df)
-        self.vectors = in_chunks(classifier.encoder.encode, self.texts, "embedding")
+        self.vectors = in_chunks(lambda rows: review_vectors(classifier.encoder, rows), df, "embedding")
         self.categories = df["category"].to_numpy()
 
     def usefulness(self, train: np.ndarray, category: str) -> tuple[pd.DataFrame, np.ndarray]:

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from research.relevance.reviews import read_reviews
-from services.classifier.encoders import load_encoder
+from services.classifier.encoders import Encoder, load_encoder
 from services.classifier.model import DEFAULT_LABELS
 from services.classifier.probe import Probe
-from services.classifier.scoring import review_texts
+from services.classifier.scoring import review_spans
 from shared.settings import get_settings
 
 RIDGE = 1000.0  # strong: few thousand products, 384 dimensions; chosen on held-out products
@@ -33,6 +33,12 @@ RIDGE = 1000.0  # strong: few thousand products, 384 dimensions; chosen on held-
 def in_training_half(product_id: str) -> bool:
     """The fixed split: a product is in the probe's training half or in the evaluation half, for good."""
     return hashlib.sha1(product_id.encode()).digest()[0] % 2 == 0
+
+
+def review_vectors(encoder: Encoder, df: pd.DataFrame) -> np.ndarray:
+    """The reviews' vectors as the classify stage reads them: one pass over "title. text", its sentences
+    read apart where the backend can (``Encoder.encode_spans``)."""
+    return encoder.encode_spans(*review_spans(df))[0]
 
 
 def fit(embeddings: np.ndarray, product_ids: pd.Series, helpful_votes: pd.Series, ridge: float = RIDGE) -> Probe:
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     df = read_reviews(args.paths)
     df = df[df["product_id"].map(in_training_half)].reset_index(drop=True)
     encoder = load_encoder(get_settings())  # the configured backend: a probe reads that backend's embeddings
-    embeddings = encoder.encode(review_texts(df))
+    embeddings = review_vectors(encoder, df)
     probe = fit(embeddings, df["product_id"], df["helpful_votes"])
     probe.save(args.out)
     print(

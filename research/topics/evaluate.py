@@ -3,11 +3,12 @@
     python -m research.topics.evaluate --data FOLDER   # Feature-based-opinion-mining's Datasets/ folder
 
 Each review of the data is read as the classify stage reads one: its sentences joined into one text, one
-forward pass, each sentence's vector pooled over its tokens (``Encoder.encode_spans``); and, for comparison,
-each sentence encoded on its own. Every figure is of the test half (two products; ``--half dev``: the two
-development products, where research/topics/fit_topics.py makes the topic head's choices), read by the shipped
-topic head and sentiment read-out. Sentences past the truncation (the model does not read them) are left out
-and counted.
+forward pass, each sentence's vector pooled over its tokens (``Encoder.encode_spans``: read apart under a
+segment mask on the torch backends); and, for comparison, each sentence encoded on its own, over all sentences
+and over those the one pass reads (the rest are past the truncation). Every figure is of the test half (two
+products; ``--half dev``: the two development products, where research/topics/fit_topics.py and
+fit_sentiment.py make their choices), read by the shipped topic head and sentiment read-out. Sentences past
+the truncation (the model does not read them) are left out and counted.
 
 Topic: over the test sentences whose features map to exactly one label, the top label (no abstaining) against
 it, per label, balanced accuracy (the mean of the per-label accuracies, over labels with at least MIN_SUPPORT
@@ -164,17 +165,22 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(classifier, EmbeddingClassifier):
         raise SystemExit("the sentence analysis is the embedding backend's")
     measured = hu_liu.read(args.data, hu_liu.TEST_FILES if args.half == "test" else hu_liu.DEV_FILES)
+    read = None  # the sentences the review's one pass reads: each sentence alone is also measured on them
     for pooled in (True, False):
         way = "pooled from the review's forward pass (shipped)" if pooled else "each sentence encoded on its own"
         pieces, covered = vectors(classifier, measured, pooled)
-        kept = [s for s, c in zip(measured, covered, strict=True) if c]
+        read = covered if read is None else read
         print(
-            f"\n## {way}\n\n{args.half} half: {len(kept)} sentences read, "
-            f"{len(measured) - len(kept)} past the truncation\n"
+            f"\n## {way}\n\n{args.half} half: {covered.sum()} sentences read, "
+            f"{len(measured) - covered.sum()} past the truncation"
         )
-        print("\n".join(topic_report(classifier, kept, pieces[covered])))
-        print()
-        print("\n".join(sentiment_report(classifier, kept, pieces[covered])))
+        subsets = {"": covered} if pooled else {"": covered, ", the sentences the one pass reads": read}
+        for subset, rows in subsets.items():
+            kept = [s for s, c in zip(measured, rows, strict=True) if c]
+            print(f"\n### {len(kept)} sentences{subset}\n")
+            print("\n".join(topic_report(classifier, kept, pieces[rows])))
+            print()
+            print("\n".join(sentiment_report(classifier, kept, pieces[rows])))
     return 0
 
 

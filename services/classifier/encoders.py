@@ -8,6 +8,9 @@ forward pass, from padded token arrays to the last hidden state:
   to int8 or kept in fp32 (services/classifier/onnx_build.py builds and caches the graphs);
 - ``TorchForward``: the model in PyTorch: fp32, bfloat16 (AMX / AVX512-BF16 CPUs), or with its Linear
   layers dynamically quantised to int8.
+
+``Encoder.encode_spans`` reads a text's sentences in one forward pass; on PyTorch, with a segment mask that
+keeps each sentence's tokens to themselves (``segment_inputs``), so a sentence reads as it would alone.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from shared.settings import Settings
 
 Forward = Callable[[dict[str, np.ndarray]], np.ndarray]  # padded token arrays -> (batch, tokens, dim)
 
+
+# encode_spans's segment mask and positions (segment_inputs): bump when their recipe changes.
+SPANS_APART = "spans-apart-1"
+SEP_POSITION = 32  # where [SEP] would be after a sentence of 31 tokens (1, 16, 32 measured: docs/relevance.md)
 
 # The longest input the packaged all-MiniLM-L6-v2 is configured for (max_seq_length of its
 # sentence_bert_config.json): the model as published, the reference of the quality bar.
@@ -59,7 +66,11 @@ class Encoder:
         self._tokenizer, self.forward, self._names = tokenizer, forward, names
         self.max_tokens, self._batch_size = max_tokens, batch_size
         self._pad = tokenizer.pad_token_id or 0
-        self.name = name  # the backend and precision, with the recipe of an exported graph
+        # Whether encode_spans reads each span apart (a backend that takes a segment mask) or in its text's
+        # context: it changes the outputs, so the name (the classifier's fingerprint) says which.
+        self.segments = bool(getattr(forward, "segments", False))
+        # the backend and precision, with the recipe of an exported graph, and how spans are read
+        self.name = f"{name}+{SPANS_APART if self.segments else 'spans-in-context'}"
         self.digest = digest  # the model folder's content
         self.dim = int(self.forward(self._pad_batch([self._tokenize(["dimension"])[0]])).shape[-1])
 
@@ -98,10 +109,14 @@ class Encoder:
     def encode_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``encode(texts)`` and, from the same forward passes, a vector for each character span of each
-        text (flattened, text by text): the normalised mean of the tokens that start inside it, each read
-        in the context of the whole text. A span past the truncation has no token: its vector is zero and
-        its entry in the third array (covered) False."""
+        """A vector for each text and, from the same forward passes, for each character span of each text
+        (flattened, text by text): the normalised mean of the tokens that start inside it. A span past the
+        truncation has no token: its vector is zero and its entry in the third array (covered) False.
+
+        On a backend that takes a segment mask (``segments``), each span is read apart from the rest of its
+        text in that one pass (``segment_inputs``): its tokens attend only to each other, as if it were
+        encoded alone; the text's vector is the mean of all its tokens from that pass. On the others every
+        token attends to the whole text (today's ``encode``), and a span's vector carries its context."""
         encoded = self._tokenizer(list(texts), truncation=True, max_length=self.max_tokens, return_offsets_mapping=True)
         ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
         first = np.cumsum([0] + [len(s) for s in spans])
@@ -112,20 +127,20 @@ class Encoder:
         for begin in range(0, len(order), self._batch_size):
             idx = order[begin : begin + self._batch_size]
             batch = self._pad_batch([ids[i] for i in idx])
+            # Each token to the span its first character falls in; special tokens have the empty offset
+            # (0, 0) and fall in none.
+            where = [_token_spans(np.asarray(offsets[i]).reshape(-1, 2), spans[i]) for i in idx]
+            if self.segments:
+                batch.update(segment_inputs(where, batch["attention_mask"]))
             hidden = self.forward(batch)
             out[idx] = mean_pool(hidden, batch["attention_mask"])
             for row, i in enumerate(idx):
                 if not spans[i]:
                     continue
-                # Each token to the span its first character falls in; special tokens have the empty
-                # offset (0, 0) and fall in none.
-                bounds, chars = np.asarray(spans[i]), np.asarray(offsets[i]).reshape(-1, 2)
-                starts = np.where(chars[:, 1] > chars[:, 0], chars[:, 0], -1)
-                which = np.searchsorted(bounds[:, 0], starts, side="right") - 1
-                inside = (starts >= 0) & (which >= 0) & (starts < bounds[which.clip(min=0), 1])
-                members = np.zeros((len(bounds), len(starts)), dtype=hidden.dtype)
+                which, inside = where[row]
+                members = np.zeros((len(spans[i]), len(which)), dtype=hidden.dtype)
                 members[which[inside], np.flatnonzero(inside)] = 1
-                sums = members @ hidden[row, : len(starts)]
+                sums = members @ hidden[row, : len(which)]
                 counts = members.sum(axis=1)
                 pieces[first[i] : first[i + 1]] = sums / np.maximum(counts, 1)[:, None]
                 covered[first[i] : first[i + 1]] = counts > 0
@@ -133,7 +148,52 @@ class Encoder:
         return out, pieces, covered
 
 
+def _token_spans(chars: np.ndarray, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """For each token (its character offsets), the index of the last span starting at or before its first
+    character (-1: none; special tokens -2), and whether it starts inside that span."""
+    bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    special = chars[:, 1] <= chars[:, 0]
+    starts = chars[:, 0]
+    which = np.searchsorted(bounds[:, 0], starts, side="right") - 1
+    inside = ~special & (which >= 0) & (starts < bounds[which.clip(min=0), 1]) if len(bounds) else ~special & False
+    return np.where(special, -2, which), inside
+
+
+def segment_inputs(where: list[tuple[np.ndarray, np.ndarray]], attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The segment mask (batch, 1, tokens, tokens; True: the query may attend to the key) and position ids
+    that read each span of a text apart in one pass (docs/relevance.md, "One forward pass", the variants
+    measured). A segment is a span's tokens, or a run of tokens between spans (the title, separators); a
+    token attends to its own segment and to [CLS] and [SEP], which attend to each other only: they stay the
+    same whatever the text says, as the attention's resting place they are in a text encoded alone. A
+    segment's positions start again at 1, after [CLS], as they would alone."""
+    batch, width = attention_mask.shape
+    segment = np.full((batch, width), -1, dtype=np.int64)
+    special = np.zeros((batch, width), dtype=bool)
+    for row, (which, inside) in enumerate(where):
+        n = len(which)
+        special[row, :n] = which == -2
+        # inside span k: 2k + 1; between span k and k + 1 (before the first: k = -1): 2k + 2
+        segment[row, :n] = np.where(inside, 2 * which + 1, 2 * which + 2)
+    real = attention_mask.astype(bool)
+    ordinary = real & ~special
+    keep = (segment[:, :, None] == segment[:, None, :]) & ordinary[:, :, None] & ordinary[:, None, :]
+    keep |= real[:, :, None] & (special & real)[:, None, :]
+    keep |= np.eye(width, dtype=bool)  # padding attends to itself: no query without a key
+    positions = np.tile(np.arange(width, dtype=np.int64), (batch, 1))
+    starts = np.ones((batch, width), dtype=bool)
+    starts[:, 1:] = segment[:, 1:] != segment[:, :-1]
+    run_start = np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
+    # [CLS] keeps position 0 and [SEP] takes SEP_POSITION whatever the text's length: were it at its place
+    # in the text, its state, which every segment reads, would change with the other sentences.
+    positions = np.where(ordinary, 1 + positions - run_start, np.where(positions == 0, 0, SEP_POSITION))
+    return {"segment_mask": keep[:, None], "position_ids": positions}
+
+
 class OnnxForward:
+    # The exported graphs take the padding mask only: encode_spans reads spans in their text's context here
+    # (re-exporting with a segment mask and position ids is not done; docs/relevance.md).
+    segments = False
+
     def __init__(self, path: Path, n_threads: int):
         import onnxruntime as ort
 
@@ -170,8 +230,25 @@ class TorchForward:
             model = model.to(torch.bfloat16)
         # bfloat16 BERT encoders run with fused linear layers (fused_bert.py); any other model as it comes.
         self.fused = fuse and precision == "bf16" and fused_bert.supports(model)
-        self._run = fused_bert.FusedBert(model) if self.fused else lambda **i: model(**i).last_hidden_state
+        self._run = fused_bert.FusedBert(model) if self.fused else self._unfused(model)
         self._torch = torch
+
+    segments = True  # takes a segment mask and position ids (Encoder.encode_spans)
+
+    @staticmethod
+    def _unfused(model):
+        import torch
+
+        def run(segment_mask=None, **inputs):
+            if segment_mask is not None:
+                # Hugging Face takes a 4D mask as it is, added to the attention scores: 0 or the lowest value.
+                dtype = model.embeddings.word_embeddings.weight.dtype  # the activations' (int8: float32)
+                inputs["attention_mask"] = torch.zeros(segment_mask.shape, dtype=dtype).masked_fill(
+                    ~segment_mask, torch.finfo(dtype).min
+                )
+            return model(**inputs).last_hidden_state
+
+        return run
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         with self._torch.inference_mode():

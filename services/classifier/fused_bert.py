@@ -86,13 +86,22 @@ class FusedBert:
             )
 
     def __call__(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        segment_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``segment_mask`` (batch, 1, tokens, tokens), True where a query may attend to a key, replaces
+        the padding mask (services/classifier/encoders.py, ``segment_inputs``)."""
         linear = torch.ops.mkldnn._linear_pointwise
         batch, width = input_ids.shape
-        x = self._embeddings(input_ids=input_ids, token_type_ids=token_type_ids).reshape(batch * width, -1)
+        x = self._embeddings(input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids)
+        x = x.reshape(batch * width, -1)
         hidden = x.shape[-1]
-        keep = attention_mask[:, None, None, :].bool()  # keys each query may attend to
+        # the keys each query may attend to
+        keep = attention_mask[:, None, None, :].bool() if segment_mask is None else segment_mask
         for p in self._layers:
             qkv = linear(x, p.qkv, p.qkv_bias, "none", [], None).view(batch, width, 3, self._heads, -1)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (batch, heads, tokens, head size), strided views

@@ -84,6 +84,7 @@ def test_onnx_int8_keeps_the_embedding_but_flips_some_near_tie_labels(settings, 
 
 def tiny_encoder(folder):
     """A 2-layer BERT sentence encoder with random weights, saved with its own tokenizer."""
+    import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder.mkdir()
@@ -98,6 +99,7 @@ def tiny_encoder(folder):
         intermediate_size=64,
         max_position_embeddings=64,
     )
+    torch.manual_seed(0)  # the same weights every run: bfloat16's rounding differs from one draw to the next
     BertModel(config).save_pretrained(folder)
     return folder
 
@@ -214,7 +216,7 @@ def test_bf16_runs_a_bert_encoder_with_fused_layers_computing_what_the_model_com
 
     encoder = load_encoder(tiny.model_copy(update={"classifier_backend": "torch-bf16"}))
     reference = load_encoder(tiny.model_copy(update={"classifier_backend": "torch-fp32"}))
-    assert encoder.name == "torch-bf16-fused"
+    assert encoder.name == "torch-bf16-fused+spans-apart-1"
     assert (encoder.encode(TEXTS) * reference.encode(TEXTS)).sum(1).min() > 0.999
 
 
@@ -225,7 +227,39 @@ def test_bf16_runs_unfused_when_switched_off_or_for_another_model_under_its_own_
     config = Path(tiny.model_path) / "config.json"
     config.write_text(config.read_text().replace('"hidden_act": "gelu"', '"hidden_act": "relu"'))
     other = load_classifier(bf16)  # not a model the fused pass computes
-    assert [c.encoder.name for c in (fused, off, other)] == ["torch-bf16-fused", "torch-bf16", "torch-bf16"]
+    names = [c.encoder.name.split("+")[0] for c in (fused, off, other)]
+    assert names == ["torch-bf16-fused", "torch-bf16", "torch-bf16"]
     assert fused.fingerprint != off.fingerprint
     assert (fused.encoder.encode(TEXTS) * off.encoder.encode(TEXTS)).sum(1).min() > 0.999
     assert other.encoder.encode(TEXTS).shape == (len(TEXTS), 32)
+
+
+def _first_sentence(encoder, second: str):
+    text = f"it broke. {second}"
+    _, pieces, covered = encoder.encode_spans([text], [[(0, 9), (10, len(text))]])
+    assert covered.all()
+    return pieces[0]
+
+
+SPAN_BACKENDS = ["torch-fp32", "torch-int8", pytest.param("torch-bf16", marks=needs_bf16)]
+
+
+@pytest.mark.parametrize("backend", SPAN_BACKENDS)
+def test_a_sentence_reads_the_same_whatever_the_other_sentences_of_its_review_say(tiny, backend):
+    encoder = load_encoder(tiny.model_copy(update={"classifier_backend": backend}))
+    assert encoder.segments and encoder.name.endswith("+spans-apart-1")
+    first = _first_sentence(encoder, "the sound works well.")
+    # int8 quantises each layer's activations with one scale over the batch: the other tokens move it a little
+    tolerance = 1e-3 if backend == "torch-int8" else 1e-5
+    for other in ("the box arrived late.", "great price. great quality. it works well, music album."):
+        assert np.allclose(_first_sentence(encoder, other), first, atol=tolerance)
+
+
+def test_onnx_reads_a_sentence_in_its_review_s_context_under_its_own_name(tiny):
+    encoder = load_encoder(tiny.model_copy(update={"classifier_backend": "onnx-fp32"}))
+    assert not encoder.segments and encoder.name.endswith("+spans-in-context")
+    reference = load_encoder(tiny.model_copy(update={"classifier_backend": "torch-fp32"}))
+    reference.segments = False  # the same pass without the mask: what the ONNX graph computes
+    first = _first_sentence(reference, "the sound works well.")
+    assert not np.allclose(_first_sentence(reference, "the box arrived late. great price."), first, atol=1e-5)
+    assert (_first_sentence(encoder, "the sound works well.") @ first) > 0.9999

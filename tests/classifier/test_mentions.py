@@ -14,16 +14,15 @@ def analyse(classifier, text: str):
     return mentions, topics
 
 
-def test_a_sentence_is_pooled_over_its_own_tokens_in_the_review_s_context(classifier):
-    text = "The box arrived crushed. The sound is wonderful and rich."
+def test_a_sentence_read_in_the_review_s_pass_reads_as_it_does_alone(classifier):
+    text = "Customer service never answered my refund request. It broke after a month. The sound is wonderful."
     spans = split(text)
     _, pieces, covered = classifier.encoder.encode_spans([text], [spans])
     assert covered.all() and np.allclose(np.linalg.norm(pieces, axis=1), 1, atol=1e-4)
     alone = classifier.encoder.encode([text[a:b] for a, b in spans])
-    # each sentence's pooled vector is close to that sentence encoded alone, and closer to it than to the other
-    similarity = pieces @ alone.T
-    assert similarity[0, 0] > similarity[0, 1] and similarity[1, 1] > similarity[1, 0]
-    assert similarity.diagonal().min() > 0.6
+    # read apart in the one pass (the shipped torch backends), each sentence is its own reading encoded alone
+    # but for [CLS] and [SEP], which alone carry the sentence and here carry nothing (in context: 0.49-0.78)
+    assert (pieces * alone).sum(axis=1).min() > 0.95, (pieces * alone).sum(axis=1)
 
 
 def test_a_sentence_past_the_truncation_is_no_mention(classifier):
