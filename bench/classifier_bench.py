@@ -85,7 +85,7 @@ class SentencesApart(ReviewsOnly):
     def analyse(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[Analysis]]:
         pieces = self._classifier.encoder.encode([t[a:b] for t, s in zip(texts, spans, strict=True) for a, b in s])
         covered = np.ones(len(pieces), dtype=bool)
-        return self._classifier.infer(texts), self._classifier.mentions(spans, pieces, covered)
+        return self._classifier.infer(texts), self._classifier.mentions(texts, spans, pieces, covered)
 
 
 def sentence_cost(df: pd.DataFrame, c: EmbeddingClassifier, rows_per_batch: int, repeats: int) -> None:
