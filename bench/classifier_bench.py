@@ -1,7 +1,8 @@
 """Classifier benchmark on real reviews: every backend's classify stage against torch fp32 reading the
 model's whole 256 tokens, in one run, with its quality against it; the stage against the best raw forward
 pass; MAX_TOKENS from 128 to 256; the sentences' cost (their mentions against the review's outputs alone:
-read apart in the review's pass, pooled from it in context, and each sentence encoded on its own).
+read apart in the review's pass, pooled from it in context, and each sentence encoded on its own; splitting
+and the sentiment's lexicon scores alone).
 
     .venv/bin/python -m bench.classifier_bench [--reviews 2000] [--repeats 3] [--only sentences]
 
@@ -28,6 +29,7 @@ import pandas as pd
 from research.relevance.reviews import read_reviews
 from services.classifier import sentences
 from services.classifier.encoders import PUBLISHED_MAX_TOKENS, Encoder, load_encoder, resolve_backend, threads
+from services.classifier.lexicon import lexicon_scores
 from services.classifier.model import Analysis, EmbeddingClassifier, LabelConfig
 from services.classifier.scoring import model_outputs, review_spans, review_texts
 from shared.settings import get_settings
@@ -100,7 +102,7 @@ class SentencesApart(ReviewsOnly):
     def analyse(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[Analysis]]:
         pieces = self._classifier.encoder.encode([t[a:b] for t, s in zip(texts, spans, strict=True) for a, b in s])
         covered = np.ones(len(pieces), dtype=bool)
-        return self._classifier.infer(texts), self._classifier.mentions(spans, pieces, covered)
+        return self._classifier.infer(texts), self._classifier.mentions(texts, spans, pieces, covered)
 
 
 def sentence_cost(df: pd.DataFrame, c: EmbeddingClassifier, rows_per_batch: int, repeats: int) -> None:
@@ -113,8 +115,9 @@ def sentence_cost(df: pd.DataFrame, c: EmbeddingClassifier, rows_per_batch: int,
     }
     texts, spans = review_spans(df)
     bodies = [t if isinstance(t, str) else "" for t in df["text"]]
+    every = [text[a:b] for text, text_spans in zip(texts, spans, strict=True) for a, b in text_spans]
     rates: dict[str, list[float]] = {way: [] for way in ways}
-    split_rates = []
+    split_rates, lexicon_rates = [], []
     for _ in range(repeats):
         for way, classifier in ways.items():
             rates[way].append(len(df) / stage_seconds(df, classifier, rows_per_batch))
@@ -122,7 +125,10 @@ def sentence_cost(df: pd.DataFrame, c: EmbeddingClassifier, rows_per_batch: int,
         for body in bodies:
             sentences.split(body)
         split_rates.append(len(df) / (time.perf_counter() - started))
-    n_sentences = sum(len(s) for s in spans)
+        started = time.perf_counter()
+        lexicon_scores(every)
+        lexicon_rates.append(len(every) / (time.perf_counter() - started))
+    n_sentences = len(every)
     base = statistics.median(rates[next(iter(ways))])
     print(
         f"\nSentences ({c.encoder.name}, MAX_TOKENS {c.encoder.max_tokens}; {n_sentences:,} sentences in "
@@ -132,6 +138,7 @@ def sentence_cost(df: pd.DataFrame, c: EmbeddingClassifier, rows_per_batch: int,
     for way, r in rates.items():
         print(f"| {way} | {fmt(r)} | {statistics.median(r) / base:.2f} |")
     print(f"\nsplitting alone: {fmt(split_rates)} reviews/s (in every row above)")
+    print(f"the sentiment's lexicon scores alone: {fmt(lexicon_rates)} sentences/s (in the mentions' rows)")
 
 
 def fmt(rates: list[float]) -> str:

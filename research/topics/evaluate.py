@@ -124,7 +124,7 @@ def topic_report(classifier: EmbeddingClassifier, sentences, pieces) -> list[str
 
 
 def sentiment_report(classifier: EmbeddingClassifier, sentences, pieces) -> list[str]:
-    scores = classifier.sentiment.scores(pieces)
+    scores = classifier.sentiment.scores(pieces, [s.text for s in sentences])
     gold = np.array([s.sentiment if s.sentiment is not None else 9 for s in sentences])
     polar = np.isin(gold, (-1, 1))
     binary = np.where(scores[:, 2] > scores[:, 0], 1, -1)

@@ -5,7 +5,8 @@ from the review's own forward pass (``Encoder.encode_spans``). Its topic is read
 read-outs of that vector fitted on the same authors' annotated review sentences, with the labels' descriptions
 as examples of the labels those lack (research/topics/fit_topics.py): whether the sentence speaks of a topic at
 all, or abstains ("I bought it last week."), and if it does, which label. Its sentiment is a linear read-out
-of the same vector, ``SentimentProbe``, fitted on human-labelled review sentences with weak labels from star ratings
+of the same vector and of the sentence's words' lexicon scores (services/classifier/lexicon.py),
+``SentimentProbe``, fitted on human-labelled review sentences with weak labels from star ratings
 (research/topics/fit_sentiment.py; docs/relevance.md says why and how well it does). A review's topics are its
 mentions' distinct topics, most-discussed first.
 """
@@ -19,32 +20,35 @@ from pathlib import Path
 
 import numpy as np
 
+from services.classifier.lexicon import lexicon_scores
+
 SENTIMENTS = np.array([-1, 0, 1], dtype=np.int8)  # the probe's classes, in its rows' order
 
 
 @dataclass(frozen=True)
 class SentimentProbe:
     weights: np.ndarray  # (3, dim): negative, neutral, positive
+    lexicon: np.ndarray  # (3, len(lexicon.FEATURES)): the same rows' weights of the sentence's lexicon scores
     bias: np.ndarray  # (3,)
 
-    def scores(self, vectors: np.ndarray) -> np.ndarray:
-        """(n, 3) logits of negative, neutral, positive for each (normalised) sentence vector."""
-        return vectors @ self.weights.T + self.bias
+    def scores(self, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
+        """(n, 3) logits of negative, neutral, positive for each (normalised) sentence vector and its text."""
+        return vectors @ self.weights.T + lexicon_scores(texts) @ self.lexicon.T + self.bias
 
-    def sentiment(self, vectors: np.ndarray) -> np.ndarray:
-        """-1, 0 or 1 for each (normalised) sentence vector."""
-        return SENTIMENTS[self.scores(vectors).argmax(axis=1)]
+    def sentiment(self, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
+        """-1, 0 or 1 for each (normalised) sentence vector and its text."""
+        return SENTIMENTS[self.scores(vectors, texts).argmax(axis=1)]
 
     def save(self, path: Path) -> None:
-        np.savez(path, weights=self.weights.astype(np.float32), bias=self.bias.astype(np.float32))
+        np.savez(path, **{k: getattr(self, k).astype(np.float32) for k in ("weights", "lexicon", "bias")})
 
     @classmethod
     def load(cls, path: Path) -> SentimentProbe:
         with np.load(path) as data:
-            return cls(data["weights"].astype(np.float32), data["bias"].astype(np.float32))
+            return cls(*(data[k].astype(np.float32) for k in ("weights", "lexicon", "bias")))
 
     def digest(self) -> str:
-        return hashlib.sha1(self.weights.tobytes() + self.bias.tobytes()).hexdigest()[:12]
+        return hashlib.sha1(self.weights.tobytes() + self.lexicon.tobytes() + self.bias.tobytes()).hexdigest()[:12]
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -106,10 +110,11 @@ class SentenceReading:
     sentiment: np.ndarray
 
 
-def read_sentences(vectors: np.ndarray, head: TopicHead, probe: SentimentProbe) -> SentenceReading:
+def read_sentences(vectors: np.ndarray, head: TopicHead, probe: SentimentProbe, texts: list[str]) -> SentenceReading:
+    """The sentences' topics from their ``vectors``, their sentiment from those and their ``texts``."""
     probs = head.probabilities(vectors)
     topic = np.where(head.speaks_of_a_topic(vectors), probs.argmax(axis=1), -1)
-    return SentenceReading(topic, probs.max(axis=1).astype(np.float32), probe.sentiment(vectors))
+    return SentenceReading(topic, probs.max(axis=1).astype(np.float32), probe.sentiment(vectors, texts))
 
 
 def review_mentions(

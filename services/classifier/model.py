@@ -181,12 +181,16 @@ class EmbeddingClassifier:
         if not texts:
             return np.zeros((0, len(self.labels) + 1), dtype=np.float32), []
         vectors, pieces, covered = self.encoder.encode_spans(texts, spans)
-        return self.outputs(texts, vectors), self.mentions(spans, pieces, covered)
+        return self.outputs(texts, vectors), self.mentions(texts, spans, pieces, covered)
 
-    def mentions(self, spans: list[list[tuple[int, int]]], pieces: np.ndarray, covered: np.ndarray) -> list[Analysis]:
-        """Each text's analysis from its sentences' vectors (``Encoder.encode_spans``); a sentence past the
-        truncation (not covered) is no mention: the model did not read it."""
-        reading = read_sentences(pieces[covered], self.topic_head, self.sentiment)
+    def mentions(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], pieces: np.ndarray, covered: np.ndarray
+    ) -> list[Analysis]:
+        """Each text's analysis from its sentences' vectors (``Encoder.encode_spans``) and words; a sentence
+        past the truncation (not covered) is no mention: the model did not read it."""
+        every = [text[a:b] for text, text_spans in zip(texts, spans, strict=True) for a, b in text_spans]
+        sentences_read = [sentence for sentence, f in zip(every, covered, strict=True) if f]
+        reading = read_sentences(pieces[covered], self.topic_head, self.sentiment, sentences_read)
         kept, at, result = np.cumsum(covered) - covered, 0, []
         for text_spans in spans:
             flags = covered[at : at + len(text_spans)]

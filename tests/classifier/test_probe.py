@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from services.classifier.lexicon import FEATURES
 from services.classifier.mentions import SentimentProbe, TopicHead
 from services.classifier.model import DEFAULT_LABELS, LabelConfig, ModelLoadError, load_classifier
 from services.classifier.probe import Probe
@@ -41,12 +43,15 @@ def test_the_shipped_labels_use_the_shipped_sentiment_read_out_and_a_broken_one_
     config = LabelConfig.load(None)
     assert config.sentiment == DEFAULT_LABELS.with_name("sentiment_probe.npz")
     probe = SentimentProbe.load(config.sentiment)
-    assert probe.weights.shape == (3, 384) and probe.bias.shape == (3,)
-    (tmp_path / "bad.npz").write_bytes(b"not a probe")
+    assert probe.weights.shape == (3, 384) and probe.lexicon.shape == (3, len(FEATURES)) and probe.bias.shape == (3,)
     labels = tmp_path / "labels.yaml"
     labels.write_text(
         shipped_labels_text(but="sentiment").replace("sentiment: sentiment_probe.npz", "sentiment: bad.npz")
     )
+    (tmp_path / "bad.npz").write_bytes(b"not a probe")
+    with pytest.raises(ModelLoadError, match="sentiment probe .*bad.npz"):
+        load_classifier(Settings(labels_file=labels))
+    np.savez(tmp_path / "bad.npz", weights=probe.weights, bias=probe.bias)  # a read-out without lexicon weights
     with pytest.raises(ModelLoadError, match="sentiment probe .*bad.npz"):
         load_classifier(Settings(labels_file=labels))
 
@@ -58,8 +63,8 @@ def test_another_sentiment_read_out_is_another_classifier(tmp_path, settings):
         shipped_labels_text(but="sentiment").replace("sentiment: sentiment_probe.npz", "sentiment: s.npz")
     )
     fingerprints = []
-    for bias in (shipped.bias, shipped.bias + 1):  # the same file, refitted
-        SentimentProbe(shipped.weights, bias).save(tmp_path / "s.npz")
+    for lexicon in (shipped.lexicon, shipped.lexicon * 2):  # the same file, its lexicon weights refitted
+        SentimentProbe(shipped.weights, lexicon, shipped.bias).save(tmp_path / "s.npz")
         fingerprints.append(load_classifier(settings.model_copy(update={"labels_file": labels})).fingerprint)
     assert fingerprints[0] != fingerprints[1]  # its outputs differ: the next run is a full run
 

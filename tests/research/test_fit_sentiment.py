@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from research.topics import hu_liu
-from research.topics.fit_sentiment import labelled, measures, weak_class, with_neutral_bias
+from research.topics.fit_sentiment import features, labelled, measures, weak_class, with_neutral_bias
 from services.classifier.mentions import SentimentProbe
 
 
@@ -40,10 +40,21 @@ def test_human_labels_are_the_evaluation_s_gold_and_cancelled_opinions_are_left_
     assert y.tolist() == [2, 1, 0]  # SentimentProbe's rows: negative, neutral, positive
 
 
-def test_the_neutral_bias_moves_only_the_three_class_measure():
-    probe = SentimentProbe(np.eye(3, dtype=np.float32), np.zeros(3, dtype=np.float32))
-    x = np.array([[1.0, 0.6, 0], [0, 0.6, 1.0], [0.2, 0.3, 0.4]], dtype=np.float32)  # leaning negative, positive
+def test_the_neutral_bias_moves_only_the_three_class_measures():
+    probe = SentimentProbe(np.eye(3, dtype=np.float32), np.zeros((3, 4), dtype=np.float32), np.zeros(3, np.float32))
+    # leaning negative, positive, slightly positive; then four lexicon scores (zero weights here)
+    x = np.array([[1.0, 0.6, 0, 0, 0, 0, 0], [0, 0.6, 1.0, 0, 0, 0, 0], [0.2, 0.3, 0.4, 0, 0, 0, 0]], np.float32)
     y = np.array([0, 2, 1])
-    assert measures(probe, x, y) == (1.0, 2 / 3)
-    assert measures(with_neutral_bias(probe, 0.2), x, y) == (1.0, 1.0)  # the third now reads neutral
-    assert measures(with_neutral_bias(probe, 0.5), x, y) == (1.0, 1 / 3)  # too much: every one neutral
+    # (positive vs negative, three classes, balanced, negative recall)
+    assert measures(probe, x, y) == (1.0, 2 / 3, 2 / 3, 1.0)
+    assert measures(with_neutral_bias(probe, 0.2), x, y) == (1.0, 1.0, 1.0, 1.0)  # the third now reads neutral
+    assert measures(with_neutral_bias(probe, 0.5), x, y) == (1.0, 1 / 3, 1 / 3, 0.0)  # too much: every one neutral
+
+
+def test_the_lexicon_columns_are_read_with_the_lexicon_weights():
+    lexicon = np.zeros((3, 4), dtype=np.float32)
+    lexicon[0, 0] = 5.0  # VADER's neg score pulls towards negative
+    probe = SentimentProbe(np.zeros((3, 2), np.float32), lexicon, np.array([0, 1, 0], np.float32))
+    x = features(np.zeros((2, 2), dtype=np.float32), ["The only problem is the battery life.", "It is a camera."])
+    assert x.shape == (2, 6)
+    assert measures(probe, x, np.array([0, 1]))[1] == 1.0
