@@ -20,8 +20,8 @@ fitted on them alone, the read-out calls such sentences neutral. The weight is n
 measures (0, 0.1 and 0.3 are within a point of each other there, 1 costs 1-2 points): 0.3 is the smallest of
 0.1, 0.3 and 1 with which those complaints read negative (tests/classifier/test_mentions.py).
 
-Each sentence is encoded on its own (``Encoder.encode``), as the classify stage's sentence vectors are meant
-to be, and read by VADER (services/classifier/lexicon.py: its neg, neu, pos and compound scores, as the package
+Each sentence's vector is read as the classify stage reads a sentence of a review (``Encoder.encode_sentences``),
+and its words by VADER (services/classifier/lexicon.py: its neg, neu, pos and compound scores, as the package
 gives them): a multinomial logistic regression over the vector and those four scores. VADER's lexicon is rated
 by people on social-media text, not drawn from these reviews; Hu & Liu's own opinion lexicon was not tried, as
 it was compiled partly from the same authors' review annotations as the evaluation's. Its strength C, its class
@@ -184,11 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for name, folder, files in (("train", args.train, hu_liu.TRAIN_FILES), ("dev", args.dev, hu_liu.DEV_FILES)):
         texts, y = labelled(hu_liu.read(folder, files))
-        rows[name] = (features(encoder.encode(texts), texts), y)
+        rows[name] = (features(encoder.encode_sentences(texts), texts), y)
     weak_texts, weak_y = weakly_labelled(draw(read_reviews([args.shared])))
     human_x, human_y = rows["train"]
     train = (
-        np.concatenate([human_x, features(encoder.encode(weak_texts), weak_texts)]),
+        np.concatenate([human_x, features(encoder.encode_sentences(weak_texts), weak_texts)]),
         np.concatenate([human_y, weak_y]),
         np.concatenate([np.ones(len(human_y)), np.full(len(weak_y), WEAK_WEIGHT)]),
     )

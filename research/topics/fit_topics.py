@@ -6,7 +6,8 @@
 annotated by Hu & Liu's group, cited there); ``--dev``: the folder of its ``DEV_FILES`` (Canon G3, Nokia 6610).
 Every choice is made on the development products; the test products (research/topics/evaluate.py) are not read.
 
-Two logistic regressions of a sentence's vector (each sentence encoded on its own, ``Encoder.encode``):
+Two logistic regressions of a sentence's vector (``Encoder.encode_sentences``: as the classify stage reads a
+sentence of a review):
 
 - **Which label**, multinomial, classes balanced: the training sentences whose features map to exactly one
   label, and each label's descriptions in labels.yaml as examples too, each weighing ``DESCRIPTION_WEIGHTS``:
@@ -41,7 +42,9 @@ from shared.settings import get_settings
 STRENGTHS = (0.3, 1.0, 3.0, 10.0)
 DESCRIPTION_WEIGHTS = (1.0, 3.0, 5.0, 10.0)
 SPEAKS_DESCRIPTION_WEIGHTS = (0.0, 3.0, 10.0, 30.0, 100.0)
-TOLERANCE = 0.01
+# Two points: at one, on the stage's read-apart vectors the weight fell to 10, at which "The package arrived two
+# days late." said nothing (tests/classifier/test_mentions.py).
+TOLERANCE = 0.02
 
 
 def balanced(score: np.ndarray, positive: np.ndarray, threshold: float) -> float:
@@ -92,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = list(config.labels)
     encoder = load_encoder(settings)  # the configured backend: the head reads that backend's vectors
     train, dev = hu_liu.read(args.train, hu_liu.TRAIN_FILES), hu_liu.read(args.dev, hu_liu.DEV_FILES)
-    x_train, x_dev = encoder.encode([s.text for s in train]), encoder.encode([s.text for s in dev])
-    descriptions = [encoder.encode(d) for d in config.labels.values()]
+    x_train, x_dev = encoder.encode_sentences([s.text for s in train]), encoder.encode_sentences([s.text for s in dev])
+    descriptions = [encoder.encode_sentences(d) for d in config.labels.values()]
     one = hu_liu.single_topic(train)
     y = np.array([labels.index(next(iter(train[i].topics))) for i in one])
 

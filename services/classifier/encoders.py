@@ -106,6 +106,12 @@ class Encoder:
             out[idx] = mean_pool(self.forward(batch), batch["attention_mask"])
         return out
 
+    def encode_sentences(self, sentences: list[str]) -> np.ndarray:
+        """Each sentence's vector as the classify stage reads a sentence of a review (``encode_spans``: read
+        apart on a backend that takes a segment mask, so its neighbours would not change it): what the read-outs
+        of services/classifier/mentions.py are fitted on."""
+        return self.encode_spans(sentences, [[(0, len(s))] for s in sentences])[1]
+
     def encode_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
