@@ -75,13 +75,8 @@ def test_the_topic_head_tells_a_sentence_that_speaks_of_a_topic_and_which(classi
         # fit_sentiment.py); the weak labels' version read the first of these positive
         ("I bought it for my son last Christmas.", 0),
         ("My cousin lives in Paris.", 0),
-        # the price of recalling complaints (no neutral bias since the lexicon scores, docs/relevance.md): a
-        # sentence listing what comes in the box reads as praise, as Hu & Liu's "+" on listed features taught it
-        pytest.param(
-            "It comes with a charger and a USB cable.",
-            0,
-            marks=pytest.mark.xfail(strict=True, reason="read positive: a listed feature (docs/relevance.md)"),
-        ),
+        # a sentence listing what comes in the box: praise to the read-out fitted on the nine products alone
+        ("It comes with a charger and a USB cable.", 0),
     ],
 )
 def test_clear_sentences_get_their_sentiment(classifier, sentence, sentiment):
