@@ -6,9 +6,10 @@
 Fitted on human labels: the ten products of ``research.topics.hu_liu.TRAIN_FILES`` in ``--train`` (nine by
 Xiaowen Ding, Bing Liu and Philip S. Yu, "A holistic lexicon-based approach to opinion mining", WSDM 2008, and
 Hu & Liu 2004's fifth; the same authors' annotation as the evaluation's, read from github.com/NLPG11/sentiments,
-commit 97a12ff9ce7486ad8add0440aee7bd769c06b061, as hu_liu.py says; not in this project). A sentence's class is the evaluation's
-gold: the sign of its summed annotated opinions, neutral when it carries no annotated feature; the sentences
-whose opinions cancel out are left out (5,943 of 5,966: 1,030 negative, 3,138 neutral, 1,775 positive).
+commit 97a12ff9ce7486ad8add0440aee7bd769c06b061, as hu_liu.py says; not in this project). A sentence's class
+is the evaluation's gold: the sign of its summed annotated opinions, neutral when it carries no annotated
+feature; the sentences whose opinions cancel out are left out (5,943 of 5,966: 1,030 negative, 3,138 neutral,
+1,775 positive).
 
 With them, at a weight of ``WEAK_WEIGHT`` each, weak labels from the shared data (``--shared``): the sentences
 of 1-, 3- and 5-star reviews read with a short list of opinion words written for this file (``POSITIVE_WORDS``,

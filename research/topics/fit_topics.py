@@ -3,7 +3,8 @@
     python -m research.topics.fit_topics --train FOLDER --dev FOLDER [--out services/classifier/topic_head.npz]
 
 ``--train``: the folder of research/topics/hu_liu.py's ``TRAIN_FILES`` (Ding, Liu & Yu 2008's nine products and
-Hu & Liu 2004's fifth, annotated by the same group, cited there); ``--dev``: the folder of its ``DEV_FILES`` (Canon G3, Nokia 6610).
+Hu & Liu 2004's fifth, annotated by the same group, cited there); ``--dev``: the folder of its ``DEV_FILES``
+(Canon G3, Nokia 6610).
 Every choice is made on the development products; the test products (research/topics/evaluate.py) are not read.
 
 Two logistic regressions of a sentence's vector (``Encoder.encode_sentences``: as the classify stage reads a
