@@ -4,9 +4,10 @@ review's stars given only to its sentences that judge)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from research.topics import hu_liu
-from research.topics.fit_sentiment import features, labelled, measures, weak_class, with_neutral_bias
+from research.topics import hu_liu, tackstrom
+from research.topics.fit_sentiment import best_of, features, labelled, measures, weak_class, with_neutral_bias
 from services.classifier.mentions import SentimentProbe
 
 
@@ -58,3 +59,28 @@ def test_the_lexicon_columns_are_read_with_the_lexicon_weights():
     x = features(np.zeros((2, 2), dtype=np.float32), ["The only problem is the battery life.", "It is a camera."])
     assert x.shape == (2, 6)
     assert measures(probe, x, np.array([0, 1]))[1] == 1.0
+
+
+def test_the_choice_keeps_half_the_complaints_recalled():
+    # (positive vs negative, three classes, balanced, negative recall) of two candidates
+    measured = {"calls complaints neutral": (0.9, 0.8, 0.6, 0.3), "recalls them": (0.9, 0.7, 0.65, 0.5)}
+    assert best_of(measured) == "recalls them"  # the first has the better mean, but recalls too few
+    assert best_of({"only one, below the floor": (0.9, 0.8, 0.6, 0.3)}) == "only one, below the floor"
+
+
+def test_taeckstroem_s_labels_are_read_as_the_evaluation_s_classes_and_mixed_is_left_out(tmp_path):
+    (tmp_path / "finegrained.txt").write_text(
+        "music_pos_1\nmusic\t5\npos\tA wonderful record.\nnr\tIt came out in 1979.\n\n"
+        "dvds_neg_2\ndvds\t1\nneg\tThe transfer is awful.\nmix\tGreat cast, weak script.\nneu\tIt runs 98 minutes.\n",
+        encoding="utf-8",
+    )
+    texts, y, domains = tackstrom.read(tmp_path / "finegrained.txt")
+    assert texts == ["A wonderful record.", "It came out in 1979.", "The transfer is awful.", "It runs 98 minutes."]
+    assert y.tolist() == [2, 1, 0, 1]  # SentimentProbe's rows: negative, neutral, positive
+    assert domains == ["music", "music", "dvds", "dvds"]
+
+
+def test_an_unknown_label_is_refused_with_the_line(tmp_path):
+    (tmp_path / "f.txt").write_text("x\nbooks\t3\nmaybe\tHmm.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="maybe"):
+        tackstrom.read(tmp_path / "f.txt")
