@@ -86,14 +86,23 @@ class InContext(ReviewsOnly):
     """Mentions pooled from the review's pass with every token attending to the whole review (before the
     segment mask): the same pass without its mask and position ids."""
 
-    def __init__(self, classifier: EmbeddingClassifier):
+    def __init__(self, classifier: EmbeddingClassifier, **encoder_changes):
         super().__init__(classifier)
         self._classifier = copy.copy(classifier)
         self._classifier.encoder = copy.copy(classifier.encoder)
-        self._classifier.encoder.segments = False
+        for name, value in ({"segments": False} | encoder_changes).items():
+            setattr(self._classifier.encoder, name, value)
 
     def analyse(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[Analysis]]:
         return self._classifier.analyse(texts, spans)
+
+
+class ReadAsFar(InContext):
+    """The shipped stage reading a review's sentences as far as ``tokens`` (SENTENCES_MAX_TOKENS)."""
+
+    def __init__(self, classifier: EmbeddingClassifier, tokens: int):
+        encoder = classifier.encoder
+        super().__init__(classifier, segments=encoder.segments, span_tokens=max(tokens, encoder.max_tokens))
 
 
 class SentencesApart(ReviewsOnly):
@@ -110,7 +119,11 @@ def sentence_cost(df: pd.DataFrame, c: EmbeddingClassifier, rows_per_batch: int,
     ways = {
         "review outputs only (the stage before sentences)": ReviewsOnly(c),
         "+ mentions pooled from the review's forward pass, in context (before)": InContext(c),
-        "**+ mentions read apart in the review's forward pass** (segment mask, shipped)": c,
+        "+ mentions read apart in the review's forward pass, as far as MAX_TOKENS (before the tail)": ReadAsFar(
+            c, c.encoder.max_tokens
+        ),
+        f"**+ the same, as far as SENTENCES_MAX_TOKENS ({c.encoder.span_tokens})** (shipped)": c,
+        "+ the same, sentences read as far as 512 tokens": ReadAsFar(c, 512),
         "+ mentions from each sentence encoded on its own": SentencesApart(c),
     }
     texts, spans = review_spans(df)

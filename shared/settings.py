@@ -232,6 +232,10 @@ class Settings(BaseSettings):
     # Tokens read of each review. The model was trained on 128 and allows 256; 192 keeps the quality bar
     # against the model read to 256 at 1.2x its speed (docs/relevance.md, "Truncation").
     max_tokens: int = Field(default=192, ge=8)
+    # Tokens of a review its sentences are read from, in rows of MAX_TOKENS: a long review's tail is read for
+    # what customers say (its mentions), not for its own vector. Below MAX_TOKENS: MAX_TOKENS. Each token past
+    # MAX_TOKENS costs what a review's token does (docs/relevance.md, "Sentences"; BENCHMARKS.md).
+    sentences_max_tokens: int = Field(default=384, ge=8, le=4096)
     classify_threads: int = Field(default=0, ge=0, description="threads per classifier process; 0: cores / workers")
     # torch-bf16 runs a BERT encoder through fused oneDNN layers (services/classifier/fused_bert.py);
     # false runs it as Hugging Face does, should a PyTorch or CPU not suit the fused kernels.

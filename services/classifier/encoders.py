@@ -62,9 +62,12 @@ class Encoder:
         digest: str,
         max_tokens: int,
         batch_size: int,
+        span_tokens: int = 0,
     ):
         self._tokenizer, self.forward, self._names = tokenizer, forward, names
         self.max_tokens, self._batch_size = max_tokens, batch_size
+        # how far into a text encode_spans reads its spans (never short of what the text's vector reads)
+        self.span_tokens = max(span_tokens, max_tokens)
         self._pad = tokenizer.pad_token_id or 0
         # Whether encode_spans reads each span apart (a backend that takes a segment mask) or in its text's
         # context: it changes the outputs, so the name (the classifier's fingerprint) says which.
@@ -116,42 +119,95 @@ class Encoder:
         self, texts: list[str], spans: list[list[tuple[int, int]]]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A vector for each text and, from the same forward passes, for each character span of each text
-        (flattened, text by text): the normalised mean of the tokens that start inside it. A span past the
-        truncation has no token: its vector is zero and its entry in the third array (covered) False.
+        (flattened, text by text): the normalised mean of the tokens that start inside it. A span the model
+        does not reach has no token: its vector is zero and its entry in the third array (covered) False.
+
+        The text's vector reads its first ``max_tokens`` tokens, as ``encode`` does. Its spans are read as far
+        as ``span_tokens``: those whole inside the first ``max_tokens`` in that same row; the one it cuts and
+        those past it in more rows of up to ``max_tokens`` tokens (``_windows``), so a long review's tail is
+        read too, at the cost of its tokens.
 
         On a backend that takes a segment mask (``segments``), each span is read apart from the rest of its
         text in that one pass (``segment_inputs``): its tokens attend only to each other, as if it were
-        encoded alone; the text's vector is the mean of all its tokens from that pass. On the others every
-        token attends to the whole text (today's ``encode``), and a span's vector carries its context."""
-        encoded = self._tokenizer(list(texts), truncation=True, max_length=self.max_tokens, return_offsets_mapping=True)
-        ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+        encoded alone, whichever row it is in; the text's vector is the mean of all its tokens from that pass.
+        On the others every token attends to its whole row (today's ``encode``), and a span's vector carries
+        its context."""
+        encoded = self._tokenizer(
+            list(texts), truncation=True, max_length=self.span_tokens, return_offsets_mapping=True
+        )
         first = np.cumsum([0] + [len(s) for s in spans])
+        rows = [
+            (i, *row)
+            for i, (ids, offsets) in enumerate(zip(encoded["input_ids"], encoded["offset_mapping"], strict=True))
+            for row in self._windows(ids, _token_spans(np.asarray(offsets).reshape(-1, 2), spans[i]))
+        ]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        pieces = np.zeros((first[-1], self.dim), dtype=np.float32)
-        covered = np.zeros(first[-1], dtype=bool)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        sums = np.zeros((first[-1], self.dim), dtype=np.float32)
+        counts = np.zeros(first[-1], dtype=np.int64)
+        order = sorted(range(len(rows)), key=lambda r: len(rows[r][1]))
         for begin in range(0, len(order), self._batch_size):
-            idx = order[begin : begin + self._batch_size]
-            batch = self._pad_batch([ids[i] for i in idx])
-            # Each token to the span its first character falls in; special tokens have the empty offset
-            # (0, 0) and fall in none.
-            where = [_token_spans(np.asarray(offsets[i]).reshape(-1, 2), spans[i]) for i in idx]
+            chunk = [rows[r] for r in order[begin : begin + self._batch_size]]
+            batch = self._pad_batch([ids for _, ids, *_ in chunk])
             if self.segments:
-                batch.update(segment_inputs(where, batch["attention_mask"]))
+                batch.update(
+                    segment_inputs([(which, inside) for _, _, which, inside, _ in chunk], batch["attention_mask"])
+                )
             hidden = self.forward(batch)
-            out[idx] = mean_pool(hidden, batch["attention_mask"])
-            for row, i in enumerate(idx):
-                if not spans[i]:
+            pooled = mean_pool(hidden, batch["attention_mask"])
+            for row, (i, _, which, inside, text_row) in enumerate(chunk):
+                if text_row:
+                    out[i] = pooled[row]
+                tokens = np.flatnonzero(inside)
+                if not len(tokens):
                     continue
-                which, inside = where[row]
-                members = np.zeros((len(spans[i]), len(which)), dtype=hidden.dtype)
-                members[which[inside], np.flatnonzero(inside)] = 1
-                sums = members @ hidden[row, : len(which)]
-                counts = members.sum(axis=1)
-                pieces[first[i] : first[i + 1]] = sums / np.maximum(counts, 1)[:, None]
-                covered[first[i] : first[i + 1]] = counts > 0
+                members, at = np.unique(which[tokens], return_inverse=True)
+                matrix = np.zeros((len(members), len(tokens)), dtype=hidden.dtype)
+                matrix[at, np.arange(len(tokens))] = 1
+                sums[first[i] + members] += matrix @ hidden[row, tokens]
+                counts[first[i] + members] += matrix.sum(axis=1).astype(np.int64)
+        pieces = sums / np.maximum(counts, 1)[:, None]
         pieces /= np.maximum(np.linalg.norm(pieces, axis=1, keepdims=True), 1e-12)
-        return out, pieces, covered
+        return out, pieces, counts > 0
+
+    def _windows(self, ids: list[int], where: tuple[np.ndarray, np.ndarray]):
+        """The rows ``encode_spans`` reads a text in: (token ids, each token's span and whether it starts inside
+        it, as ``_token_spans`` says, with ``inside`` False for a token not pooled into its span here, whether
+        the row is the text's own). The first is the text's first ``max_tokens`` tokens, as ``encode`` reads
+        it; a span it cuts is pooled in a later row instead. Each later row is [CLS], then whole spans in
+        order as many as fit, then [SEP]; a span longer than a row is read from its start as far as the row
+        goes."""
+        which, inside = where
+        cls, sep = ids[0], ids[-1]
+        room = self.max_tokens - 2
+        if len(ids) <= self.max_tokens:
+            return [(ids, which, inside, True)]
+        head = list(range(self.max_tokens - 1))
+        # the spans with a token at or past the first row's [SEP] are pooled in later rows
+        later = np.unique(which[self.max_tokens - 1 :][inside[self.max_tokens - 1 :]])
+        head_inside = inside[head] & ~np.isin(which[head], later)
+        rows = [(ids[: self.max_tokens - 1] + [sep], np.append(which[head], -2), np.append(head_inside, False), True)]
+        taken: list[np.ndarray] = []
+
+        def flush() -> None:
+            kept = np.concatenate(taken)
+            rows.append(
+                (
+                    [cls, *(ids[t] for t in kept), sep],
+                    np.concatenate([[-2], which[kept], [-2]]),
+                    np.concatenate([[False], np.ones(len(kept), dtype=bool), [False]]),
+                    False,
+                )
+            )
+            taken.clear()
+
+        for span in later:
+            tokens = np.flatnonzero(inside & (which == span))[:room]
+            if taken and sum(map(len, taken)) + len(tokens) > room:
+                flush()
+            taken.append(tokens)
+        if taken:
+            flush()
+        return rows
 
 
 def _token_spans(chars: np.ndarray, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -313,6 +369,7 @@ def load_encoder(settings: Settings) -> Encoder:
             digest=digest,
             max_tokens=settings.max_tokens,
             batch_size=settings.classify_batch_size,
+            span_tokens=settings.sentences_max_tokens,
         )
     except ModelLoadError:
         raise

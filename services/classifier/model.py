@@ -163,7 +163,7 @@ class EmbeddingClassifier:
         # the probes and the topic head, the truncation and the sentence rule: all that changes the outputs.
         self.fingerprint = hashlib.sha1(
             f"emb|{self.encoder.digest}|{self.encoder.name}|{self._config_digest}|{probe_digest}|"
-            f"{self.encoder.max_tokens}|{self.sentiment.digest()}|{self.topic_head.digest()}|sentences-{sentences.VERSION}".encode()
+            f"{self.encoder.max_tokens}|{self.encoder.span_tokens}|{self.sentiment.digest()}|{self.topic_head.digest()}|sentences-{sentences.VERSION}".encode()
         ).hexdigest()[:16]
 
     def with_probe(self, probe: Probe) -> EmbeddingClassifier:

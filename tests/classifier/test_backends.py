@@ -89,8 +89,9 @@ def tiny_encoder(folder):
 
     folder.mkdir()
     words = "the a it this sound box arrived late broke great price quality works well music album".split()
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *words]) + "\n")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *words]
+    # the vocabulary as a mapping: given as a file, transformers 5 reads every word as [UNK]
+    BertTokenizerFast(vocab={token: i for i, token in enumerate(tokens)}).save_pretrained(folder)
     config = BertConfig(
         vocab_size=len(words) + 6,
         hidden_size=32,
@@ -177,7 +178,7 @@ def test_two_workers_building_the_cache_at_once_both_get_a_whole_graph(tiny):
     assert encoder.encode(TEXTS).shape == (len(TEXTS), 32)
 
 
-def test_the_fingerprint_changes_with_backend_quantisation_and_truncation(tiny):
+def test_the_fingerprint_changes_with_backend_quantisation_and_either_truncation(tiny):
     prints = {
         (backend, tokens): load_classifier(
             tiny.model_copy(update={"classifier_backend": backend, "max_tokens": tokens})
@@ -186,6 +187,11 @@ def test_the_fingerprint_changes_with_backend_quantisation_and_truncation(tiny):
         for tokens in (16, 32)
     }
     assert len(set(prints.values())) == len(prints)
+    fp32 = tiny.model_copy(update={"classifier_backend": "torch-fp32", "max_tokens": 32})
+    # how far a review's sentences are read changes its mentions
+    assert (
+        load_classifier(fp32.model_copy(update={"sentences_max_tokens": 64})).fingerprint != prints[("torch-fp32", 32)]
+    )
 
 
 def test_an_unwritable_cache_is_a_clear_error(tiny, tmp_path):
@@ -263,3 +269,49 @@ def test_onnx_reads_a_sentence_in_its_review_s_context_under_its_own_name(tiny):
     first = _first_sentence(reference, "the sound works well.")
     assert not np.allclose(_first_sentence(reference, "the box arrived late. great price."), first, atol=1e-5)
     assert (_first_sentence(encoder, "the sound works well.") @ first) > 0.9999
+
+
+LONG_REVIEW = [
+    "it broke.",
+    "the sound works well.",
+    "the box arrived late.",
+    "great price.",
+    "great quality.",
+    "this music album works well.",
+    "it arrived late.",
+    "the sound quality works.",
+    "the price it works.",
+    "a great box.",
+    "this album.",
+    "it works well.",
+    "the music album arrived late.",
+    "great sound quality.",
+    "a box.",
+    "the album works.",
+]
+
+
+@pytest.mark.parametrize("backend", SPAN_BACKENDS)
+def test_a_long_review_s_sentences_are_read_past_max_tokens_each_as_if_alone(tiny, backend):
+    text = " ".join(LONG_REVIEW)
+    spans = [(text.index(s), text.index(s) + len(s)) for s in LONG_REVIEW]
+    settings = tiny.model_copy(update={"classifier_backend": backend, "sentences_max_tokens": 128})
+    encoder = load_encoder(settings)
+    ids = encoder._tokenizer(text)["input_ids"]
+    assert 1 not in ids and len(ids) > 2 * tiny.max_tokens  # words, not [UNK]; three rows: the text's and two more
+    vector, pieces, covered = encoder.encode_spans([text], [spans])
+    tolerance = 1e-5 if backend == "torch-fp32" else 2e-3  # int8's scale and bf16's kernels follow the batch
+    assert covered.all()
+    # the one the first row cuts, and those past it, read whole and apart: as each sentence alone
+    assert np.allclose(pieces, encoder.encode_sentences(LONG_REVIEW), atol=tolerance)
+    # the text's own vector still reads its first MAX_TOKENS tokens only
+    short = load_encoder(settings.model_copy(update={"sentences_max_tokens": tiny.max_tokens}))
+    vector_short, pieces_short, covered_short = short.encode_spans([text], [spans])
+    assert np.allclose(vector, vector_short, atol=tolerance)
+    assert 0 < covered_short.sum() < len(LONG_REVIEW)  # without: the tail is not read
+    read = covered_short.copy()
+    read[covered_short.sum() - 1] = False  # the sentence the first row cuts is read in part there
+    assert np.allclose(pieces[read], pieces_short[read], atol=tolerance)
+    # nothing past SENTENCES_MAX_TOKENS is read
+    shorter = load_encoder(settings.model_copy(update={"sentences_max_tokens": 48}))
+    assert covered_short.sum() < shorter.encode_spans([text], [spans])[2].sum() < len(LONG_REVIEW)
